@@ -1,0 +1,9 @@
+//! Everything that speaks Juju: the hook context, the event, the hook tools.
+
+pub mod context;
+pub mod event;
+pub mod hook_tools;
+
+pub use context::JujuContext;
+pub use event::{Event, RelationKind};
+pub use hook_tools::{CliHookTools, Databag, HookToolError, HookTools, StatusKind};

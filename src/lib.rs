@@ -1,0 +1,8 @@
+//! A Juju machine charm for Parse Server. The `parse-server-charm` binary is the charm's
+//! `dispatch`: Juju runs it for every hook and action.
+
+pub mod charm;
+pub mod config;
+pub mod juju;
+pub mod relations;
+pub mod workload;

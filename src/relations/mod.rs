@@ -1,0 +1,4 @@
+//! Relation databags turned into typed values.
+
+pub mod mongodb;
+pub mod website;

@@ -1,0 +1,267 @@
+//! The legacy `mongodb` interface (what `juju deploy mongodb` provides): every MongoDB unit
+//! publishes `hostname`, `port` and `replset` in its own unit databag, no credentials. This
+//! module turns those databags into a connection URI; it never sets status itself.
+
+use std::net::Ipv6Addr;
+
+use crate::juju::Databag;
+
+/// One MongoDB unit as published on the relation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub replset: Option<String>,
+}
+
+/// What the relation offers right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MongoRelation {
+    /// No relation on the endpoint.
+    Absent,
+    /// Related, but no unit has published a usable address yet.
+    Incomplete(String),
+    /// At least one usable unit; `rejected` lists units whose data was unusable, and why.
+    Ready {
+        endpoints: Vec<MongoEndpoint>,
+        rejected: Vec<String>,
+    },
+}
+
+/// Reads one unit's databag. `Ok(None)`: nothing published yet (normal right after
+/// `-joined`); `Err`: published but unusable.
+pub fn endpoint_from_databag(bag: &Databag) -> Result<Option<MongoEndpoint>, String> {
+    // The 2014 charm misspelt the key as `hostnme`; accept it rather than wait forever.
+    let host = bag.get("hostname").or_else(|| bag.get("hostnme"));
+    let (Some(host), Some(port)) = (host, bag.get("port")) else {
+        return Ok(None);
+    };
+    let host = host.trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if !is_valid_host(host) {
+        return Err(format!(
+            "hostname {host:?} is not a host name or IP address"
+        ));
+    }
+    let port: u16 = match port.trim().parse() {
+        Ok(p) if p > 0 => p,
+        _ => return Err(format!("port {port:?} is not a port number")),
+    };
+    let replset = match bag.get("replset").map(|s| s.trim()) {
+        None | Some("") => None,
+        Some(r)
+            if r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Some(r.to_owned())
+        }
+        Some(r) => return Err(format!("replset {r:?} is not a replica-set name")),
+    };
+    Ok(Some(MongoEndpoint {
+        host: host.to_owned(),
+        port,
+        replset,
+    }))
+}
+
+fn is_valid_host(h: &str) -> bool {
+    if h.parse::<Ipv6Addr>().is_ok() {
+        return true;
+    }
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// Combines every unit's databag (`(unit, bag)` pairs, in relation-list order).
+pub fn relation_state(units: &[(String, Databag)]) -> MongoRelation {
+    let mut endpoints = Vec::new();
+    let mut rejected = Vec::new();
+    for (unit, bag) in units {
+        match endpoint_from_databag(bag) {
+            Ok(Some(e)) if !endpoints.contains(&e) => endpoints.push(e),
+            Ok(_) => {}
+            Err(why) => rejected.push(format!("{unit}: {why}")),
+        }
+    }
+    if endpoints.is_empty() {
+        let why = match (units.is_empty(), rejected.first()) {
+            (true, _) => "waiting for a mongodb unit to join".to_owned(),
+            (false, Some(r)) => format!("unusable mongodb relation data ({r})"),
+            (false, None) => "waiting for mongodb to publish its address".to_owned(),
+        };
+        return MongoRelation::Incomplete(why);
+    }
+    MongoRelation::Ready {
+        endpoints,
+        rejected,
+    }
+}
+
+/// `mongodb://h1:p1,h2:p2/<db>[?replicaSet=<rs>]`, IPv6 hosts bracketed. The replica-set name
+/// is the first one published (units of one MongoDB application share it).
+pub fn mongodb_uri(endpoints: &[MongoEndpoint], database: &str) -> String {
+    let hosts: Vec<String> = endpoints
+        .iter()
+        .map(|e| {
+            if e.host.contains(':') {
+                format!("[{}]:{}", e.host, e.port)
+            } else {
+                format!("{}:{}", e.host, e.port)
+            }
+        })
+        .collect();
+    let mut uri = format!("mongodb://{}/{}", hosts.join(","), database);
+    if let Some(rs) = endpoints.iter().find_map(|e| e.replset.as_deref()) {
+        uri.push_str("?replicaSet=");
+        uri.push_str(rs);
+    }
+    uri
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bag(pairs: &[(&str, &str)]) -> Databag {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn ep(host: &str, port: u16, rs: Option<&str>) -> MongoEndpoint {
+        MongoEndpoint {
+            host: host.into(),
+            port,
+            replset: rs.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn single_unit_without_replset() {
+        assert_eq!(
+            mongodb_uri(&[ep("10.0.0.5", 27017, None)], "parse"),
+            "mongodb://10.0.0.5:27017/parse"
+        );
+    }
+
+    #[test]
+    fn replica_set_of_three_with_ipv6() {
+        let eps = [
+            ep("10.0.0.5", 27017, Some("myset")),
+            ep("2001:db8::7", 27018, Some("myset")),
+            ep("mongo-2.lan", 27017, Some("myset")),
+        ];
+        assert_eq!(
+            mongodb_uri(&eps, "shop"),
+            "mongodb://10.0.0.5:27017,[2001:db8::7]:27018,mongo-2.lan:27017/shop?replicaSet=myset"
+        );
+    }
+
+    #[test]
+    fn databag_parsing() {
+        let e = endpoint_from_databag(&bag(&[
+            ("hostname", "[fd00::1]"),
+            ("port", "27017"),
+            ("replset", "rs0"),
+            ("private-address", "fd00::1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(e, ep("fd00::1", 27017, Some("rs0")));
+        // Typo of the 2014 charm.
+        let e = endpoint_from_databag(&bag(&[("hostnme", "db1"), ("port", "27017")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.host, "db1");
+        // Nothing yet.
+        assert_eq!(
+            endpoint_from_databag(&bag(&[("private-address", "10.1.1.1")])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn malformed_data_is_rejected_not_trusted() {
+        for (k, v) in [
+            ("hostname", "db1/evil?x=1"),
+            ("hostname", "db1,evil"),
+            ("hostname", "user@db1"),
+            ("hostname", ""),
+            ("port", "99999"),
+            ("port", "0"),
+            ("port", "27017\n"),
+            ("port", "abc"),
+            ("replset", "rs0&ssl=false"),
+        ] {
+            let mut b = bag(&[("hostname", "db1"), ("port", "27017")]);
+            b.insert(k.into(), v.into());
+            // "27017\n" trims to a valid port: the only case that must pass.
+            let r = endpoint_from_databag(&b);
+            if v == "27017\n" {
+                assert!(r.unwrap().is_some());
+            } else {
+                assert!(r.is_err(), "{k}={v:?} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn relation_state_combines_units() {
+        assert_eq!(
+            relation_state(&[]),
+            MongoRelation::Incomplete("waiting for a mongodb unit to join".into())
+        );
+        let joined_only = vec![(
+            "mongodb/0".to_string(),
+            bag(&[("private-address", "10.0.0.5")]),
+        )];
+        assert!(matches!(
+            relation_state(&joined_only),
+            MongoRelation::Incomplete(_)
+        ));
+        let units = vec![
+            (
+                "mongodb/0".to_string(),
+                bag(&[("hostname", "10.0.0.5"), ("port", "27017")]),
+            ),
+            (
+                "mongodb/1".to_string(),
+                bag(&[("hostname", "bad host"), ("port", "27017")]),
+            ),
+            (
+                "mongodb/2".to_string(),
+                bag(&[("hostname", "10.0.0.5"), ("port", "27017")]),
+            ),
+        ];
+        match relation_state(&units) {
+            MongoRelation::Ready {
+                endpoints,
+                rejected,
+            } => {
+                assert_eq!(endpoints.len(), 1, "duplicates collapse");
+                assert_eq!(rejected.len(), 1);
+                assert!(rejected[0].starts_with("mongodb/1: "));
+            }
+            other => panic!("{other:?}"),
+        }
+        let only_bad = vec![(
+            "mongodb/1".to_string(),
+            bag(&[("hostname", "x"), ("port", "-1")]),
+        )];
+        match relation_state(&only_bad) {
+            MongoRelation::Incomplete(why) => assert!(why.contains("unusable"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

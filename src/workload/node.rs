@@ -1,0 +1,205 @@
+//! Node.js on the unit: find one that satisfies parse-server's `engines.node` range, or
+//! install the pinned official build.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// A `major.minor.patch` version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u64, pub u64, pub u64);
+
+impl Version {
+    /// Parses `v20.20.2`, `20.20.2`, `20.19` or `22` (missing parts are 0).
+    pub fn parse(s: &str) -> Option<Version> {
+        let s = s.trim().trim_start_matches('v');
+        let s = s.split(['-', '+']).next()?;
+        let mut parts = s.split('.').map(|p| p.parse::<u64>());
+        let major = parts.next()?.ok()?;
+        let minor = parts.next().unwrap_or(Ok(0)).ok()?;
+        let patch = parts.next().unwrap_or(Ok(0)).ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Version(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// Whether `v` satisfies an npm `engines` range made of `||` alternatives of space-separated
+/// comparators (`>=20.19.0 <21 || >=22.12.0 <23`), the only shape parse-server uses. `^`,
+/// `~` and `x` ranges are understood for the common cases; anything else does not match.
+pub fn satisfies(v: Version, range: &str) -> bool {
+    range.split("||").any(|alt| {
+        let comparators: Vec<&str> = alt.split_whitespace().collect();
+        !comparators.is_empty() && comparators.iter().all(|c| comparator(v, c))
+    })
+}
+
+fn comparator(v: Version, c: &str) -> bool {
+    let (op, rest) = ["<=", ">=", "<", ">", "=", "^", "~"]
+        .iter()
+        .find_map(|op| c.strip_prefix(op).map(|r| (*op, r)))
+        .unwrap_or(("=", c));
+    if rest == "*" || rest.eq_ignore_ascii_case("x") {
+        return true;
+    }
+    // How many leading parts are real numbers (`20.x` gives 1).
+    let given = rest
+        .trim_start_matches('v')
+        .split('.')
+        .take_while(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    let Some(b) = Version::parse(&rest.replace(['x', 'X', '*'], "0")) else {
+        return false;
+    };
+    match op {
+        ">=" => v >= b,
+        ">" => v > b,
+        "<=" => v <= b,
+        "<" => v < b,
+        "^" => v >= b && v.0 == b.0,
+        "~" => v >= b && v.0 == b.0 && (given < 2 || v.1 == b.1),
+        // "=": a partial version matches the whole line (`20` = 20.x.x).
+        _ => match given {
+            1 => v.0 == b.0,
+            2 => v.0 == b.0 && v.1 == b.1,
+            _ => v == b,
+        },
+    }
+}
+
+/// The official Node.js release installed when the unit has no suitable Node (an LTS line
+/// that every parse-server 8.x/9.x `engines` range accepts).
+pub const PINNED_NODE: &str = "22.21.1";
+
+fn pinned_tarball() -> String {
+    format!("node-v{PINNED_NODE}-linux-x64.tar.xz")
+}
+
+/// Finds `node` in the directories of `path` and returns it with its version.
+pub fn find_node(path: &str) -> Option<(PathBuf, Version)> {
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("node"))
+        .filter(|p| p.is_file())
+        .find_map(|p| node_version(&p).ok().map(|v| (p, v)))
+}
+
+/// Runs `<node> --version`.
+pub fn node_version(node: &Path) -> Result<Version> {
+    let out = duct::cmd(node, ["--version"])
+        .stdin_null()
+        .stderr_null()
+        .read()
+        .with_context(|| format!("running {} --version", node.display()))?;
+    Version::parse(&out).with_context(|| format!("unreadable node version {out:?}"))
+}
+
+/// Downloads the pinned Node.js from `mirror` (`<mirror>/v<version>/...`, nodejs.org/dist by
+/// default), checks it against the release's SHASUMS256.txt and unpacks it into `dest`.
+pub fn install_pinned(mirror: &str, dest: &Path, scratch: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(scratch)?;
+    let base = format!("{}/v{PINNED_NODE}", mirror.trim_end_matches('/'));
+    let name = pinned_tarball();
+    let tarball = scratch.join(&name);
+    let fetch = |url: &str, out: &Path| {
+        duct::cmd!(
+            "curl",
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--output",
+            out,
+            url
+        )
+        .stdin_null()
+        .run()
+        .with_context(|| format!("downloading {url}"))
+    };
+    let sums = scratch.join("SHASUMS256.txt");
+    fetch(&format!("{base}/SHASUMS256.txt"), &sums)?;
+    fetch(&format!("{base}/{name}"), &tarball)?;
+    let want = std::fs::read_to_string(&sums)?
+        .lines()
+        .find_map(|l| {
+            let (sum, file) = l.split_once(char::is_whitespace)?;
+            (file.trim() == name).then(|| sum.to_owned())
+        })
+        .with_context(|| format!("{name} is not listed in {base}/SHASUMS256.txt"))?;
+    let got = duct::cmd!("sha256sum", &tarball)
+        .read()
+        .context("sha256sum")?;
+    let got = got.split_whitespace().next().unwrap_or("");
+    if got != want {
+        bail!("{name} has checksum {got}, SHASUMS256.txt says {want}");
+    }
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest)?;
+    duct::cmd!(
+        "tar",
+        "-xJf",
+        &tarball,
+        "-C",
+        dest,
+        "--strip-components=1",
+        "--no-same-owner"
+    )
+    .stdin_null()
+    .run()
+    .context("unpacking node")?;
+    let _ = std::fs::remove_file(&tarball);
+    Ok(dest.join("bin/node"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARSE9: &str = ">=20.19.0 <21 || >=22.12.0 <23 || >=24.11.0 <25";
+
+    #[test]
+    fn parse_server_9_engines() {
+        let v = |s| Version::parse(s).unwrap();
+        assert!(satisfies(v("v20.20.2"), PARSE9));
+        assert!(satisfies(v("20.19.0"), PARSE9));
+        assert!(!satisfies(v("20.18.3"), PARSE9));
+        assert!(!satisfies(v("21.0.0"), PARSE9));
+        assert!(satisfies(v("22.21.1"), PARSE9));
+        assert!(!satisfies(v("22.11.0"), PARSE9));
+        assert!(!satisfies(v("23.1.0"), PARSE9));
+        assert!(satisfies(v("24.11.0"), PARSE9));
+        assert!(!satisfies(v("18.20.4"), PARSE9));
+        assert!(!satisfies(v("25.0.0"), PARSE9));
+    }
+
+    #[test]
+    fn other_range_shapes() {
+        let v = |s| Version::parse(s).unwrap();
+        assert!(satisfies(v("18.1.0"), ">=18"));
+        assert!(satisfies(v("20.3.0"), "^20.1.0"));
+        assert!(!satisfies(v("21.0.0"), "^20.1.0"));
+        assert!(satisfies(v("20.1.9"), "~20.1.0"));
+        assert!(!satisfies(v("20.2.0"), "~20.1.0"));
+        assert!(satisfies(v("20.9.9"), "20"));
+        assert!(satisfies(v("20.9.9"), "20.x"));
+        assert!(satisfies(v("1.0.0"), "*"));
+        assert!(!satisfies(v("20.0.0"), ""));
+        assert!(!satisfies(v("20.0.0"), ">=banana"));
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(Version::parse("v20.20.2\n"), Some(Version(20, 20, 2)));
+        assert_eq!(Version::parse("22"), Some(Version(22, 0, 0)));
+        assert_eq!(Version::parse("9.0.0-alpha.1"), Some(Version(9, 0, 0)));
+        assert_eq!(Version::parse("1.2.3.4"), None);
+        assert_eq!(Version::parse("x"), None);
+    }
+}
