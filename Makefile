@@ -18,15 +18,16 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-# Unit tests, simulator tests, then the end-to-end tests against the packed charm.
+# Unit tests, simulator tests, then the end-to-end tests against the packed charm. (Not
+# --all-targets: that would run the benchmark's main as a test.)
 test: prereqs charm lint
-	PARSE_SERVER_CHARM=$(CURDIR)/$(CHARM) cargo test --all-targets -- --test-threads=2
+	PARSE_SERVER_CHARM=$(CURDIR)/$(CHARM) cargo test --lib --bins --tests -- --test-threads=2
 
 demo: prereqs charm
 	@bash scripts/demo.sh $(CURDIR)/$(CHARM)
 
 bench: prereqs charm
-	@bash scripts/bench.sh $(CURDIR)/$(CHARM)
+	PARSE_SERVER_CHARM=$(CURDIR)/$(CHARM) cargo bench --bench charm
 
 clean:
 	rm -rf build target/e2e .demo

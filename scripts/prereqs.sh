@@ -17,6 +17,7 @@ command -v musl-gcc >/dev/null || apt_pkgs+=(musl-tools)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_pkgs+=(postgresql-15)
 command -v zip >/dev/null || apt_pkgs+=(zip)
 command -v file >/dev/null || apt_pkgs+=(file)
+command -v wrk >/dev/null || apt_pkgs+=(wrk)
 command -v unzip >/dev/null || apt_pkgs+=(unzip)
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v unshare >/dev/null || apt_pkgs+=(util-linux)
@@ -54,6 +55,9 @@ exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LA
   SYSTEMD_UNIT_PATH=/etc/systemd/system SYSTEMD_SYSVINIT_PATH= "$real_systemctl3" "\$@"
 SHIM
 chmod 0755 "$vendor/bin/systemctl"
+# The Python that runs systemctl3.py may live under a directory simulated units overlay
+# (/root/.pyenv here): jujusim keeps these paths visible inside the units.
+python3 -c 'import sys; print(sys.base_prefix)' >"$vendor/keep-paths"
 
 # A MongoDB wire-protocol server: mongo-java-server from Maven Central.
 if [ ! -f "$vendor/mongo-java-server/.complete" ]; then

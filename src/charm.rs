@@ -13,6 +13,7 @@ use crate::config::{CharmConfig, ConfigError};
 use crate::juju::{Databag, Event, HookTools, JujuContext, RelationKind, StatusKind};
 use crate::relations::mongodb::{self, MongoRelation};
 use crate::relations::website;
+use crate::workload::files::{self, FileMode};
 use crate::workload::parse_server::{self, Paths, ServiceSpec, SERVICE_UNIT, SERVICE_USER};
 use crate::workload::systemd::ServiceManager;
 use crate::workload::{database, node, user};
@@ -21,9 +22,14 @@ use crate::workload::{database, node, user};
 pub const MONGODB_ENDPOINT: &str = "mongodb";
 pub const WEBSITE_ENDPOINT: &str = "website";
 
-/// Keys of this unit's Juju-held state.
-const STATE_MASTER_KEY: &str = "master-key";
+/// The Juju secret (owned by the application, so every unit reads the same key) holding the
+/// generated master key, and its one content key.
+pub const MASTER_KEY_SECRET: &str = "master-key";
+const MASTER_KEY_FIELD: &str = "master-key";
+/// Key of this unit's Juju-held state naming a rendering that failed to start.
 const STATE_FAILED_RENDER: &str = "failed-render";
+/// Root-only scratch space for handing a secret to `secret-add` through a file.
+const CHARM_SCRATCH: &str = "/var/lib/parse-server-charm";
 
 /// How long the charm waits for things outside it.
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +146,10 @@ impl Charm<'_> {
             ));
         }
 
-        let master_key = self.master_key(&config)?;
+        let master_key = match self.master_key(&config)? {
+            Ok(k) => k,
+            Err(o) => return Ok(o),
+        };
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
             master_key,
@@ -191,10 +200,12 @@ impl Charm<'_> {
             self.log(&format!(
                 "parse-server (re)started: files changed {changes:?}, was running {running}"
             ));
+            let alive = || self.service.is_active(SERVICE_UNIT).unwrap_or(false);
             if let Err(why) = parse_server::wait_healthy(
                 config.port,
                 &config.mount_path,
                 self.timeouts.health_after_start,
+                &alive,
             ) {
                 return self.roll_back(current, &rendered, &render_hash, &why, gid);
             }
@@ -271,9 +282,9 @@ impl Charm<'_> {
         };
         let state_dir = self.paths.state_dir();
         if !state_dir.is_dir() {
-            crate::workload::files::ensure_dir(
+            files::ensure_dir(
                 &state_dir,
-                crate::workload::files::FileMode {
+                FileMode {
                     mode: 0o750,
                     uid,
                     gid,
@@ -294,8 +305,14 @@ impl Charm<'_> {
                 .join("package-lock.json")
                 .is_file()
                 .then_some(lock_dir);
-            parse_server::install(&self.paths, version, &node, lock_dir.as_deref())
-                .with_context(|| format!("installing parse-server {version}"))?;
+            parse_server::install(
+                &self.paths,
+                version,
+                &node,
+                lock_dir.as_deref(),
+                &self.ctx.proxy.env(),
+            )
+            .with_context(|| format!("installing parse-server {version}"))?;
             self.log(&format!("installed parse-server {version}"));
         }
         Ok(gid)
@@ -315,6 +332,7 @@ impl Charm<'_> {
             "https://nodejs.org/dist",
             &self.paths.node_dir(),
             &self.paths.root.join("var/cache/parse-server-charm"),
+            &self.ctx.proxy.env(),
         )
     }
 
@@ -385,20 +403,47 @@ impl Charm<'_> {
         }
     }
 
-    /// The configured master key, else the one generated earlier, else a new one.
-    fn master_key(&self, config: &CharmConfig) -> Result<String> {
+    /// The configured master key, else the application's generated one (a Juju secret the
+    /// leader creates once). `Err(outcome)`: a non-leader waiting for the leader.
+    fn master_key(&self, config: &CharmConfig) -> Result<Result<String, Outcome>> {
         if let Some(k) = &config.master_key {
-            return Ok(k.clone());
+            return Ok(Ok(k.clone()));
         }
-        if let Some(k) = self.tools.state_get(STATE_MASTER_KEY)? {
-            return Ok(k);
+        if let Some(k) = self
+            .tools
+            .secret_get(MASTER_KEY_SECRET)?
+            .and_then(|mut c| c.remove(MASTER_KEY_FIELD))
+        {
+            return Ok(Ok(k));
+        }
+        if !self.tools.is_leader()? {
+            return Ok(Err(outcome(
+                StatusKind::Waiting,
+                "waiting for the leader to generate the master key",
+            )));
         }
         let key = generate_key()?;
-        // Through stdin: the key never appears on a command line.
-        self.tools
-            .state_set(&Databag::from([(STATE_MASTER_KEY.to_owned(), key.clone())]))?;
-        self.log("generated a master key (get it with the get-master-key action)");
-        Ok(key)
+        let root_only = |mode| FileMode {
+            mode,
+            uid: 0,
+            gid: 0,
+        };
+        let scratch = self.paths.root.join(CHARM_SCRATCH.trim_start_matches('/'));
+        files::ensure_dir(&scratch, root_only(0o700))?;
+        let file = scratch.join("master-key.new");
+        files::write_if_changed(&file, key.as_bytes(), root_only(0o600))?;
+        let added = self.tools.secret_add_from_file(
+            MASTER_KEY_SECRET,
+            "Parse Server master key generated by the charm",
+            MASTER_KEY_FIELD,
+            &file,
+        );
+        let _ = std::fs::remove_file(&file);
+        let uri = added?;
+        self.log(&format!(
+            "generated the master key: juju show-secret --reveal {uri}"
+        ));
+        Ok(Ok(key))
     }
 
     fn public_server_url(&self, config: &CharmConfig) -> Result<Option<String>> {
@@ -497,29 +542,41 @@ impl Charm<'_> {
     fn action(&self, name: &str) -> Result<()> {
         match name {
             "get-master-key" => {
-                let raw = self.tools.config_get()?;
-                let configured = raw
+                let configured = self
+                    .tools
+                    .config_get()?
                     .get("master-key")
                     .and_then(|v| v.as_str())
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned);
-                let (key, source) = match configured {
-                    Some(k) => (k, "config"),
-                    None => match self.tools.state_get(STATE_MASTER_KEY)? {
-                        Some(k) => (k, "generated"),
+                    .is_some_and(|s| !s.is_empty());
+                // The key itself is never an action result: results travel to the hook tool
+                // on its command line. The operator reveals the Juju secret instead.
+                let results = if configured {
+                    Databag::from([
+                        ("source".to_owned(), "config".to_owned()),
+                        (
+                            "reveal".to_owned(),
+                            "juju config parse-server master-key".to_owned(),
+                        ),
+                    ])
+                } else {
+                    match self.tools.secret_id(MASTER_KEY_SECRET)? {
+                        Some(id) => Databag::from([
+                            ("source".to_owned(), "generated".to_owned()),
+                            ("secret-id".to_owned(), id.clone()),
+                            (
+                                "reveal".to_owned(),
+                                format!("juju show-secret --reveal {id}"),
+                            ),
+                        ]),
                         None => {
                             self.tools.action_fail(
-                                "no master key yet: it is generated once the charm has run config-changed",
+                                "no master key yet: the leader generates it on its next hook",
                             )?;
                             return Ok(());
                         }
-                    },
+                    }
                 };
-                // The key goes to stdout, which Juju returns as the action's output: action-set
-                // would put it on a command line.
-                println!("{key}");
-                self.tools
-                    .action_set(&Databag::from([("source".to_owned(), source.to_owned())]))?;
+                self.tools.action_set(&results)?;
                 Ok(())
             }
             other => {

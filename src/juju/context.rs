@@ -25,6 +25,36 @@ pub struct JujuContext {
     pub departing_unit: Option<String>,
     /// The PATH the hook was started with: the unit agent's tools dir comes first.
     pub path: Option<String>,
+    /// The model's `juju-http(s)-proxy` / `juju-no-proxy` settings, for downloads.
+    pub proxy: ProxySettings,
+}
+
+/// Proxy settings from the model config (`JUJU_CHARM_*_PROXY`); empty means none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+impl ProxySettings {
+    /// Environment variables that curl and npm understand.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.http {
+            out.extend([("http_proxy", p.clone()), ("npm_config_proxy", p.clone())]);
+        }
+        if let Some(p) = &self.https {
+            out.extend([
+                ("https_proxy", p.clone()),
+                ("npm_config_https_proxy", p.clone()),
+            ]);
+        }
+        if let Some(p) = &self.no_proxy {
+            out.extend([("no_proxy", p.clone()), ("npm_config_noproxy", p.clone())]);
+        }
+        out
+    }
 }
 
 /// Why the environment does not describe a hook we can run.
@@ -74,6 +104,11 @@ impl JujuContext {
             remote_unit: get("JUJU_REMOTE_UNIT").map(str::to_owned),
             departing_unit: get("JUJU_DEPARTING_UNIT").map(str::to_owned),
             path: get("PATH").map(str::to_owned),
+            proxy: ProxySettings {
+                http: get("JUJU_CHARM_HTTP_PROXY").map(str::to_owned),
+                https: get("JUJU_CHARM_HTTPS_PROXY").map(str::to_owned),
+                no_proxy: get("JUJU_CHARM_NO_PROXY").map(str::to_owned),
+            },
         })
     }
 }
@@ -126,6 +161,26 @@ mod tests {
         let c = JujuContext::from_env(&e, "dispatch").unwrap();
         assert_eq!(c.remote_unit, None);
         assert_eq!(c.charm_dir, PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn proxy_settings_become_curl_and_npm_variables() {
+        let e = env(&[
+            ("JUJU_DISPATCH_PATH", "hooks/install"),
+            ("JUJU_UNIT_NAME", "parse-server/0"),
+            ("JUJU_CHARM_DIR", "/c"),
+            ("JUJU_CHARM_HTTP_PROXY", ""),
+            ("JUJU_CHARM_HTTPS_PROXY", "http://squid:3128"),
+        ]);
+        let c = JujuContext::from_env(&e, "dispatch").unwrap();
+        assert_eq!(c.proxy.http, None, "empty means no proxy");
+        assert_eq!(
+            c.proxy.env(),
+            vec![
+                ("https_proxy", "http://squid:3128".to_string()),
+                ("npm_config_https_proxy", "http://squid:3128".to_string())
+            ]
+        );
     }
 
     #[test]

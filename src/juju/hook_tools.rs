@@ -75,6 +75,21 @@ pub trait HookTools {
     fn state_get(&self, key: &str) -> ToolResult<Option<String>>;
     /// Stores keys in this unit's Juju-held state (committed when the hook succeeds).
     fn state_set(&self, data: &Databag) -> ToolResult<()>;
+    /// The content of the secret this application owns under `label`; `None` if no such
+    /// secret exists (yet).
+    fn secret_get(&self, label: &str) -> ToolResult<Option<Databag>>;
+    /// Creates an application-owned secret (leader only) whose single key `key` holds the
+    /// content of `file` (`key#file=…`: the value never appears on a command line). Returns
+    /// the secret's URI; committed when the hook succeeds.
+    fn secret_add_from_file(
+        &self,
+        label: &str,
+        description: &str,
+        key: &str,
+        file: &std::path::Path,
+    ) -> ToolResult<String>;
+    /// The URI of the secret labelled `label`.
+    fn secret_id(&self, label: &str) -> ToolResult<Option<String>>;
     fn action_set(&self, results: &Databag) -> ToolResult<()>;
     fn action_fail(&self, message: &str) -> ToolResult<()>;
 }
@@ -252,6 +267,45 @@ impl HookTools for CliHookTools {
         let body = serde_json::to_vec(data).expect("a map of strings serialises");
         self.run("state-set", &["--file", "-"], Some(&body))
             .map(drop)
+    }
+
+    fn secret_get(&self, label: &str) -> ToolResult<Option<Databag>> {
+        match self.json("secret-get", &["--label", label]) {
+            Ok(v) => Ok(Some(databag(v))),
+            Err(e) if e.detail.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn secret_add_from_file(
+        &self,
+        label: &str,
+        description: &str,
+        key: &str,
+        file: &std::path::Path,
+    ) -> ToolResult<String> {
+        let content = format!("{key}#file={}", file.display());
+        let out = self.run(
+            "secret-add",
+            &["--label", label, "--description", description, &content],
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    fn secret_id(&self, label: &str) -> ToolResult<Option<String>> {
+        match self.json("secret-info-get", &["--label", label]) {
+            Ok(Value::Object(map)) => Ok(map.keys().next().map(|id| {
+                if id.starts_with("secret:") {
+                    id.clone()
+                } else {
+                    format!("secret:{id}")
+                }
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.detail.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn action_set(&self, results: &Databag) -> ToolResult<()> {

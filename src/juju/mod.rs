@@ -4,6 +4,6 @@ pub mod context;
 pub mod event;
 pub mod hook_tools;
 
-pub use context::JujuContext;
+pub use context::{JujuContext, ProxySettings};
 pub use event::{Event, RelationKind};
 pub use hook_tools::{CliHookTools, Databag, HookToolError, HookTools, StatusKind};

@@ -140,23 +140,21 @@ pub fn check(uri: &str, timeout: Duration) -> Result<(), String> {
     })
 }
 
+/// The driver is the 2.x line on purpose: it speaks to MongoDB 3.6 and later (wire version 6),
+/// like parse-server's own driver, where the 3.x line refuses anything older than 4.4.
 fn check_mongodb(uri: &str, timeout: Duration) -> Result<(), String> {
     use mongodb::bson::doc;
     use mongodb::options::ClientOptions;
-    let mut opts = ClientOptions::parse(uri)
-        .run()
-        .map_err(|e| e.kind.to_string())?;
+    let mut opts = ClientOptions::parse(uri).map_err(|e| e.kind.to_string())?;
     opts.server_selection_timeout = Some(timeout);
     opts.connect_timeout = Some(timeout);
     opts.app_name = Some("parse-server-charm".into());
     let client = mongodb::sync::Client::with_options(opts).map_err(|e| e.kind.to_string())?;
-    let r = client
+    client
         .database("admin")
-        .run_command(doc! {"ping": 1})
-        .run()
+        .run_command(doc! {"ping": 1}, None)
         .map(drop)
-        .map_err(|e| first_line(&e.kind.to_string()));
-    r
+        .map_err(|e| first_line(&e.kind.to_string()))
 }
 
 fn first_line(s: &str) -> String {

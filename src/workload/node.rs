@@ -103,13 +103,18 @@ pub fn node_version(node: &Path) -> Result<Version> {
 
 /// Downloads the pinned Node.js from `mirror` (`<mirror>/v<version>/...`, nodejs.org/dist by
 /// default), checks it against the release's SHASUMS256.txt and unpacks it into `dest`.
-pub fn install_pinned(mirror: &str, dest: &Path, scratch: &Path) -> Result<PathBuf> {
+pub fn install_pinned(
+    mirror: &str,
+    dest: &Path,
+    scratch: &Path,
+    proxy_env: &[(&str, String)],
+) -> Result<PathBuf> {
     std::fs::create_dir_all(scratch)?;
     let base = format!("{}/v{PINNED_NODE}", mirror.trim_end_matches('/'));
     let name = pinned_tarball();
     let tarball = scratch.join(&name);
     let fetch = |url: &str, out: &Path| {
-        duct::cmd!(
+        let mut cmd = duct::cmd!(
             "curl",
             "--fail",
             "--silent",
@@ -118,10 +123,13 @@ pub fn install_pinned(mirror: &str, dest: &Path, scratch: &Path) -> Result<PathB
             "--output",
             out,
             url
-        )
-        .stdin_null()
-        .run()
-        .with_context(|| format!("downloading {url}"))
+        );
+        for (k, v) in proxy_env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.stdin_null()
+            .run()
+            .with_context(|| format!("downloading {url}"))
     };
     let sums = scratch.join("SHASUMS256.txt");
     fetch(&format!("{base}/SHASUMS256.txt"), &sums)?;

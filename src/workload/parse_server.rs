@@ -115,7 +115,13 @@ pub fn known_options(paths: &Paths, version: &str) -> Option<BTreeSet<String>> {
 /// appears complete or not at all: npm works in a scratch dir that is renamed at the end.
 /// `lock_dir`, when given, holds a package.json and package-lock.json for exactly this
 /// version (shipped in the charm): `npm ci` then installs the tree that was tested.
-pub fn install(paths: &Paths, version: &str, node: &Path, lock_dir: Option<&Path>) -> Result<()> {
+pub fn install(
+    paths: &Paths,
+    version: &str,
+    node: &Path,
+    lock_dir: Option<&Path>,
+    proxy_env: &[(&str, String)],
+) -> Result<()> {
     let release = paths.release_dir(version);
     let scratch = release.with_extension("partial");
     let _ = std::fs::remove_dir_all(&scratch);
@@ -162,9 +168,11 @@ pub fn install(paths: &Paths, version: &str, node: &Path, lock_dir: Option<&Path
         ]
         .map(String::from),
     );
-    duct::cmd(&npm, &argv)
-        .dir(&scratch)
-        .env("HOME", paths.npm_cache())
+    let mut cmd = duct::cmd(&npm, &argv).dir(&scratch);
+    for (k, v) in proxy_env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.env("HOME", paths.npm_cache())
         .env("npm_config_cache", paths.npm_cache())
         .env("PATH", &path)
         .stdin_null()
@@ -400,17 +408,31 @@ pub fn configured_port(paths: &Paths) -> Option<u16> {
         .and_then(|p| p.trim_matches('"').parse().ok())
 }
 
-/// Asks `GET <mount>/health` on localhost until it answers `ok` or `timeout` passes.
+/// Asks `GET <mount>/health` on localhost until it answers `ok` or `timeout` passes; gives
+/// up early once `alive` (asked about once a second) says the service has exited.
 /// `Err` carries the last answer (or connection error) for a status message.
-pub fn wait_healthy(port: u16, mount_path: &str, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+pub fn wait_healthy(
+    port: u16,
+    mount_path: &str,
+    timeout: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let mut next_alive_check = start + Duration::from_secs(1);
     loop {
         let last = match health(port, mount_path) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= start + timeout {
             return Err(last);
+        }
+        if now >= next_alive_check {
+            if !alive() {
+                return Err(format!("parse-server exited ({last})"));
+            }
+            next_alive_check = now + Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -592,6 +614,17 @@ NODE_ENV=production
     }
 
     #[test]
+    fn waiting_stops_when_the_service_is_gone() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let t = Instant::now();
+        let err = wait_healthy(port, "/parse", Duration::from_secs(60), &|| false).unwrap_err();
+        assert!(err.starts_with("parse-server exited"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
     fn health_against_a_fake_server() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -615,7 +648,10 @@ NODE_ENV=production
         });
         let first = health(port, "/api").unwrap_err();
         assert!(first.contains("503"), "{first}");
-        assert_eq!(wait_healthy(port, "/api", Duration::from_secs(5)), Ok(()));
+        assert_eq!(
+            wait_healthy(port, "/api", Duration::from_secs(5), &|| true),
+            Ok(())
+        );
         t.join().unwrap();
     }
 }

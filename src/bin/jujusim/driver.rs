@@ -1,0 +1,494 @@
+//! Driver CLI (`jujusim <subcommand>`): argument parsing and the model-only subcommands
+//! (init, config, relate, remote-*, relation-break, set-leader, attach-resource, status, log).
+
+use crate::errors::{q, CmdError, CmdResult};
+use crate::flags::{self, flag, opt, Parsed, Spec};
+use crate::hooks::{self, HookRequest};
+use crate::lifecycle::{self, with_state};
+use crate::setup::{self, InitOpts};
+use crate::state::{self, Bag};
+use crate::{charm, gojson, keyvalue, machine, package, relations, statusview};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "\
+Usage: jujusim <command> U [args...]     (U = unit directory)
+
+Unit and model:
+  init U --charm-dir DIR [--unit APP/N] [--model NAME] [--leader|--no-leader]
+         [--address IP] [--exec-prefix JSON-ARGV] [--unit-charm-dir PATH]
+  config U [key=value ...] [--reset key[,key]]   (no args: print config JSON; one key: its value)
+  relate U ENDPOINT REMOTE-APP                    (prints ENDPOINT:ID)
+  remote-set U REL-ID REMOTE-UNIT [key=value ...] [--address IP]
+  remote-app-set U REL-ID [key=value ...]
+  remote-leave U REL-ID REMOTE-UNIT
+  relation-break U REL-ID
+  set-leader U true|false
+  attach-resource U NAME FILE
+  status U [--format=json]
+  log U [--format=json]
+  secret-reveal U LABEL-OR-URI [--key K]          (committed latest content as JSON; --key: the raw value)
+
+Hooks and actions:
+  hook U HOOK [--relation ID] [--remote-unit UNIT] [--departing-unit UNIT] [--remote-app APP]
+  action U NAME [key=value ...]
+  deploy U                     install, [-created of existing relations], leader-elected|leader-settings-changed,
+                               config-changed, start
+  integrate U ENDPOINT REMOTE-APP REMOTE-UNIT [key=value ...] [--remote-address IP]
+  depart U REL-ID
+  teardown U
+  upgrade U                    upgrade-charm, config-changed, [leader-settings-changed], start
+
+Machine (namespaces):
+  machine-up U
+  machine-exec [--net-only] U -- CMD [ARGS...]
+  machine-down U
+  deploy-charm U FILE.charm [--unit APP/N] [--model NAME] [--leader|--no-leader] [--address IP]
+";
+
+/// Absolute (canonical when it exists) unit dir.
+fn unit_dir(s: &str) -> CmdResult<PathBuf> {
+    let p = PathBuf::from(s);
+    let abs = if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    Ok(abs.canonicalize().unwrap_or(abs))
+}
+
+/// A unit dir that must already hold state.json.
+fn existing_unit(s: &str) -> CmdResult<PathBuf> {
+    let d = unit_dir(s)?;
+    if !state::state_path(&d).exists() {
+        return Err(CmdError::runtime(format!(
+            "{}: no unit state (run `jujusim init` or `jujusim deploy-charm` first)",
+            d.display()
+        )));
+    }
+    Ok(d)
+}
+
+fn parse(
+    specs: &[Spec],
+    args: &[String],
+    min: usize,
+    max: Option<usize>,
+) -> CmdResult<Option<Parsed>> {
+    let p = flags::parse(specs, args)?;
+    if p.help {
+        print!("{USAGE}");
+        return Ok(None);
+    }
+    if p.args.len() < min {
+        return Err(CmdError::usage("missing arguments (see `jujusim help`)"));
+    }
+    if let Some(max) = max {
+        if p.args.len() > max {
+            return Err(crate::errors::unrecognized(&p.args[max..]));
+        }
+    }
+    Ok(Some(p))
+}
+
+macro_rules! parsed {
+    ($specs:expr, $args:expr, $min:expr, $max:expr) => {
+        match parse($specs, $args, $min, $max)? {
+            Some(p) => p,
+            None => return Ok(0),
+        }
+    };
+}
+
+const INIT_FLAGS: [Spec; 8] = [
+    opt("charm-dir", None),
+    opt("unit", None),
+    opt("model", None),
+    flag("leader", None),
+    flag("no-leader", None),
+    opt("address", None),
+    opt("exec-prefix", None),
+    opt("unit-charm-dir", None),
+];
+
+fn init_opts(p: &Parsed) -> CmdResult<InitOpts> {
+    let exec_prefix = match p.get("exec-prefix") {
+        None | Some("") => None,
+        Some(s) => Some(serde_json::from_str::<Vec<String>>(s).map_err(|e| {
+            CmdError::usage(format!("--exec-prefix must be a JSON list of strings: {e}"))
+        })?),
+    };
+    Ok(InitOpts {
+        charm_dir: PathBuf::from(p.get("charm-dir").unwrap_or_default()),
+        unit: p.get("unit").map(str::to_string),
+        model: p.get("model").map(str::to_string),
+        leader: !p.on("no-leader")
+            || p.on("leader") && p.all("leader").len() > p.all("no-leader").len(),
+        address: p.get("address").map(str::to_string),
+        exec_prefix,
+        unit_charm_dir: p.get("unit-charm-dir").map(str::to_string),
+        machine_mode: false,
+    })
+}
+
+fn cmd_init(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&INIT_FLAGS, args, 1, Some(1));
+    let dir = unit_dir(&p.args[0])?;
+    if p.get("charm-dir").is_none() {
+        return Err(CmdError::usage("--charm-dir is required"));
+    }
+    let st = setup::init_unit(&dir, &init_opts(&p)?)?;
+    eprintln!("initialised {} in {}", st.unit, dir.display());
+    Ok(0)
+}
+
+fn cmd_hook(args: &[String]) -> CmdResult<i32> {
+    let specs = [
+        opt("relation", Some('r')),
+        opt("remote-unit", None),
+        opt("departing-unit", None),
+        opt("remote-app", None),
+    ];
+    let p = parsed!(&specs, args, 2, Some(2));
+    let dir = existing_unit(&p.args[0])?;
+    let req = HookRequest {
+        name: p.args[1].clone(),
+        relation: p.get("relation").map(str::to_string),
+        remote_unit: p.get("remote-unit").map(str::to_string),
+        departing: p.get("departing-unit").map(str::to_string),
+        remote_app: p.get("remote-app").map(str::to_string),
+    };
+    hooks::run_hook(&dir, &req)
+}
+
+fn cmd_config(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("reset", None)], args, 1, None);
+    let dir = existing_unit(&p.args[0])?;
+    let kvs = &p.args[1..];
+    let resets: Vec<String> = p
+        .all("reset")
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if kvs.is_empty() && resets.is_empty() {
+        let st = state::load(&dir)?;
+        print!(
+            "{}",
+            gojson::encode_line(&Value::Object(st.config_view(false)))
+        );
+        return Ok(0);
+    }
+    if let [key] = kvs {
+        if !key.contains('=') && resets.is_empty() {
+            let st = state::load(&dir)?;
+            let v = st
+                .config_view(true)
+                .get(key)
+                .cloned()
+                .unwrap_or(Value::Null);
+            print!("{}", gojson::encode_line(&v));
+            return Ok(0);
+        }
+    }
+    with_state(&dir, |st| {
+        for kv in kvs {
+            let (k, raw) = kv
+                .split_once('=')
+                .ok_or_else(|| CmdError::usage(format!("expected \"key=value\", got {}", q(kv))))?;
+            let opt = st
+                .config_schema
+                .get(k)
+                .ok_or_else(|| CmdError::usage(format!("unknown option {}", q(k))))?;
+            let v = charm::parse_config_value(&opt.kind, raw)
+                .map_err(|m| CmdError::usage(format!("option {}: {m}", q(k))))?;
+            st.config.insert(k.to_string(), v);
+        }
+        for r in &resets {
+            if !st.config_schema.contains_key(r) {
+                return Err(CmdError::usage(format!("unknown option {}", q(r))));
+            }
+            st.config.remove(r);
+        }
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_relate(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 3, Some(3));
+    let dir = existing_unit(&p.args[0])?;
+    let rid = lifecycle::relate(&dir, &p.args[1], &p.args[2])?;
+    println!("{}:{rid}", p.args[1]);
+    Ok(0)
+}
+
+fn cmd_remote_set(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("address", None)], args, 3, None);
+    let dir = existing_unit(&p.args[0])?;
+    lifecycle::remote_set(&dir, &p.args[1], &p.args[2], &p.args[3..], p.get("address"))?;
+    Ok(0)
+}
+
+fn apply_kv(bag: &mut Bag, pairs: std::collections::BTreeMap<String, String>) {
+    for (k, v) in pairs {
+        if v.is_empty() {
+            bag.remove(&k);
+        } else {
+            bag.insert(k, v);
+        }
+    }
+}
+
+fn cmd_remote_app_set(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 2, None);
+    let dir = existing_unit(&p.args[0])?;
+    let pairs = keyvalue::parse_pairs(&p.args[2..])?;
+    with_state(&dir, |st| {
+        let rid = relations::resolve_id(st, &p.args[1])?;
+        let rel = st.relations.get_mut(&rid).expect("resolved");
+        if rel.is_peer() {
+            apply_kv(&mut rel.local_app_bag, pairs);
+        } else {
+            apply_kv(&mut rel.remote_app_bag, pairs);
+        }
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_remote_leave(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 3, Some(3));
+    let dir = existing_unit(&p.args[0])?;
+    with_state(&dir, |st| {
+        let rid = relations::resolve_id(st, &p.args[1])?;
+        let rel = st.relations.get_mut(&rid).expect("resolved");
+        if !rel.members.remove(&p.args[2]) {
+            return Err(CmdError::runtime(format!(
+                "unit {} is not in relation {}",
+                q(&p.args[2]),
+                q(&rel.name())
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_relation_break(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 2, Some(2));
+    let dir = existing_unit(&p.args[0])?;
+    with_state(&dir, |st| {
+        let rid = relations::resolve_id(st, &p.args[1])?;
+        st.relations.get_mut(&rid).expect("resolved").broken = true;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_set_leader(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 2, Some(2));
+    let dir = existing_unit(&p.args[0])?;
+    let v = flags::parse_bool(&p.args[1])
+        .ok_or_else(|| CmdError::usage(format!("expected true or false, got {}", q(&p.args[1]))))?;
+    with_state(&dir, |st| {
+        st.leader = v;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_attach_resource(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[], args, 3, Some(3));
+    let dir = existing_unit(&p.args[0])?;
+    let (name, src) = (&p.args[1], Path::new(&p.args[2]));
+    if !src.is_file() {
+        return Err(CmdError::runtime(format!(
+            "{}: no such file",
+            src.display()
+        )));
+    }
+    with_state(&dir, |st| {
+        let meta = st.resource_meta.get(name).ok_or_else(|| {
+            CmdError::usage(format!(
+                "resource {} is not declared in metadata.yaml",
+                q(name)
+            ))
+        })?;
+        let filename = if meta.filename.is_empty() {
+            src.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.clone())
+        } else {
+            meta.filename.clone()
+        };
+        let parent = |p: &str| {
+            Path::new(p)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let host = parent(&st.host_charm_dir).join("resources").join(name);
+        std::fs::create_dir_all(&host)?;
+        std::fs::copy(src, host.join(&filename))?;
+        let unit_path = parent(&st.charm_dir)
+            .join("resources")
+            .join(name)
+            .join(&filename);
+        st.resources
+            .insert(name.clone(), unit_path.display().to_string());
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn cmd_status(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("format", None)], args, 1, Some(1));
+    let dir = existing_unit(&p.args[0])?;
+    let st = state::load(&dir)?;
+    match p.get("format") {
+        Some("json") => print!("{}", gojson::encode_line(&statusview::status_json(&st))),
+        None | Some("tabular") => print!("{}", statusview::status_table(&st)),
+        Some(f) => return Err(CmdError::usage(format!("unknown format {}", q(f)))),
+    }
+    Ok(0)
+}
+
+fn cmd_log(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("format", None)], args, 1, Some(1));
+    let dir = existing_unit(&p.args[0])?;
+    let st = state::load(&dir)?;
+    print!(
+        "{}",
+        statusview::log_text(&st, p.get("format") == Some("json"))
+    );
+    Ok(0)
+}
+
+/// `secret-reveal U <label-or-uri> [--key K]` (what `juju show-secret --reveal` shows): the
+/// latest committed content as Go JSON, or with `--key` that value raw plus a newline.
+fn cmd_secret_reveal(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("key", None)], args, 2, Some(2));
+    let dir = existing_unit(&p.args[0])?;
+    let st = state::load(&dir)?;
+    print!("{}", crate::secrets::reveal(&st, &p.args[1], p.get("key"))?);
+    Ok(0)
+}
+
+fn cmd_machine_exec(args: &[String]) -> CmdResult<i32> {
+    let mut net_only = false;
+    let mut dir = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        match a.as_str() {
+            "--net-only" if dir.is_none() => net_only = true,
+            "-h" | "--help" if dir.is_none() => {
+                print!("{USAGE}");
+                return Ok(0);
+            }
+            s if dir.is_none() && s.starts_with('-') => {
+                return Err(CmdError::usage(format!(
+                    "flag provided but not defined: {s}"
+                )))
+            }
+            _ if dir.is_none() => dir = Some(unit_dir(a)?),
+            "--" => break,
+            _ => {
+                i -= 1;
+                break;
+            }
+        }
+    }
+    let dir = dir.ok_or_else(|| CmdError::usage("no unit dir specified"))?;
+    machine::machine_exec(&dir, net_only, &args[i..])
+}
+
+fn cmd_deploy_charm(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&INIT_FLAGS[1..6], args, 2, Some(2));
+    let dir = unit_dir(&p.args[0])?;
+    package::deploy_charm(&dir, Path::new(&p.args[1]), init_opts(&p)?)
+}
+
+fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
+    let one_dir = |rest: &[String]| -> CmdResult<Option<PathBuf>> {
+        match parse(&[], rest, 1, Some(1))? {
+            Some(p) => Ok(Some(unit_dir(&p.args[0])?)),
+            None => Ok(None),
+        }
+    };
+    let one_unit = |rest: &[String]| -> CmdResult<Option<PathBuf>> {
+        match parse(&[], rest, 1, Some(1))? {
+            Some(p) => Ok(Some(existing_unit(&p.args[0])?)),
+            None => Ok(None),
+        }
+    };
+    match cmd {
+        "init" => cmd_init(rest),
+        "hook" => cmd_hook(rest),
+        "action" => {
+            let p = parsed!(&[], rest, 2, None);
+            let dir = existing_unit(&p.args[0])?;
+            hooks::run_action(&dir, &p.args[1], &p.args[2..])
+        }
+        "config" => cmd_config(rest),
+        "relate" => cmd_relate(rest),
+        "remote-set" => cmd_remote_set(rest),
+        "remote-app-set" => cmd_remote_app_set(rest),
+        "remote-leave" => cmd_remote_leave(rest),
+        "relation-break" => cmd_relation_break(rest),
+        "set-leader" => cmd_set_leader(rest),
+        "attach-resource" => cmd_attach_resource(rest),
+        "status" => cmd_status(rest),
+        "log" => cmd_log(rest),
+        "secret-reveal" => cmd_secret_reveal(rest),
+        "deploy" => one_unit(rest)?.map_or(Ok(0), |d| lifecycle::deploy(&d)),
+        "integrate" => {
+            let p = parsed!(&[opt("remote-address", None)], rest, 4, None);
+            let dir = existing_unit(&p.args[0])?;
+            lifecycle::integrate(
+                &dir,
+                &p.args[1],
+                &p.args[2],
+                &p.args[3],
+                &p.args[4..],
+                p.get("remote-address"),
+            )
+        }
+        "depart" => {
+            let p = parsed!(&[], rest, 2, Some(2));
+            let dir = existing_unit(&p.args[0])?;
+            lifecycle::depart(&dir, &p.args[1])
+        }
+        "teardown" => one_unit(rest)?.map_or(Ok(0), |d| lifecycle::teardown(&d)),
+        "upgrade" => one_unit(rest)?.map_or(Ok(0), |d| lifecycle::upgrade(&d)),
+        "machine-up" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_up(&d)),
+        "machine-init" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_init(&d)),
+        "machine-exec" => cmd_machine_exec(rest),
+        "machine-down" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_down(&d)),
+        "deploy-charm" => cmd_deploy_charm(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(CmdError::usage(format!(
+            "unknown command {} (see `jujusim help`)",
+            q(other)
+        ))),
+    }
+}
+
+/// Run the driver; returns the exit code.
+pub fn run(args: &[String]) -> i32 {
+    let Some(cmd) = args.first() else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    match dispatch(cmd, &args[1..]) {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    }
+}

@@ -1,0 +1,62 @@
+//! jujusim: a simulator of Juju's hook tools, unit agent (hook/action runner, lifecycle
+//! macros) and a namespaced "machine" for testing a machine charm without Juju.
+//!
+//! If argv[0]'s basename is a hook tool name it acts as that tool (tool mode); otherwise it
+//! is the driver CLI (`jujusim <subcommand>`).
+
+mod actionparams;
+mod charm;
+mod driver;
+mod errors;
+mod flags;
+mod gojson;
+mod help;
+mod hooks;
+#[cfg(test)]
+mod hooks_tests;
+mod journal;
+mod keyvalue;
+mod lifecycle;
+mod machine;
+mod output;
+mod package;
+mod ports;
+mod relations;
+mod runner;
+mod secrets;
+mod setup;
+mod state;
+mod statusview;
+mod tools;
+mod tools_action;
+mod tools_info;
+mod tools_leader;
+mod tools_log;
+mod tools_ports;
+mod tools_relation;
+mod tools_secret;
+#[cfg(test)]
+mod tools_secret_tests;
+mod tools_state;
+mod tools_status;
+#[cfg(test)]
+mod tools_tests;
+mod util;
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let code = if tools::is_tool(&name) {
+        tools::run(&name, rest)
+    } else {
+        driver::run(rest)
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,84 @@
+//! `jujusim deploy-charm`: unpack a `.charm` (zip) into the unit's rootfs agent dir, as `juju deploy`/`juju refresh` would.
+
+use crate::errors::{CmdError, CmdResult};
+use crate::lifecycle::{refresh_charm, with_state};
+use crate::setup::{init_unit, InitOpts};
+use crate::{charm, state};
+use std::path::Path;
+use std::process::Command;
+
+/// Unpack `charm_file` into `U/rootfs/var/lib/juju/agents/unit-<app>-<n>/charm` (cleared
+/// first); init the unit dir if it has no state yet, else re-read the charm's YAML.
+pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdResult<i32> {
+    if !charm_file.is_file() {
+        return Err(CmdError::runtime(format!(
+            "{}: no such file",
+            charm_file.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)?;
+    let existing = state::state_path(dir).exists();
+    let unit = if existing {
+        state::load(dir)?.unit
+    } else if let Some(u) = &opts.unit {
+        u.clone()
+    } else {
+        let out = Command::new("unzip")
+            .arg("-p")
+            .arg(charm_file)
+            .arg("metadata.yaml")
+            .output()
+            .map_err(|e| CmdError::runtime(format!("unzip: {e}")))?;
+        if !out.status.success() {
+            return Err(CmdError::runtime(format!(
+                "{}: cannot read metadata.yaml from the charm",
+                charm_file.display()
+            )));
+        }
+        let mut info = charm::CharmInfo::default();
+        charm::parse_metadata(&String::from_utf8_lossy(&out.stdout), &mut info)?;
+        format!("{}/0", info.name)
+    };
+    crate::setup::split_unit(&unit)?;
+    let agent = format!("unit-{}", unit.replace('/', "-"));
+    let unit_path = format!("/var/lib/juju/agents/{agent}/charm");
+    let host = dir.join("rootfs").join(unit_path.trim_start_matches('/'));
+    if host.exists() {
+        std::fs::remove_dir_all(&host)?;
+    }
+    std::fs::create_dir_all(&host)?;
+    let st = Command::new("unzip")
+        .arg("-q")
+        .arg("-o")
+        .arg(charm_file)
+        .arg("-d")
+        .arg(&host)
+        .status()
+        .map_err(|e| CmdError::runtime(format!("unzip: {e}")))?;
+    if !st.success() {
+        return Err(CmdError::runtime(format!(
+            "unzip {} failed: {st}",
+            charm_file.display()
+        )));
+    }
+    if existing {
+        with_state(dir, |st| {
+            st.host_charm_dir = host.display().to_string();
+            st.charm_dir = unit_path.clone();
+            st.machine_mode = true;
+            if let Some(pid) = crate::machine::running_pid(dir) {
+                st.exec_prefix = Some(crate::machine::nsenter_prefix(pid, &unit_path));
+            }
+            Ok(())
+        })?;
+        refresh_charm(dir)?;
+    } else {
+        opts.charm_dir = host.clone();
+        opts.unit = Some(unit);
+        opts.unit_charm_dir = Some(unit_path);
+        opts.machine_mode = true;
+        init_unit(dir, &opts)?;
+    }
+    eprintln!("deployed {} to {}", charm_file.display(), host.display());
+    Ok(0)
+}

@@ -1,0 +1,128 @@
+//! The charm's YAML files: they parse, agree with each other and with the code.
+
+use std::collections::BTreeMap;
+
+use parse_server_charm::config::CharmConfig;
+use serde_json::Value;
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn config_yaml_defaults_are_valid_config() {
+    let config = yaml("config.yaml");
+    let options = config["options"].as_mapping().expect("options");
+    let mut raw = BTreeMap::new();
+    for (name, opt) in options {
+        let name = name.as_str().unwrap();
+        assert!(
+            opt["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name} lacks a description"
+        );
+        let ty = opt["type"].as_str().unwrap();
+        let default = &opt["default"];
+        let v: Value = match ty {
+            "string" => Value::from(default.as_str().unwrap_or_else(|| panic!("{name} default"))),
+            "int" => Value::from(default.as_i64().unwrap_or_else(|| panic!("{name} default"))),
+            "boolean" => Value::from(
+                default
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("{name} default")),
+            ),
+            other => panic!("{name}: unexpected type {other}"),
+        };
+        assert!(!name.contains('_'), "{name}: options are kebab-case");
+        raw.insert(name.to_owned(), v);
+    }
+    let parsed = CharmConfig::from_raw(&raw, None).expect("defaults validate");
+    assert_eq!(parsed.port, 1337);
+    // Every option the issue lists is declared.
+    for name in [
+        "app-id",
+        "master-key",
+        "port",
+        "mount-path",
+        "public-server-url",
+        "database-name",
+        "database-uri",
+        "parse-server-version",
+        "workers",
+        "node-max-old-space-size",
+        "master-key-ips",
+        "allow-client-class-creation",
+        "log-level",
+        "extra-options",
+    ] {
+        assert!(raw.contains_key(name), "config.yaml lacks {name}");
+    }
+}
+
+#[test]
+fn metadata_declares_the_endpoints_the_code_uses() {
+    let meta = yaml("metadata.yaml");
+    assert_eq!(meta["name"].as_str(), Some("parse-server"));
+    for key in ["summary", "description"] {
+        assert!(meta[key].as_str().is_some(), "metadata.yaml lacks {key}");
+    }
+    assert_eq!(
+        meta["requires"][parse_server_charm::charm::MONGODB_ENDPOINT]["interface"].as_str(),
+        Some("mongodb")
+    );
+    assert_eq!(
+        meta["provides"][parse_server_charm::charm::WEBSITE_ENDPOINT]["interface"].as_str(),
+        Some("http")
+    );
+    assert!(
+        meta.get("series").is_none(),
+        "series: would make this a v1 charm"
+    );
+}
+
+#[test]
+fn manifest_lists_both_bases_with_quoted_channels() {
+    let text = std::fs::read_to_string(format!(
+        "{}/charm/manifest.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let m: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let channels: Vec<&str> = m["bases"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            b["channel"]
+                .as_str()
+                .expect("channel must be a string, not a float")
+        })
+        .collect();
+    assert_eq!(channels, vec!["22.04", "24.04"]);
+}
+
+#[test]
+fn actions_yaml_parses() {
+    let actions = yaml("actions.yaml");
+    assert!(actions["get-master-key"]["description"].as_str().is_some());
+}
+
+#[test]
+fn shipped_lockfile_matches_the_default_version() {
+    let dir = format!(
+        "{}/charm/npm/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        parse_server_charm::config::DEFAULT_PARSE_SERVER
+    );
+    let lock: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/package-lock.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        lock["packages"]["node_modules/parse-server"]["version"].as_str(),
+        Some(parse_server_charm::config::DEFAULT_PARSE_SERVER)
+    );
+    assert_eq!(
+        lock["packages"]["node_modules/router"]["version"].as_str(),
+        Some("2.2.0")
+    );
+}

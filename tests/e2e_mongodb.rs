@@ -1,0 +1,233 @@
+//! End to end: the packed charm's dispatch on a simulated unit, real parse-server from npm,
+//! mongo-java-server as the database behind the `mongodb` relation, systemctl3.py reading the
+//! rendered unit. Follows the operator's path from deploy to teardown.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+
+use serde_json::Value;
+use support::{start_mongo_java_server, Unit};
+
+const APP: &str = "shop";
+
+fn parse_headers(key: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("X-Parse-Application-Id", APP),
+        ("X-Parse-Master-Key", key),
+        ("Content-Type", "application/json"),
+    ]
+}
+
+#[test]
+fn deploy_relate_serve_reconfigure_and_tear_down() {
+    let mut unit = Unit::deploy("mongodb-scenario");
+    start_mongo_java_server(&mut unit, 27017);
+
+    // Deploy: install → leader-elected → config-changed → start. No database yet.
+    unit.hook("install", &[]);
+    unit.hook("leader-elected", &[]);
+    unit.config(&["app-id=shop"]);
+    unit.hook("config-changed", &[]);
+    unit.hook("start", &[]);
+    unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
+    assert!(unit.opened_ports().is_empty());
+    assert_eq!(
+        unit.status()["workload-version"],
+        "9.10.0",
+        "{}",
+        unit.status()
+    );
+
+    // juju integrate parse-server mongodb
+    let rel = String::from_utf8(unit.sim("relate", &["mongodb", "mongodb"]).stdout).unwrap();
+    let rel = rel.trim().to_owned();
+    unit.hook("mongodb-relation-created", &["--relation", &rel]);
+    unit.assert_status("waiting", "mongodb");
+    assert_eq!(
+        unit.sim("remote-set", &[&rel, "mongodb/0"]).status.code(),
+        Some(0)
+    );
+    unit.hook(
+        "mongodb-relation-joined",
+        &["--relation", &rel, "--remote-unit", "mongodb/0"],
+    );
+    unit.assert_status("waiting", "mongodb to publish");
+    assert!(unit
+        .sim(
+            "remote-set",
+            &[&rel, "mongodb/0", "hostname=127.0.0.1", "port=27017"]
+        )
+        .status
+        .success());
+    unit.hook(
+        "mongodb-relation-changed",
+        &["--relation", &rel, "--remote-unit", "mongodb/0"],
+    );
+    unit.assert_status(
+        "active",
+        "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0",
+    );
+    assert_eq!(unit.opened_ports(), vec!["1337/tcp"]);
+    let env = unit.read_text("/etc/parse-server/parse-server.env");
+    assert!(env.contains("PARSE_SERVER_DATABASE_URI='mongodb://127.0.0.1:27017/parse'"));
+
+    // Secrets: 0640 root:parse-server, never on a command line, in a log or a status.
+    let meta = std::fs::metadata(unit.path("/etc/parse-server/parse-server.env")).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o640);
+    assert_eq!(meta.uid(), 0);
+    let group = unit.read_text("/etc/group");
+    let gid_line = group
+        .lines()
+        .find(|l| l.starts_with("parse-server:"))
+        .expect("group");
+    assert_eq!(gid_line.split(':').nth(2).unwrap(), meta.gid().to_string());
+    let key = unit.master_key();
+    let juju_log = String::from_utf8(unit.sim("log", &[]).stdout).unwrap();
+    let status = unit.status().to_string();
+    for (place, text) in [
+        (
+            "tool-calls.log (every hook tool's command line)",
+            unit.read_unit_file("tool-calls.log"),
+        ),
+        (
+            "hook-output.log (dispatch's stdout and stderr)",
+            unit.read_unit_file("hook-output.log"),
+        ),
+        ("juju-log", juju_log),
+        ("juju status", status),
+    ] {
+        assert!(!text.contains(&key), "the master key leaked into {place}");
+    }
+    // It reached secret-add through a file, and the file is gone.
+    assert!(unit
+        .read_unit_file("tool-calls.log")
+        .contains("master-key#file="));
+    assert!(!unit
+        .path("/var/lib/parse-server-charm/master-key.new")
+        .exists());
+
+    // The REST API through the opened port: create, read back.
+    let base = "http://127.0.0.1:1337/parse";
+    let (code, body) = unit.http(
+        "POST",
+        &format!("{base}/classes/GameScore"),
+        &parse_headers(&key),
+        Some(r#"{"score":1337,"player":"Sean"}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let id = created["objectId"].as_str().expect("objectId").to_owned();
+    let get = |port: u16| {
+        unit.http(
+            "GET",
+            &format!("http://127.0.0.1:{port}/parse/classes/GameScore/{id}"),
+            &parse_headers(&key),
+            None,
+        )
+    };
+    let (code, body) = get(1337);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["score"], 1337);
+
+    // Change the port: the old one closes, the new one serves the same data.
+    unit.config(&["port=1338"]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving on port 1338");
+    assert_eq!(unit.opened_ports(), vec!["1338/tcp"]);
+    assert_eq!(get(1338).0, 200);
+    assert_eq!(get(1337).0, 0, "nothing may answer on the old port");
+    let pids_before = unit.parse_server_pids();
+    assert!(!pids_before.is_empty());
+
+    // Invalid values: blocked naming the option, hook exits 0, the old config keeps serving.
+    for (bad, option) in [
+        ("port=70000", "port"),
+        ("mount-path=parse", "mount-path"),
+        ("extra-options={not json", "extra-options"),
+        ("extra-options={\"masterKey\":\"x\"}", "extra-options"),
+        ("log-level=loud", "log-level"),
+        ("app-id=", "app-id"),
+    ] {
+        unit.config(&[bad]);
+        unit.hook("config-changed", &[]);
+        unit.assert_status("blocked", &format!("invalid config: {option}: "));
+        assert_eq!(
+            get(1338).0,
+            200,
+            "the last good config must keep serving after {bad}"
+        );
+        assert_eq!(
+            unit.parse_server_pids(),
+            pids_before,
+            "{bad} restarted the service"
+        );
+        assert_eq!(unit.opened_ports(), vec!["1338/tcp"]);
+        let (k, _) = bad.split_once('=').unwrap();
+        match k {
+            "app-id" => unit.config(&["app-id=shop"]),
+            _ => unit.reset_config(k),
+        }
+    }
+    unit.config(&["port=1338"]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving on port 1338");
+    assert_eq!(
+        unit.parse_server_pids(),
+        pids_before,
+        "an unchanged config restarted the service"
+    );
+
+    // Nothing changed: update-status ten times restarts nothing.
+    for _ in 0..10 {
+        unit.hook("update-status", &[]);
+        unit.assert_status("active", "serving on port 1338");
+    }
+    assert_eq!(unit.parse_server_pids(), pids_before);
+
+    // The rendered unit passes systemd's own checker.
+    let verify = unit.exec(&[
+        "systemd-analyze",
+        "verify",
+        "/etc/systemd/system/parse-server.service",
+    ]);
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // juju remove-relation: departed, then broken → blocked, stopped, port closed.
+    assert!(unit
+        .sim("remote-leave", &[&rel, "mongodb/0"])
+        .status
+        .success());
+    unit.hook(
+        "mongodb-relation-departed",
+        &[
+            "--relation",
+            &rel,
+            "--remote-unit",
+            "mongodb/0",
+            "--departing-unit",
+            "mongodb/0",
+        ],
+    );
+    assert!(unit.sim("relation-break", &[&rel]).status.success());
+    unit.hook("mongodb-relation-broken", &["--relation", &rel]);
+    unit.assert_status("blocked", "add a relation to mongodb");
+    assert!(unit.opened_ports().is_empty());
+    assert!(
+        unit.parse_server_pids().is_empty(),
+        "the service must be stopped"
+    );
+
+    // Teardown.
+    unit.hook("stop", &[]);
+    unit.hook("remove", &[]);
+    assert!(!unit
+        .path("/etc/systemd/system/parse-server.service")
+        .exists());
+    assert!(!unit.path("/etc/parse-server").exists());
+    assert!(!unit.path("/opt/parse-server").exists());
+}
