@@ -5,7 +5,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 charm=${1:?usage: demo.sh path/to/parse-server_amd64.charm}
-cargo build --quiet --bin jujusim --manifest-path "$repo/Cargo.toml"
+cargo build --quiet --bin jujusim --bin egress-proxy --manifest-path "$repo/Cargo.toml"
 sim="$repo/target/debug/jujusim"
 unit="$repo/.demo/unit-0"
 export JUJUSIM_EXTRA_PATH="$repo/.prereqs/bin"   # systemctl for a machine without systemd
@@ -13,8 +13,10 @@ export JUJUSIM_KEEP_PATHS=$(cat "$repo/.prereqs/keep-paths")   # the Python behi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 mongo_pid=
+proxy_pid=
 teardown() {
   [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
   "$sim" machine-down "$unit" >/dev/null 2>&1 || true
 }
 [ -d "$unit" ] && "$sim" machine-down "$unit" >/dev/null 2>&1 || true
@@ -22,8 +24,14 @@ rm -rf "$unit"; mkdir -p "$unit"
 if [ "${DEMO_KEEP:-0}" != 1 ]; then trap teardown EXIT; fi
 
 say "A simulated machine for parse-server/0, and the charm unpacked on it"
-"$sim" machine-up "$unit"
+machine_pid=$("$sim" machine-up "$unit")
 "$sim" deploy-charm "$unit" "$charm"
+
+say "The model's juju-https-proxy: the unit's only way out, to the npm registry alone"
+"$repo/target/debug/egress-proxy" --netns-pid "$machine_pid" --listen 127.0.0.1:3128 \
+  --allow registry.npmjs.org:443 >"$unit/egress-proxy.log" 2>&1 &
+proxy_pid=$!
+export JUJUSIM_HTTPS_PROXY=http://127.0.0.1:3128
 
 say "An embedded MongoDB-compatible database on the unit's network (mongo-java-server)"
 "$sim" machine-exec --net-only "$unit" -- java -Xmx256m -cp "$repo/.prereqs/mongo-java-server/*" \
@@ -71,7 +79,7 @@ if [ "${DEMO_KEEP:-0}" = 1 ]; then
   say "The unit stays up (DEMO_KEEP=1). Try:"
   echo "  $sim machine-exec $unit -- curl -s -H @$unit/headers $base/classes/GameScore"
   echo "  $sim status $unit"
-  echo "Tear down: $sim teardown $unit && $sim machine-down $unit; kill $mongo_pid"
+  echo "Tear down: $sim teardown $unit && $sim machine-down $unit; kill $mongo_pid $proxy_pid"
 else
   say "juju remove-application parse-server   (relations departed/broken, stop, remove)"
   "$sim" teardown "$unit"

@@ -135,7 +135,9 @@ impl Charm<'_> {
         };
 
         let running = self.service.is_active(SERVICE_UNIT)?;
-        let serving_port = parse_server::configured_port(&self.paths).filter(|_| running);
+        let serving_port = parse_server::configured_endpoint(&self.paths)
+            .filter(|_| running)
+            .map(|(port, _)| port);
         if serving_port != Some(config.port) && port_in_use(config.port) {
             return Ok(outcome(
                 StatusKind::Blocked,
@@ -196,17 +198,10 @@ impl Charm<'_> {
                 self.service.daemon_reload()?;
                 self.service.enable(SERVICE_UNIT)?;
             }
-            self.service.restart(SERVICE_UNIT)?;
             self.log(&format!(
-                "parse-server (re)started: files changed {changes:?}, was running {running}"
+                "(re)starting parse-server: files changed {changes:?}, was running {running}"
             ));
-            let alive = || self.service.is_active(SERVICE_UNIT).unwrap_or(false);
-            if let Err(why) = parse_server::wait_healthy(
-                config.port,
-                &config.mount_path,
-                self.timeouts.health_after_start,
-                &alive,
-            ) {
+            if let Err(why) = self.restart_until_healthy(config.port, &config.mount_path)? {
                 return self.roll_back(current, &rendered, &render_hash, &why, gid);
             }
             parse_server::remove_other_releases(&self.paths, &version)?;
@@ -231,6 +226,18 @@ impl Charm<'_> {
                 if workers == 1 { "" } else { "s" },
                 version
             ),
+        ))
+    }
+
+    /// Restarts the service and waits for `<mount>/health`; `Err` is why it is not healthy.
+    fn restart_until_healthy(&self, port: u16, mount_path: &str) -> Result<Result<(), String>> {
+        self.service.restart(SERVICE_UNIT)?;
+        let alive = || self.service.is_active(SERVICE_UNIT).unwrap_or(false);
+        Ok(parse_server::wait_healthy(
+            port,
+            mount_path,
+            self.timeouts.health_after_start,
+            &alive,
         ))
     }
 
@@ -261,12 +268,15 @@ impl Charm<'_> {
         if changes.unit {
             self.service.daemon_reload()?;
         }
-        self.service.restart(SERVICE_UNIT)?;
+        let (port, mount_path) = parse_server::configured_endpoint(&self.paths)
+            .context("the previous environment file names no port")?;
+        let serving = match self.restart_until_healthy(port, &mount_path)? {
+            Ok(()) => "serving the previous one".to_owned(),
+            Err(again) => format!("the previous one did not start either ({again})"),
+        };
         Ok(outcome(
             StatusKind::Blocked,
-            format!(
-                "the new configuration did not start ({why}); serving the previous one (see juju debug-log)"
-            ),
+            format!("the new configuration did not start ({why}); {serving} (see juju debug-log)"),
         ))
     }
 

@@ -400,12 +400,19 @@ pub fn write_files(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Chan
     })
 }
 
-/// The port the service on disk is configured for (from the environment file).
-pub fn configured_port(paths: &Paths) -> Option<u16> {
+/// The port and mount path the service on disk is configured for (from the environment
+/// file).
+pub fn configured_endpoint(paths: &Paths) -> Option<(u16, String)> {
     let env = std::fs::read_to_string(paths.env_file()).ok()?;
-    env.lines()
-        .find_map(|l| l.strip_prefix("PORT="))
-        .and_then(|p| p.trim_matches('"').parse().ok())
+    let value = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('\'').to_owned())
+    };
+    Some((
+        value("PORT")?.parse().ok()?,
+        value("PARSE_SERVER_MOUNT_PATH")?,
+    ))
 }
 
 /// Asks `GET <mount>/health` on localhost until it answers `ok` or `timeout` passes; gives
@@ -603,6 +610,20 @@ NODE_ENV=production
             v.get("cluster").is_none(),
             "one worker runs without the cluster master"
         );
+    }
+
+    #[test]
+    fn reads_the_endpoint_back_from_the_rendered_file() {
+        let root = std::env::temp_dir().join(format!("psc-endpoint-{}", std::process::id()));
+        let paths = Paths::new(&root);
+        assert_eq!(configured_endpoint(&paths), None);
+        let mut s = spec();
+        s.port = 8443;
+        s.mount_path = "/api/v1".into();
+        std::fs::create_dir_all(paths.config_dir()).unwrap();
+        std::fs::write(paths.env_file(), render(&s).unwrap().env).unwrap();
+        assert_eq!(configured_endpoint(&paths), Some((8443, "/api/v1".into())));
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

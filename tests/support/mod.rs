@@ -271,7 +271,11 @@ impl Unit {
         let out = self.exec(&argv);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_owned())
+        match code.trim().parse() {
+            Ok(c) if c > 0 => (c, body.to_owned()),
+            // No HTTP answer: say why (curl's own message) in place of a body.
+            _ => (0, String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
     }
 
     /// The generated master key, the way an operator gets it: the get-master-key action
@@ -467,4 +471,37 @@ pub fn start_postgres(unit: &mut Unit, port: u16, password: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     format!("postgres://parse:{password}@127.0.0.1:{port}/parse")
+}
+
+impl Unit {
+    /// This unit's own databag on the first relation of `endpoint` (committed state).
+    pub fn local_unit_bag(&self, endpoint: &str) -> Option<serde_json::Map<String, Value>> {
+        let state: Value = serde_json::from_str(&self.read_unit_file("state.json")).ok()?;
+        state["relations"]
+            .as_object()?
+            .values()
+            .find(|r| r["endpoint"] == endpoint)
+            .and_then(|r| r["local_unit_bag"].as_object().cloned())
+    }
+
+    /// Runs the mongodb relation's created/joined/changed hooks for one MongoDB unit.
+    pub fn relate_mongodb(&self, host: &str, port: u16) -> String {
+        let rel = String::from_utf8(self.sim("relate", &["mongodb", "mongodb"]).stdout).unwrap();
+        let rel = rel.trim().to_owned();
+        self.hook("mongodb-relation-created", &["--relation", &rel]);
+        let (h, p) = (format!("hostname={host}"), format!("port={port}"));
+        assert!(self
+            .sim("remote-set", &[&rel, "mongodb/0", &h, &p])
+            .status
+            .success());
+        self.hook(
+            "mongodb-relation-joined",
+            &["--relation", &rel, "--remote-unit", "mongodb/0"],
+        );
+        self.hook(
+            "mongodb-relation-changed",
+            &["--relation", &rel, "--remote-unit", "mongodb/0"],
+        );
+        rel
+    }
 }

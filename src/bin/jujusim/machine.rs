@@ -244,7 +244,15 @@ pub fn machine_init(dir: &Path) -> CmdResult<i32> {
             break;
         }
     }
-    for x in OVERLAYS {
+    // The overlay whose host directory holds U (say the repo lives under /tmp) goes last:
+    // mounted earlier, it would hide the rootfs sources of the overlays after it (and the
+    // kept paths bound into them) behind U's non-recursive bind.
+    let holds_unit = |x: &&str| dir.starts_with(Path::new("/").join(x));
+    let ordered = OVERLAYS
+        .iter()
+        .filter(|x| !holds_unit(x))
+        .chain(OVERLAYS.iter().filter(|x| holds_unit(x)));
+    for x in ordered {
         let host = Path::new("/").join(x);
         std::fs::create_dir_all(&host)?;
         sh(Command::new("mount")

@@ -1,0 +1,176 @@
+//! End to end, day-2 operations on one unit: a configuration parse-server refuses is rolled
+//! back, a port held by another process is refused, the website relation is published,
+//! cluster workers and the heap limit reach the processes, upgrade-charm restarts nothing,
+//! and a non-leader waits for the leader's master key.
+
+mod support;
+
+use serde_json::Value;
+use support::{start_mongo_java_server, Unit};
+
+#[test]
+fn day_two_operations() {
+    let mut unit = Unit::deploy("operations");
+    start_mongo_java_server(&mut unit, 27017);
+    unit.hook("install", &[]);
+    unit.hook("leader-elected", &[]);
+    unit.config(&["app-id=ops"]);
+    unit.hook("config-changed", &[]);
+    unit.hook("start", &[]);
+    unit.relate_mongodb("127.0.0.1", 27017);
+    unit.assert_status("active", "serving on port 1337");
+    let key = unit.master_key();
+    let headers = [
+        ("X-Parse-Application-Id", "ops"),
+        ("X-Parse-Master-Key", key.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (code, body) = unit.http(
+        "POST",
+        "http://127.0.0.1:1337/parse/classes/Item",
+        &headers,
+        Some(r#"{"n":1}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let count = |unit: &Unit| {
+        let (code, body) = unit.http(
+            "GET",
+            "http://127.0.0.1:1337/parse/classes/Item?count=1&limit=0",
+            &headers,
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["count"].clone()
+    };
+    assert_eq!(count(&unit), 1);
+
+    // An extra option parse-server refuses at start-up: rolled back, blocked, still serving.
+    unit.config(&[r#"extra-options={"defaultLimit": 0}"#]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("blocked", "the new configuration did not start");
+    assert_eq!(
+        count(&unit),
+        1,
+        "the previous configuration must serve again"
+    );
+    assert!(!unit
+        .read_text("/etc/parse-server/config.json")
+        .contains("defaultLimit"));
+    let pids = unit.parse_server_pids();
+    // Later hooks do not retry the same failed configuration (no restart loop).
+    unit.hook("update-status", &[]);
+    unit.assert_status("blocked", "did not start before");
+    assert_eq!(unit.parse_server_pids(), pids);
+    // A valid extra option applies (and restarts); resetting returns to active.
+    unit.config(&[r#"extra-options={"maxLimit": 5}"#]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving");
+    assert!(unit
+        .read_text("/etc/parse-server/config.json")
+        .contains("\"maxLimit\": 5"));
+    unit.reset_config("extra-options");
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving");
+
+    // A port another process holds is refused by name; the service stays where it is.
+    unit.spawn_on_loopback(
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "1340",
+        ],
+        "squatter.log",
+    );
+    unit.wait_port(1340, std::time::Duration::from_secs(20));
+    let pids = unit.parse_server_pids();
+    unit.config(&["port=1340"]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status(
+        "blocked",
+        "invalid config: port: 1340 is in use by another process",
+    );
+    assert_eq!(unit.opened_ports(), vec!["1337/tcp"]);
+    assert_eq!(unit.parse_server_pids(), pids);
+    assert_eq!(count(&unit), 1);
+    unit.reset_config("port");
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving on port 1337");
+
+    // The website relation: hostname and port for a load balancer.
+    let rel = String::from_utf8(unit.sim("relate", &["website", "haproxy"]).stdout).unwrap();
+    let rel = rel.trim().to_owned();
+    unit.hook(
+        "website-relation-joined",
+        &["--relation", &rel, "--remote-unit", "haproxy/0"],
+    );
+    let bag = unit.local_unit_bag("website").expect("website relation");
+    assert_eq!(bag["port"], "1337");
+    assert_eq!(bag["hostname"], "10.0.0.10");
+    let calls_before = unit
+        .read_unit_file("tool-calls.log")
+        .matches("relation-set")
+        .count();
+    unit.hook(
+        "website-relation-changed",
+        &["--relation", &rel, "--remote-unit", "haproxy/0"],
+    );
+    assert_eq!(
+        unit.read_unit_file("tool-calls.log")
+            .matches("relation-set")
+            .count(),
+        calls_before,
+        "an unchanged databag is not written again"
+    );
+
+    // Two workers and a heap limit: parse-server's cluster master forks two workers.
+    unit.config(&["workers=2", "node-max-old-space-size=256"]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "2 workers");
+    let pids = unit.parse_server_pids();
+    assert_eq!(pids.len(), 3, "cluster master plus two workers: {pids:?}");
+    for pid in &pids {
+        let cmdline = unit.exec(&["cat", &format!("/proc/{pid}/cmdline")]);
+        let cmdline = String::from_utf8_lossy(&cmdline.stdout).replace('\0', " ");
+        assert!(cmdline.contains("--max-old-space-size=256"), "{cmdline}");
+        assert!(
+            !cmdline.contains(&key),
+            "the master key is on a command line"
+        );
+    }
+    let user = unit.exec(&["ps", "-o", "user=", "-p", &pids[0].to_string()]);
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "parse-server");
+    assert_eq!(count(&unit), 1);
+
+    // upgrade-charm with nothing new restarts nothing.
+    unit.hook("upgrade-charm", &[]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "2 workers");
+    assert_eq!(unit.parse_server_pids(), pids);
+
+    // A unit that is not the leader waits for the leader's key instead of inventing one.
+    assert!(unit.sim("set-leader", &["false"]).status.success());
+    // (This unit already holds the application's secret: it keeps serving with it.)
+    unit.hook("update-status", &[]);
+    unit.assert_status("active", "2 workers");
+}
+
+#[test]
+fn a_non_leader_without_the_key_waits() {
+    let mut unit = Unit::deploy("non-leader");
+    start_mongo_java_server(&mut unit, 27017);
+    assert!(unit.sim("set-leader", &["false"]).status.success());
+    unit.hook("install", &[]);
+    unit.hook("leader-settings-changed", &[]);
+    unit.hook("config-changed", &[]);
+    unit.hook("start", &[]);
+    unit.relate_mongodb("127.0.0.1", 27017);
+    unit.assert_status(
+        "waiting",
+        "waiting for the leader to generate the master key",
+    );
+    assert!(unit.parse_server_pids().is_empty());
+    assert!(unit.opened_ports().is_empty());
+}
