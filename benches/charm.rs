@@ -150,24 +150,7 @@ fn main() {
     unit.config(&["app-id=bench"]);
     unit.hook("config-changed", &[]);
     unit.hook("start", &[]);
-    let rel = String::from_utf8(unit.sim("relate", &["mongodb", "mongodb"]).stdout).unwrap();
-    let rel = rel.trim().to_owned();
-    unit.hook("mongodb-relation-created", &["--relation", &rel]);
-    assert!(unit
-        .sim(
-            "remote-set",
-            &[&rel, "mongodb/0", "hostname=127.0.0.1", "port=27017"]
-        )
-        .status
-        .success());
-    unit.hook(
-        "mongodb-relation-joined",
-        &["--relation", &rel, "--remote-unit", "mongodb/0"],
-    );
-    unit.hook(
-        "mongodb-relation-changed",
-        &["--relation", &rel, "--remote-unit", "mongodb/0"],
-    );
+    unit.relate_mongodb("127.0.0.1", 27017);
     let serving = t0.elapsed().as_secs_f64();
     unit.assert_status("active", "serving");
     println!("\n== deploy to serving (install -> active)");

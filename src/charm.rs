@@ -134,10 +134,14 @@ impl Charm<'_> {
             },
         };
 
-        let running = self.service.is_active(SERVICE_UNIT)?;
-        let serving_port = parse_server::configured_endpoint(&self.paths)
-            .filter(|_| running)
-            .map(|(port, _)| port);
+        // A healthy answer from the configured endpoint means the service runs; only without
+        // one is the service manager asked (the steady state needs no systemctl at all).
+        let current_endpoint = parse_server::configured_endpoint(&self.paths);
+        let healthy_now = current_endpoint
+            .as_ref()
+            .is_some_and(|(port, mount)| parse_server::health(*port, mount).is_ok());
+        let running = healthy_now || self.service.is_active(SERVICE_UNIT)?;
+        let serving_port = current_endpoint.filter(|_| running).map(|(port, _)| port);
         if serving_port != Some(config.port) && port_in_use(config.port) {
             return Ok(outcome(
                 StatusKind::Blocked,
@@ -205,12 +209,15 @@ impl Charm<'_> {
                 return self.roll_back(current, &rendered, &render_hash, &why, gid);
             }
             parse_server::remove_other_releases(&self.paths, &version)?;
-        } else if let Err(why) = parse_server::health(config.port, &config.mount_path) {
-            self.sync_ports(Some(config.port))?;
-            return Ok(outcome(
-                StatusKind::Waiting,
-                format!("parse-server is not healthy: {why}"),
-            ));
+        } else if !healthy_now {
+            // Running but not (yet) answering: asked once more, since it may just have come up.
+            if let Err(why) = parse_server::health(config.port, &config.mount_path) {
+                self.sync_ports(Some(config.port))?;
+                return Ok(outcome(
+                    StatusKind::Waiting,
+                    format!("parse-server is not healthy: {why}"),
+                ));
+            }
         }
 
         self.sync_ports(Some(config.port))?;
@@ -349,8 +356,13 @@ impl Charm<'_> {
     /// A Node that satisfies the release's `engines`; `Err` is a blocked reason.
     fn node_for(&self, version: &str) -> Result<Result<std::path::PathBuf, String>> {
         let range = parse_server::engines_node(&self.paths, version).unwrap_or_default();
+        let cache = self
+            .paths
+            .root
+            .join(CHARM_SCRATCH.trim_start_matches('/'))
+            .join("node-version");
         let fits = |p: &std::path::Path| -> Option<node::Version> {
-            let v = node::node_version(p).ok()?;
+            let v = node::cached_node_version(p, &cache).ok()?;
             (range.is_empty() || node::satisfies(v, &range)).then_some(v)
         };
         if let Some(p) = self.any_node() {

@@ -25,11 +25,7 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
     start_mongo_java_server(&mut unit, 27017);
 
     // Deploy: install → leader-elected → config-changed → start. No database yet.
-    unit.hook("install", &[]);
-    unit.hook("leader-elected", &[]);
-    unit.config(&["app-id=shop"]);
-    unit.hook("config-changed", &[]);
-    unit.hook("start", &[]);
+    unit.deploy_hooks(&["app-id=shop"]);
     unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
     assert!(unit.opened_ports().is_empty());
     assert_eq!(

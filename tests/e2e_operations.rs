@@ -12,11 +12,7 @@ use support::{start_mongo_java_server, Unit};
 fn day_two_operations() {
     let mut unit = Unit::deploy("operations");
     start_mongo_java_server(&mut unit, 27017);
-    unit.hook("install", &[]);
-    unit.hook("leader-elected", &[]);
-    unit.config(&["app-id=ops"]);
-    unit.hook("config-changed", &[]);
-    unit.hook("start", &[]);
+    unit.deploy_hooks(&["app-id=ops"]);
     unit.relate_mongodb("127.0.0.1", 27017);
     unit.assert_status("active", "serving on port 1337");
     let key = unit.master_key();

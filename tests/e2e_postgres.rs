@@ -11,10 +11,7 @@ fn serves_from_postgresql_via_database_uri() {
     let mut unit = Unit::deploy("postgres-scenario");
     let uri = start_postgres(&mut unit, 5432, "pg-Secret-42");
 
-    unit.hook("install", &[]);
-    unit.hook("leader-elected", &[]);
-    unit.hook("config-changed", &[]);
-    unit.hook("start", &[]);
+    unit.deploy_hooks(&[]);
     unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
 
     // A database that does not answer: waiting with the reason, hook still exits 0.

@@ -101,6 +101,35 @@ pub fn node_version(node: &Path) -> Result<Version> {
     Version::parse(&out).with_context(|| format!("unreadable node version {out:?}"))
 }
 
+/// `<node> --version`, remembered in `cache` against the binary's path, size and mtime so that
+/// hooks do not start Node just to ask (a stale or unreadable cache is simply refreshed).
+pub fn cached_node_version(node: &Path, cache: &Path) -> Result<Version> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(node).with_context(|| format!("{}", node.display()))?;
+    let key = format!(
+        "{} {} {}.{}",
+        node.display(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    if let Ok(text) = std::fs::read_to_string(cache) {
+        if let Some((k, v)) = text.trim_end().rsplit_once(' ') {
+            if k == key {
+                if let Some(v) = Version::parse(v) {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+    let v = node_version(node)?;
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(cache, format!("{key} {v}\n"));
+    Ok(v)
+}
+
 /// Downloads the pinned Node.js from `mirror` (`<mirror>/v<version>/...`, nodejs.org/dist by
 /// default), checks it against the release's SHASUMS256.txt and unpacks it into `dest`.
 pub fn install_pinned(
@@ -200,6 +229,35 @@ mod tests {
         assert!(satisfies(v("1.0.0"), "*"));
         assert!(!satisfies(v("20.0.0"), ""));
         assert!(!satisfies(v("20.0.0"), ">=banana"));
+    }
+
+    #[test]
+    fn node_version_is_cached_against_the_binary() {
+        let dir = std::env::temp_dir().join(format!("psc-node-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("node");
+        std::fs::write(&fake, "#!/bin/sh\necho v20.19.1\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let cache = dir.join("cache/node-version");
+        assert_eq!(
+            cached_node_version(&fake, &cache).unwrap(),
+            Version(20, 19, 1)
+        );
+        // The cache answers without running the binary: make running it fail.
+        let text = std::fs::read_to_string(&cache).unwrap();
+        std::fs::write(&cache, text.replace("20.19.1", "20.19.7")).unwrap();
+        assert_eq!(
+            cached_node_version(&fake, &cache).unwrap(),
+            Version(20, 19, 7)
+        );
+        // A changed binary invalidates it.
+        std::fs::write(&fake, "#!/bin/sh\necho v22.13.0   \n").unwrap();
+        assert_eq!(
+            cached_node_version(&fake, &cache).unwrap(),
+            Version(22, 13, 0)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -474,6 +474,18 @@ pub fn start_postgres(unit: &mut Unit, port: u16, password: &str) -> String {
 }
 
 impl Unit {
+    /// What `juju deploy` runs on a leader unit: install, leader-elected, config-changed,
+    /// start (with `config` set before config-changed).
+    pub fn deploy_hooks(&self, config: &[&str]) {
+        self.hook("install", &[]);
+        self.hook("leader-elected", &[]);
+        if !config.is_empty() {
+            self.config(config);
+        }
+        self.hook("config-changed", &[]);
+        self.hook("start", &[]);
+    }
+
     /// This unit's own databag on the first relation of `endpoint` (committed state).
     pub fn local_unit_bag(&self, endpoint: &str) -> Option<serde_json::Map<String, Value>> {
         let state: Value = serde_json::from_str(&self.read_unit_file("state.json")).ok()?;

@@ -281,7 +281,20 @@ pub fn run(name: &str, args: &[String]) -> i32 {
     code
 }
 
-/// Append `{"hook","tool","args","stdin"?,"exit"}` to `U/tool-calls.log`. Stdin content is
+/// The peak resident memory so far of the process that called this tool (normally the
+/// charm's dispatch): `VmHWM` of the parent. Benchmarks take the largest value over a hook's
+/// calls as the dispatch process's own peak, which `wait4` cannot separate from its children.
+fn parent_vmhwm_kb() -> Option<u64> {
+    // SAFETY: getppid has no preconditions.
+    let ppid = unsafe { libc::getppid() };
+    let status = std::fs::read_to_string(format!("/proc/{ppid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Append `{"hook","tool","args","stdin"?,"exit","parent_vmhwm_kb"?}` to `U/tool-calls.log`. Stdin content is
 /// never logged, only the marker `<stdin>`; secret-add/secret-set content values are logged
 /// as `<redacted>` (`key#file=path` arguments are kept).
 fn log_call(t: &Tool, args: &[String], code: i32) {
@@ -297,6 +310,9 @@ fn log_call(t: &Tool, args: &[String], code: i32) {
         m.insert("stdin".into(), Value::String("<stdin>".into()));
     }
     m.insert("exit".into(), Value::from(code));
+    if let Some(kb) = parent_vmhwm_kb() {
+        m.insert("parent_vmhwm_kb".into(), Value::from(kb));
+    }
     let line = format!("{}\n", Value::Object(m));
     let _ = crate::util::append(&t.dir.join("tool-calls.log"), &line);
 }
