@@ -72,6 +72,17 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
     let meta = std::fs::metadata(unit.path("/etc/parse-server/parse-server.env")).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o640);
     assert_eq!(meta.uid(), 0);
+    let config_json = std::fs::metadata(unit.path("/etc/parse-server/config.json")).unwrap();
+    assert_eq!(
+        (
+            config_json.mode() & 0o777,
+            config_json.uid(),
+            config_json.gid()
+        ),
+        (0o640, 0, meta.gid())
+    );
+    let dir = std::fs::metadata(unit.path("/etc/parse-server")).unwrap();
+    assert_eq!(dir.mode() & 0o777, 0o750);
     let group = unit.read_text("/etc/group");
     let gid_line = group
         .lines()

@@ -11,7 +11,7 @@ use support::{start_mongo_java_server, Unit};
 #[test]
 fn day_two_operations() {
     let mut unit = Unit::deploy("operations");
-    start_mongo_java_server(&mut unit, 27017);
+    let mongo = start_mongo_java_server(&mut unit, 27017);
     unit.deploy_hooks(&["app-id=ops"]);
     unit.relate_mongodb("127.0.0.1", 27017);
     unit.assert_status("active", "serving on port 1337");
@@ -146,11 +146,29 @@ fn day_two_operations() {
     unit.assert_status("active", "2 workers");
     assert_eq!(unit.parse_server_pids(), pids);
 
-    // A unit that is not the leader waits for the leader's key instead of inventing one.
+    // Another parse-server release: installed next to the running one, switched to, the old
+    // one removed; the data stays.
+    unit.config(&["parse-server-version=9.9.0", "workers=1"]);
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "1 worker, parse-server 9.9.0");
+    assert_eq!(unit.status()["workload-version"], "9.9.0");
+    assert!(unit.path("/opt/parse-server/releases/9.9.0").is_dir());
+    assert!(!unit.path("/opt/parse-server/releases/9.10.0").exists());
+    assert_eq!(count(&unit), 1);
+
+    // A non-leader keeps serving with the application's secret it can read.
     assert!(unit.sim("set-leader", &["false"]).status.success());
-    // (This unit already holds the application's secret: it keeps serving with it.)
     unit.hook("update-status", &[]);
-    unit.assert_status("active", "2 workers");
+    unit.assert_status("active", "parse-server 9.9.0");
+
+    // The database goes away: update-status says so (the service is left alone), and comes
+    // back to active when the database answers again.
+    unit.stop_background(mongo);
+    unit.hook("update-status", &[]);
+    unit.assert_status("waiting", "database at 127.0.0.1:27017 does not answer");
+    start_mongo_java_server(&mut unit, 27017);
+    unit.hook("update-status", &[]);
+    unit.assert_status("active", "parse-server 9.9.0");
 }
 
 #[test]

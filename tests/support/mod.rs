@@ -193,7 +193,8 @@ impl Unit {
     }
 
     /// Starts a long-running process in the unit's network namespace only (host filesystem).
-    pub fn spawn_on_loopback(&mut self, cmd: &[&str], log: &str) {
+    /// Returns its pid, for `stop_background`.
+    pub fn spawn_on_loopback(&mut self, cmd: &[&str], log: &str) -> u32 {
         let logf = std::fs::File::create(self.dir.join(log)).unwrap();
         let child = Command::new(SIM)
             .arg("machine-exec")
@@ -206,7 +207,18 @@ impl Unit {
             .stderr(logf)
             .spawn()
             .expect("spawning a server in the unit's network namespace");
+        let pid = child.id();
         self.background.push(child);
+        pid
+    }
+
+    /// Kills a process started with `spawn_on_loopback` and waits for it.
+    pub fn stop_background(&mut self, pid: u32) {
+        if let Some(i) = self.background.iter().position(|c| c.id() == pid) {
+            let mut child = self.background.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Waits until something listens on `port` on the unit's loopback.
@@ -339,8 +351,8 @@ impl Drop for Unit {
     }
 }
 
-/// Starts mongo-java-server on the unit's loopback at `port`.
-pub fn start_mongo_java_server(unit: &mut Unit, port: u16) {
+/// Starts mongo-java-server on the unit's loopback at `port`; returns its pid.
+pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
     require("java");
     let jars = Path::new(REPO).join(".prereqs/mongo-java-server");
     assert!(
@@ -350,7 +362,7 @@ pub fn start_mongo_java_server(unit: &mut Unit, port: u16) {
     let cp = format!("{}/*", jars.display());
     let main = Path::new(REPO).join("tests/mongo-java-server/MongoServerMain.java");
     let port_s = port.to_string();
-    unit.spawn_on_loopback(
+    let pid = unit.spawn_on_loopback(
         &[
             "java",
             "-Xmx256m",
@@ -363,6 +375,7 @@ pub fn start_mongo_java_server(unit: &mut Unit, port: u16) {
         "mongo-java-server.log",
     );
     unit.wait_port(port, Duration::from_secs(60));
+    pid
 }
 
 /// Whether a TCP port on the host's loopback is free (the unit's loopback is separate).
