@@ -111,9 +111,22 @@ impl Charm<'_> {
             Err(errors) => return Ok(outcome(StatusKind::Blocked, config_errors_message(&errors))),
         };
 
-        let gid = self.ensure_installed(&config.parse_server_version)?;
         let version = config.parse_server_version.clone();
-        let node = match self.node_for(&version)? {
+        let gid = match self.ensure_installed(&config) {
+            Ok(gid) => gid,
+            // Downloads fail for reasons outside the charm (network, mirror): say so and try
+            // again at the next hook rather than fail this one.
+            Err(e) => {
+                return Ok(outcome(
+                    StatusKind::Waiting,
+                    format!(
+                        "{} (retrying at the next hook)",
+                        first_line(&format!("{e:#}"))
+                    ),
+                ))
+            }
+        };
+        let node = match self.node_for(&version, &config.node_mirror)? {
             Ok(node) => node,
             Err(why) => return Ok(outcome(StatusKind::Blocked, why)),
         };
@@ -288,7 +301,8 @@ impl Charm<'_> {
     }
 
     /// Makes sure the service user and release `version` exist. Returns the service's gid.
-    fn ensure_installed(&self, version: &str) -> Result<u32> {
+    fn ensure_installed(&self, config: &CharmConfig) -> Result<u32> {
+        let version = config.parse_server_version.as_str();
         let root = &self.paths.root;
         let (uid, gid) = match user::lookup(root, SERVICE_USER) {
             Some(ids) => ids,
@@ -313,7 +327,7 @@ impl Charm<'_> {
                 Some(n) => n,
                 None => {
                     self.maintenance(&format!("installing Node.js {}", node::PINNED_NODE))?;
-                    self.install_node()?
+                    self.install_node(&config.node_mirror)?
                 }
             };
             self.maintenance(&format!("installing parse-server {version}"))?;
@@ -344,9 +358,9 @@ impl Charm<'_> {
         node::find_node(self.ctx.path.as_deref().unwrap_or("/usr/bin:/bin")).map(|(p, _)| p)
     }
 
-    fn install_node(&self) -> Result<std::path::PathBuf> {
+    fn install_node(&self, mirror: &str) -> Result<std::path::PathBuf> {
         node::install_pinned(
-            "https://nodejs.org/dist",
+            mirror,
             &self.paths.node_dir(),
             &self.paths.root.join("var/cache/parse-server-charm"),
             &self.ctx.proxy.env(),
@@ -354,7 +368,7 @@ impl Charm<'_> {
     }
 
     /// A Node that satisfies the release's `engines`; `Err` is a blocked reason.
-    fn node_for(&self, version: &str) -> Result<Result<std::path::PathBuf, String>> {
+    fn node_for(&self, version: &str, mirror: &str) -> Result<Result<std::path::PathBuf, String>> {
         let range = parse_server::engines_node(&self.paths, version).unwrap_or_default();
         let cache = self
             .paths
@@ -373,7 +387,7 @@ impl Charm<'_> {
         // The Node found does not fit: install the pinned one next to the release.
         if !self.paths.node_dir().join("bin/node").is_file() {
             self.maintenance(&format!("installing Node.js {}", node::PINNED_NODE))?;
-            let p = self.install_node()?;
+            let p = self.install_node(mirror)?;
             if fits(&p).is_some() {
                 return Ok(Ok(p));
             }
@@ -633,6 +647,15 @@ fn generate_key() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .context("reading /dev/urandom")?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 fn hash_of(r: &parse_server::Rendered) -> String {

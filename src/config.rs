@@ -55,6 +55,8 @@ pub struct CharmConfig {
     pub allow_client_class_creation: bool,
     pub log_level: String,
     pub extra_options: Map<String, Value>,
+    /// Where Node.js is downloaded from when the machine has no suitable Node.
+    pub node_mirror: String,
 }
 
 /// One invalid option: its name and why.
@@ -293,6 +295,11 @@ impl CharmConfig {
             }
         };
 
+        let node_mirror = r.printable("node-mirror", DEFAULT_NODE_MIRROR);
+        if let Err(why) = check_http_url(&node_mirror) {
+            r.fail("node-mirror", why);
+        }
+
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -311,9 +318,13 @@ impl CharmConfig {
             allow_client_class_creation,
             log_level,
             extra_options,
+            node_mirror: node_mirror.trim_end_matches('/').to_owned(),
         })
     }
 }
+
+/// The official Node.js download site.
+pub const DEFAULT_NODE_MIRROR: &str = "https://nodejs.org/dist";
 
 /// The parse-server release the charm installs unless told otherwise.
 pub const DEFAULT_PARSE_SERVER: &str = "9.10.0";
@@ -564,6 +575,7 @@ mod tests {
                 "are set by the charm",
             ),
             ("allow-client-class-creation", json!("yes"), "true or false"),
+            ("node-mirror", json!("file:///srv/node"), "http://"),
             ("master-key", json!("abc$HOME12"), "'$'"),
             ("master-key", json!("it's-a-key"), "quotes"),
             ("app-id", json!("a\\b"), "backslashes"),

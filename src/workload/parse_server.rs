@@ -165,10 +165,20 @@ pub fn install(
             "--no-fund",
             "--no-update-notifier",
             "--loglevel=error",
+            // A hook waits for this: bounded retries rather than npm's minutes-long default.
+            "--fetch-retries=2",
+            "--fetch-retry-mintimeout=2000",
+            "--fetch-retry-maxtimeout=10000",
         ]
         .map(String::from),
     );
     let mut cmd = duct::cmd(&npm, &argv).dir(&scratch);
+    // Trust the machine's CA store (where a site's TLS-inspecting proxy CA is installed), not
+    // only the CAs built into Node: a Node from nodejs.org has no global npmrc saying so.
+    let system_cas = paths.root.join("etc/ssl/certs/ca-certificates.crt");
+    if system_cas.is_file() {
+        cmd = cmd.env("npm_config_cafile", &system_cas);
+    }
     for (k, v) in proxy_env {
         cmd = cmd.env(k, v);
     }
