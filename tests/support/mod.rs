@@ -212,6 +212,33 @@ impl Unit {
         pid
     }
 
+    /// Starts a long-running process inside all of the unit's namespaces (its filesystem, its
+    /// PID namespace), e.g. a service supervisor; returns the pid of its `nsenter`.
+    pub fn spawn_in_unit(&mut self, cmd: &[&str], log: &str) -> u32 {
+        let logf = std::fs::File::create(self.dir.join(log)).unwrap();
+        let child = Command::new(SIM)
+            .arg("machine-exec")
+            .arg(&self.dir)
+            .arg("--")
+            .args(cmd)
+            .env("JUJUSIM_EXTRA_PATH", Path::new(REPO).join(".prereqs/bin"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    Path::new(REPO).join(".prereqs/bin").display()
+                ),
+            )
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .expect("spawning a process in the unit");
+        let pid = child.id();
+        self.background.push(child);
+        pid
+    }
+
     /// Kills a process started with `spawn_on_loopback` and waits for it.
     pub fn stop_background(&mut self, pid: u32) {
         if let Some(i) = self.background.iter().position(|c| c.id() == pid) {
