@@ -5,6 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -116,19 +117,11 @@ impl Charm<'_> {
             Ok(gid) => gid,
             // Downloads fail for reasons outside the charm (network, mirror): say so and try
             // again at the next hook rather than fail this one.
-            Err(e) => {
-                return Ok(outcome(
-                    StatusKind::Waiting,
-                    format!(
-                        "{} (retrying at the next hook)",
-                        first_line(&format!("{e:#}"))
-                    ),
-                ))
-            }
+            Err(e) => return Ok(download_failed(&e)),
         };
         let node = match self.node_for(&version, &config.node_mirror)? {
             Ok(node) => node,
-            Err(why) => return Ok(outcome(StatusKind::Blocked, why)),
+            Err(o) => return Ok(o),
         };
         self.tools.application_version_set(&version)?;
 
@@ -350,7 +343,7 @@ impl Charm<'_> {
     }
 
     /// The charm's own Node if present, else one on PATH.
-    fn any_node(&self) -> Option<std::path::PathBuf> {
+    fn any_node(&self) -> Option<PathBuf> {
         let own = self.paths.node_dir().join("bin/node");
         if own.is_file() {
             return Some(own);
@@ -358,7 +351,7 @@ impl Charm<'_> {
         node::find_node(self.ctx.path.as_deref().unwrap_or("/usr/bin:/bin")).map(|(p, _)| p)
     }
 
-    fn install_node(&self, mirror: &str) -> Result<std::path::PathBuf> {
+    fn install_node(&self, mirror: &str) -> Result<PathBuf> {
         node::install_pinned(
             mirror,
             &self.paths.node_dir(),
@@ -367,33 +360,33 @@ impl Charm<'_> {
         )
     }
 
-    /// A Node that satisfies the release's `engines`; `Err` is a blocked reason.
-    fn node_for(&self, version: &str, mirror: &str) -> Result<Result<std::path::PathBuf, String>> {
+    /// A Node that satisfies the release's `engines`, or the status to report instead.
+    fn node_for(&self, version: &str, mirror: &str) -> Result<Result<PathBuf, Outcome>> {
         let range = parse_server::engines_node(&self.paths, version).unwrap_or_default();
         let cache = self
             .paths
             .root
             .join(CHARM_SCRATCH.trim_start_matches('/'))
             .join("node-version");
-        let fits = |p: &std::path::Path| -> Option<node::Version> {
-            let v = node::cached_node_version(p, &cache).ok()?;
-            (range.is_empty() || node::satisfies(v, &range)).then_some(v)
+        let fits = |p: &Path| -> bool {
+            node::cached_node_version(p, &cache)
+                .is_ok_and(|v| range.is_empty() || node::satisfies(v, &range))
         };
-        if let Some(p) = self.any_node() {
-            if fits(&p).is_some() {
-                return Ok(Ok(p));
-            }
+        if let Some(p) = self.any_node().filter(|p| fits(p)) {
+            return Ok(Ok(p));
         }
         // The Node found does not fit: install the pinned one next to the release.
         if !self.paths.node_dir().join("bin/node").is_file() {
             self.maintenance(&format!("installing Node.js {}", node::PINNED_NODE))?;
-            let p = self.install_node(mirror)?;
-            if fits(&p).is_some() {
-                return Ok(Ok(p));
+            match self.install_node(mirror) {
+                Ok(p) if fits(&p) => return Ok(Ok(p)),
+                Ok(_) => {}
+                Err(e) => return Ok(Err(download_failed(&e))),
             }
         }
-        Ok(Err(format!(
-            "parse-server {version} needs Node {range}; no such Node is installed"
+        Ok(Err(outcome(
+            StatusKind::Blocked,
+            format!("parse-server {version} needs Node {range}; no such Node is installed"),
         )))
     }
 
@@ -647,6 +640,17 @@ fn generate_key() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .context("reading /dev/urandom")?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A download that failed (network, mirror, registry): waiting, retried at the next hook.
+fn download_failed(e: &anyhow::Error) -> Outcome {
+    outcome(
+        StatusKind::Waiting,
+        format!(
+            "{} (retrying at the next hook)",
+            first_line(&format!("{e:#}"))
+        ),
+    )
 }
 
 fn first_line(s: &str) -> String {
