@@ -597,6 +597,13 @@ impl Charm<'_> {
                                 format!("juju show-secret --reveal {id}"),
                             ),
                         ]),
+                        // Only the owner (the leader) can look the secret up by label.
+                        None if !self.tools.is_leader()? => {
+                            self.tools.action_fail(
+                                "run this action on the leader: juju run parse-server/leader get-master-key",
+                            )?;
+                            return Ok(());
+                        }
                         None => {
                             self.tools.action_fail(
                                 "no master key yet: the leader generates it on its next hook",

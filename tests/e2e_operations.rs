@@ -160,6 +160,16 @@ fn day_two_operations() {
     assert!(unit.sim("set-leader", &["false"]).status.success());
     unit.hook("update-status", &[]);
     unit.assert_status("active", "parse-server 9.9.0");
+    let action = unit.sim("action", &["get-master-key"]);
+    let result: Value = serde_json::from_slice(&action.stdout).unwrap();
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains("juju run parse-server/leader"),
+        "{result}"
+    );
 
     // The database goes away: update-status says so (the service is left alone), and comes
     // back to active when the database answers again.
