@@ -182,11 +182,11 @@ pub fn install(
     for (k, v) in proxy_env {
         cmd = cmd.env(k, v);
     }
+    // npm's output is the hook's: Juju logs stdout at DEBUG, stderr at WARNING.
     cmd.env("HOME", paths.npm_cache())
         .env("npm_config_cache", paths.npm_cache())
         .env("PATH", &path)
         .stdin_null()
-        .stdout_to_stderr()
         .run()
         .with_context(|| format!("npm {} parse-server@{version}", argv[0]))?;
     // Record the option table of exactly this release, to validate extra-options against.

@@ -35,7 +35,6 @@ pub fn ensure_system_user(root: &Path, name: &str, home: &str) -> Result<(u32, u
         name
     )
     .stdin_null()
-    .stdout_to_stderr()
     .run()
     .with_context(|| format!("useradd {name}"))?;
     lookup(root, name).with_context(|| format!("user {name} missing after useradd"))
@@ -48,7 +47,6 @@ pub fn remove_system_user(root: &Path, name: &str) -> Result<()> {
     }
     duct::cmd!("userdel", name)
         .stdin_null()
-        .stdout_to_stderr()
         .run()
         .with_context(|| format!("userdel {name}"))
         .map(drop)
