@@ -15,6 +15,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 mongo_pid=
 proxy_pid=
 teardown() {
+  rm -f "$unit/headers" "$unit/.key"   # they hold the master key
   [ -n "$mongo_pid" ] && kill "$mongo_pid" 2>/dev/null || true
   [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
   "$sim" machine-down "$unit" >/dev/null 2>&1 || true
@@ -64,7 +65,7 @@ say "juju run parse-server/0 get-master-key"
 { printf 'X-Parse-Application-Id: shop\nX-Parse-Master-Key: '; cat "$unit/.key"; printf '\nContent-Type: application/json\n'; } >"$unit/headers"
 chmod 600 "$unit/headers" "$unit/.key"
 
-run() { printf '$ %s\n' "$*"; "$@"; echo; }
+run() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; echo; }
 base=http://127.0.0.1:1337/parse
 in_unit=("$sim" machine-exec "$unit" --)
 say "Real requests through the opened port"
