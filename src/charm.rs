@@ -418,7 +418,6 @@ impl Charm<'_> {
             units.push((unit, bag));
         }
         match mongodb::relation_state(&units) {
-            MongoRelation::Absent => unreachable!("relation_state never reports Absent"),
             MongoRelation::Incomplete(why) => Ok(Err(outcome(StatusKind::Waiting, why))),
             MongoRelation::Ready {
                 endpoints,
@@ -655,18 +654,9 @@ fn download_failed(e: &anyhow::Error) -> Outcome {
         StatusKind::Waiting,
         format!(
             "{} (retrying at the next hook)",
-            first_line(&format!("{e:#}"))
+            crate::first_line(&format!("{e:#}"), 300)
         ),
     )
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }
 
 fn hash_of(r: &parse_server::Rendered) -> String {

@@ -14,11 +14,9 @@ pub struct MongoEndpoint {
     pub replset: Option<String>,
 }
 
-/// What the relation offers right now.
+/// What an existing relation offers right now (no relation at all is the caller's case).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MongoRelation {
-    /// No relation on the endpoint.
-    Absent,
     /// Related, but no unit has published a usable address yet.
     Incomplete(String),
     /// At least one usable unit; `rejected` lists units whose data was unusable, and why.

@@ -131,8 +131,7 @@ pub fn check(uri: &str, timeout: Duration) -> Result<(), String> {
         check_mongodb(uri, timeout)
     };
     result.map_err(|why| {
-        let why = redact(&why, uri);
-        let why: String = why.chars().take(200).collect();
+        let why = crate::first_line(&redact(&why, uri), 200);
         format!(
             "database at {} does not answer: {why}",
             parsed.describe_hosts()
@@ -154,11 +153,7 @@ fn check_mongodb(uri: &str, timeout: Duration) -> Result<(), String> {
         .database("admin")
         .run_command(doc! {"ping": 1}, None)
         .map(drop)
-        .map_err(|e| first_line(&e.kind.to_string()))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_owned()
+        .map_err(|e| crate::first_line(&e.kind.to_string(), 200))
 }
 
 /// Opens a connection and sends a protocol-3 StartupMessage: an authentication request back
