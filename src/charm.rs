@@ -29,8 +29,6 @@ pub const MASTER_KEY_SECRET: &str = "master-key";
 const MASTER_KEY_FIELD: &str = "master-key";
 /// Key of this unit's Juju-held state naming a rendering that failed to start.
 const STATE_FAILED_RENDER: &str = "failed-render";
-/// Root-only scratch space for handing a secret to `secret-add` through a file.
-const CHARM_SCRATCH: &str = "/var/lib/parse-server-charm";
 
 /// How long the charm waits for things outside it.
 #[derive(Debug, Clone, Copy)]
@@ -355,7 +353,7 @@ impl Charm<'_> {
         node::install_pinned(
             mirror,
             &self.paths.node_dir(),
-            &self.paths.root.join("var/cache/parse-server-charm"),
+            &self.paths.charm_cache(),
             &self.ctx.proxy.env(),
         )
     }
@@ -363,11 +361,7 @@ impl Charm<'_> {
     /// A Node that satisfies the release's `engines`, or the status to report instead.
     fn node_for(&self, version: &str, mirror: &str) -> Result<Result<PathBuf, Outcome>> {
         let range = parse_server::engines_node(&self.paths, version).unwrap_or_default();
-        let cache = self
-            .paths
-            .root
-            .join(CHARM_SCRATCH.trim_start_matches('/'))
-            .join("node-version");
+        let cache = self.paths.charm_state().join("node-version");
         let fits = |p: &Path| -> bool {
             node::cached_node_version(p, &cache)
                 .is_ok_and(|v| range.is_empty() || node::satisfies(v, &range))
@@ -456,7 +450,7 @@ impl Charm<'_> {
             uid: 0,
             gid: 0,
         };
-        let scratch = self.paths.root.join(CHARM_SCRATCH.trim_start_matches('/'));
+        let scratch = self.paths.charm_state();
         files::ensure_dir(&scratch, root_only(0o700))?;
         let file = scratch.join("master-key.new");
         files::write_if_changed(&file, key.as_bytes(), root_only(0o600))?;
@@ -557,7 +551,8 @@ impl Charm<'_> {
             self.paths.config_dir(),
             self.paths.install_dir(),
             self.paths.state_dir(),
-            self.paths.npm_cache(),
+            self.paths.charm_state(),
+            self.paths.charm_cache(),
         ] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)

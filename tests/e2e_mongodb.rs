@@ -342,4 +342,6 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
         .exists());
     assert!(!unit.path("/etc/parse-server").exists());
     assert!(!unit.path("/opt/parse-server").exists());
+    assert!(!unit.path("/var/lib/parse-server-charm").exists());
+    assert!(!unit.path("/var/cache/parse-server-charm").exists());
 }

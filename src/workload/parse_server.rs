@@ -40,7 +40,10 @@ impl Paths {
     pub const CONFIG_FILE: &'static str = "/etc/parse-server/config.json";
     pub const UNIT_FILE: &'static str = "/etc/systemd/system/parse-server.service";
     pub const STATE_DIR: &'static str = "/var/lib/parse-server";
-    pub const NPM_CACHE: &'static str = "/var/cache/parse-server-charm/npm";
+    /// The charm's own root-only state (the Node version cache, secrets on their way to
+    /// `secret-add`) and its download cache (npm's cache, the Node tarball).
+    pub const CHARM_STATE: &'static str = "/var/lib/parse-server-charm";
+    pub const CHARM_CACHE: &'static str = "/var/cache/parse-server-charm";
     pub const NODE_DIR: &'static str = "/opt/parse-server/node";
 
     pub fn install_dir(&self) -> PathBuf {
@@ -61,8 +64,14 @@ impl Paths {
     pub fn state_dir(&self) -> PathBuf {
         self.at(Self::STATE_DIR)
     }
+    pub fn charm_state(&self) -> PathBuf {
+        self.at(Self::CHARM_STATE)
+    }
+    pub fn charm_cache(&self) -> PathBuf {
+        self.at(Self::CHARM_CACHE)
+    }
     pub fn npm_cache(&self) -> PathBuf {
-        self.at(Self::NPM_CACHE)
+        self.charm_cache().join("npm")
     }
     pub fn node_dir(&self) -> PathBuf {
         self.at(Self::NODE_DIR)
