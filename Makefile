@@ -4,8 +4,12 @@ SHELL := /bin/bash
 TARGET := x86_64-unknown-linux-musl
 CHARM := build/parse-server_amd64.charm
 export CC_x86_64_unknown_linux_musl := musl-gcc
+# Where the end-to-end tests, the demo and the benchmarks find what they drive.
+export PARSE_SERVER_CHARM := $(CURDIR)/$(CHARM)
+export JUJUSIM := $(CURDIR)/target/debug/jujusim
+export EGRESS_PROXY := $(CURDIR)/target/debug/egress-proxy
 
-.PHONY: charm prereqs demo test lint unit e2e bench clean
+.PHONY: charm prereqs sim demo test lint unit e2e bench clean
 
 prereqs:
 	@bash scripts/prereqs.sh
@@ -14,20 +18,30 @@ prereqs:
 charm: prereqs
 	@bash scripts/build-charm.sh
 
+# The simulator (Juju's side) and the egress proxy: their own crate.
+sim:
+	cargo build --quiet -p jujusim
+
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
-# Unit tests, simulator tests, then the end-to-end tests against the packed charm. (Not
-# --all-targets: that would run the benchmark's main as a test.)
-test: prereqs charm lint
-	PARSE_SERVER_CHARM=$(CURDIR)/$(CHARM) cargo test --lib --bins --tests -- --test-threads=2
+# Everything that needs no root, no Node, no database: both crates' unit tests, the charm's
+# file-consistency tests and its state-transition tests.
+unit: lint
+	cargo test --workspace --lib --bins --test charm_files --test state
 
-demo: prereqs charm
+# The end-to-end tests: the packed charm on simulated units with the real workload (root).
+e2e: prereqs charm sim
+	cargo test --test e2e -- --test-threads=2
+
+test: prereqs charm sim unit e2e
+
+demo: prereqs charm sim
 	@bash scripts/demo.sh $(CURDIR)/$(CHARM)
 
-bench: prereqs charm
-	PARSE_SERVER_CHARM=$(CURDIR)/$(CHARM) cargo bench --bench charm
+bench: prereqs charm sim
+	cargo bench --bench charm
 
 clean:
 	rm -rf build target/e2e .demo

@@ -2,7 +2,7 @@
 //! mongo-java-server. Every figure is printed next to a baseline measured in the same run, as
 //! a ratio, because these machines are noisy. Nothing here asserts on time.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support.rs"]
 mod support;
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{start_mongo_java_server, Unit, SIM};
+use support::{sim, start_mongo_java_server, Unit};
 
 fn hook_times(dir: &Path, hook: &str) -> Vec<(f64, f64)> {
     std::fs::read_to_string(dir.join("hook-times.jsonl"))
@@ -65,7 +65,7 @@ fn baseline_update_status(runs: usize) -> Vec<(f64, f64)> {
         .status()
         .unwrap();
     let unit = dir.join("unit");
-    let ok = Command::new(SIM)
+    let ok = Command::new(sim())
         .args(["init"])
         .arg(&unit)
         .arg("--charm-dir")
@@ -74,7 +74,7 @@ fn baseline_update_status(runs: usize) -> Vec<(f64, f64)> {
         .unwrap();
     assert!(ok.success());
     for _ in 0..runs {
-        let s = Command::new(SIM)
+        let s = Command::new(sim())
             .arg("hook")
             .arg(&unit)
             .arg("update-status")

@@ -5,7 +5,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 charm=${1:?usage: demo.sh path/to/parse-server_amd64.charm}
-cargo build --quiet --bin jujusim --bin egress-proxy --manifest-path "$repo/Cargo.toml"
+cargo build --quiet -p jujusim --manifest-path "$repo/Cargo.toml"
 sim="$repo/target/debug/jujusim"
 unit="$repo/.demo/unit-0"
 export JUJUSIM_EXTRA_PATH="$repo/.prereqs/bin"   # systemctl for a machine without systemd

@@ -69,11 +69,16 @@ pub fn ensure_dir(dir: &Path, mode: FileMode) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// This process's own uid and gid, as a file it creates gets them.
     fn me(mode: u32) -> FileMode {
+        let probe = std::env::temp_dir().join(format!("psc-me-{}", std::process::id()));
+        fs::write(&probe, b"").unwrap();
+        let meta = fs::metadata(&probe).unwrap();
+        fs::remove_file(&probe).unwrap();
         FileMode {
             mode,
-            uid: unsafe { libc::geteuid() },
-            gid: unsafe { libc::getegid() },
+            uid: meta.uid(),
+            gid: meta.gid(),
         }
     }
 

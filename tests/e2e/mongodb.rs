@@ -2,12 +2,10 @@
 //! mongo-java-server as the database behind the `mongodb` relation, systemctl3.py reading the
 //! rendered unit. Follows the operator's path from deploy to teardown.
 
-mod support;
-
 use std::os::unix::fs::MetadataExt;
 
+use crate::support::{start_mongo_java_server, Unit};
 use serde_json::Value;
-use support::{start_mongo_java_server, Unit};
 
 const APP: &str = "shop";
 

@@ -2,7 +2,7 @@
 
 use crate::errors::{q, CmdError, CmdResult};
 use crate::hooks::{run_hook, HookRequest};
-use crate::state::{self, State};
+use crate::state::with_state;
 use crate::{charm, keyvalue, relations};
 use std::path::Path;
 
@@ -15,15 +15,6 @@ fn run_all(dir: &Path, reqs: Vec<HookRequest>) -> CmdResult<i32> {
         }
     }
     Ok(0)
-}
-
-/// Lock, load, mutate, save.
-pub fn with_state<T>(dir: &Path, f: impl FnOnce(&mut State) -> CmdResult<T>) -> CmdResult<T> {
-    let _l = state::lock(dir)?;
-    let mut st = state::load(dir)?;
-    let out = f(&mut st)?;
-    state::save(dir, &st)?;
-    Ok(out)
 }
 
 /// `relate`: add a relation (peers always relate to the own application); returns its id.

@@ -182,8 +182,11 @@ fn scratch_root(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("psc-reconcile-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    let uid = unsafe { libc::geteuid() };
-    let gid = unsafe { libc::getegid() };
+    let (uid, gid) = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(root.join("etc")).unwrap();
+        (m.uid(), m.gid())
+    };
     std::fs::write(
         root.join("etc/passwd"),
         format!("parse-server:x:{uid}:{gid}::/var/lib/parse-server:/usr/sbin/nologin\n"),

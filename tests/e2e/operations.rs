@@ -3,10 +3,8 @@
 //! cluster workers and the heap limit reach the processes, upgrade-charm restarts nothing,
 //! and a non-leader waits for the leader's master key.
 
-mod support;
-
+use crate::support::{start_mongo_java_server, Unit};
 use serde_json::Value;
-use support::{start_mongo_java_server, Unit};
 
 #[test]
 fn day_two_operations() {

@@ -1,10 +1,11 @@
 //! Action tools: action-get, action-set, action-fail, action-log (only while an action runs).
 
+use super::context::Tool;
+use crate::actionparams::insert_path;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::output::{OutOpts, FORMAT_FLAGS};
 use crate::state::ActionRun;
-use crate::tools::Tool;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 const RESERVED: [&str; 4] = ["stdout", "stdout-encoding", "stderr", "stderr-encoding"];
 const DEFAULT_FAIL: &str = "action failed without reason given, check action for errors";
@@ -25,27 +26,6 @@ pub fn valid_key(k: &str) -> bool {
     let b = k.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
-}
-
-/// Insert `value` at the dotted path `keys`, creating maps as needed.
-pub fn insert_path(map: &mut Map<String, Value>, keys: &[&str], value: Value) {
-    match keys {
-        [] => {}
-        [k] => {
-            map.insert(k.to_string(), value);
-        }
-        [k, rest @ ..] => {
-            let e = map
-                .entry(k.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !e.is_object() {
-                *e = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = e {
-                insert_path(inner, rest, value);
-            }
-        }
-    }
 }
 
 /// `action-get [--format] [<key>[.<sub>...]]`.
@@ -143,7 +123,7 @@ pub fn action_log(t: &mut Tool, args: &[String]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Map};
 
     #[test]
     fn keys_and_nesting() {

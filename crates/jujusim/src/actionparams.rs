@@ -1,7 +1,6 @@
 //! Action parameters for `jujusim action`: `key=value` args typed and validated by actions.yaml (defaults filled in).
 
 use crate::errors::{q, CmdError, CmdResult};
-use crate::tools_action::insert_path;
 use serde_json::{Map, Value};
 
 /// Parse a command-line value as `juju run` does (YAML), then coerce to the schema type.
@@ -88,6 +87,27 @@ pub fn build(action: &str, spec: &Value, args: &[String]) -> CmdResult<Map<Strin
         }
     }
     Ok(out)
+}
+
+/// Insert `value` at the dotted path `keys`, creating maps as needed.
+pub fn insert_path(map: &mut Map<String, Value>, keys: &[&str], value: Value) {
+    match keys {
+        [] => {}
+        [k] => {
+            map.insert(k.to_string(), value);
+        }
+        [k, rest @ ..] => {
+            let e = map
+                .entry(k.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !e.is_object() {
+                *e = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = e {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 use crate::errors::{q, CmdError, CmdResult};
 use crate::flags::{self, flag, opt, Parsed, Spec};
 use crate::hooks::{self, HookRequest};
-use crate::lifecycle::{self, with_state};
+use crate::lifecycle;
 use crate::setup::{self, InitOpts};
+use crate::state::with_state;
 use crate::state::{self, Bag};
 use crate::{charm, gojson, keyvalue, machine, package, relations, statusview};
 use serde_json::Value;

@@ -1,13 +1,13 @@
 //! Secret tools (Juju 3.x): secret-add, secret-set, secret-remove (journaled), secret-get,
 //! secret-info-get, secret-ids.
 
+use super::context::Tool;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt, Parsed, Spec};
 use crate::journal::SecretUpdate;
 use crate::output::{Format, OutOpts, FORMAT_FLAGS};
 use crate::secrets::{self, parse_uri};
 use crate::state::{Secret, SecretRevision, State};
-use crate::tools::Tool;
 use crate::util;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -8,8 +8,8 @@
 //! mounted.
 
 use crate::errors::{CmdError, CmdResult};
-use crate::lifecycle::with_state;
 use crate::state;
+use crate::state::with_state;
 use crate::util::pid_alive;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

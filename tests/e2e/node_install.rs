@@ -3,12 +3,10 @@
 //! mirror's SHASUMS256.txt, and serves with it. The mirror is served on the unit's loopback
 //! from a tarball made of this machine's own Node in the official layout.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{start_mongo_java_server, Unit};
+use crate::support::{start_mongo_java_server, Unit};
 
 const PINNED: &str = "22.21.1";
 

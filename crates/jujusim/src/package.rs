@@ -1,8 +1,9 @@
 //! `jujusim deploy-charm`: unpack a `.charm` (zip) into the unit's rootfs agent dir, as `juju deploy`/`juju refresh` would.
 
 use crate::errors::{CmdError, CmdResult};
-use crate::lifecycle::{refresh_charm, with_state};
+use crate::lifecycle::refresh_charm;
 use crate::setup::{init_unit, InitOpts};
+use crate::state::with_state;
 use crate::{charm, state};
 use std::path::Path;
 use std::process::Command;

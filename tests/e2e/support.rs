@@ -11,23 +11,45 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const SIM: &str = env!("CARGO_BIN_EXE_jujusim");
-pub const EGRESS_PROXY: &str = env!("CARGO_BIN_EXE_egress-proxy");
 /// Where units find the model's proxy (`juju-https-proxy`), on their own loopback.
 pub const UNIT_PROXY: &str = "http://127.0.0.1:3128";
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The packed charm under test; a missing one is a loud failure, never a skip.
-pub fn packed_charm() -> PathBuf {
-    let path = std::env::var_os("PARSE_SERVER_CHARM")
+/// A file the tests need that another build makes: named by `var`, else `default` under the
+/// repository. A missing one is a loud failure, never a skip.
+fn built_artifact(var: &str, default: &str, how: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("build/parse-server_amd64.charm"));
+        .unwrap_or_else(|| Path::new(REPO).join(default));
     assert!(
         path.is_file(),
-        "{} does not exist: run `make charm` (or `make test`, which builds it)",
+        "{} does not exist: run `{how}` (or `make test`, which builds it)",
         path.display()
     );
     path
+}
+
+/// The packed charm under test.
+pub fn packed_charm() -> PathBuf {
+    built_artifact(
+        "PARSE_SERVER_CHARM",
+        "build/parse-server_amd64.charm",
+        "make charm",
+    )
+}
+
+/// The simulator's binary (crate `jujusim`, which never imports the charm).
+pub fn sim() -> PathBuf {
+    built_artifact("JUJUSIM", "target/debug/jujusim", "cargo build -p jujusim")
+}
+
+/// The egress proxy that stands in for the model's `juju-https-proxy`.
+pub fn egress_proxy() -> PathBuf {
+    built_artifact(
+        "EGRESS_PROXY",
+        "target/debug/egress-proxy",
+        "cargo build -p jujusim",
+    )
 }
 
 /// Fails loudly when a prerequisite is missing.
@@ -69,7 +91,7 @@ impl Unit {
         // The unit's network is its loopback only; npm reaches the registry through the
         // model's proxy, as on a firewalled Juju model with juju-https-proxy set.
         let log = std::fs::File::create(unit.dir.join("egress-proxy.log")).unwrap();
-        let proxy = Command::new(EGRESS_PROXY)
+        let proxy = Command::new(egress_proxy())
             .args(["--netns-pid", &pid, "--listen", "127.0.0.1:3128"])
             .args(["--allow", "registry.npmjs.org:443"])
             .stdin(Stdio::null())
@@ -88,7 +110,7 @@ impl Unit {
 
     /// Runs `jujusim <sub> <unit dir> <args...>`.
     pub fn sim(&self, sub: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(SIM);
+        let mut cmd = Command::new(sim());
         cmd.arg(sub).arg(&self.dir).args(args);
         cmd.env("JUJUSIM_EXTRA_PATH", Path::new(REPO).join(".prereqs/bin"));
         cmd.env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY);
@@ -196,7 +218,7 @@ impl Unit {
     /// Returns its pid, for `stop_background`.
     pub fn spawn_on_loopback(&mut self, cmd: &[&str], log: &str) -> u32 {
         let logf = std::fs::File::create(self.dir.join(log)).unwrap();
-        let child = Command::new(SIM)
+        let child = Command::new(sim())
             .arg("machine-exec")
             .arg("--net-only")
             .arg(&self.dir)
@@ -216,7 +238,7 @@ impl Unit {
     /// PID namespace), e.g. a service supervisor; returns the pid of its `nsenter`.
     pub fn spawn_in_unit(&mut self, cmd: &[&str], log: &str) -> u32 {
         let logf = std::fs::File::create(self.dir.join(log)).unwrap();
-        let child = Command::new(SIM)
+        let child = Command::new(sim())
             .arg("machine-exec")
             .arg(&self.dir)
             .arg("--")

@@ -1,9 +1,9 @@
 //! Leadership tools: is-leader, leader-get, leader-set (leader-set is immediate and leader-only).
 
+use super::context::Tool;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::keyvalue;
 use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::tools::Tool;
 use serde_json::{json, Value};
 
 /// `is-leader [--format]`.

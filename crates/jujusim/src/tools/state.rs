@@ -1,10 +1,10 @@
 //! Unit-state tools: state-get, state-set, state-delete (writes are journaled).
 
+use super::context::Tool;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt};
 use crate::keyvalue;
 use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::tools::Tool;
 use serde_json::json;
 use std::collections::BTreeMap;
 

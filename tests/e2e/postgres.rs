@@ -1,10 +1,8 @@
 //! End to end through `database-uri`: the packed charm serving from PostgreSQL (Debian's
 //! server, started by the test on the unit's loopback) instead of the mongodb relation.
 
-mod support;
-
+use crate::support::{start_postgres, Unit};
 use serde_json::Value;
-use support::{start_postgres, Unit};
 
 #[test]
 fn serves_from_postgresql_via_database_uri() {

@@ -28,19 +28,6 @@ mod setup;
 mod state;
 mod statusview;
 mod tools;
-mod tools_action;
-mod tools_info;
-mod tools_leader;
-mod tools_log;
-mod tools_ports;
-mod tools_relation;
-mod tools_secret;
-#[cfg(test)]
-mod tools_secret_tests;
-mod tools_state;
-mod tools_status;
-#[cfg(test)]
-mod tools_tests;
 mod util;
 
 fn main() {

@@ -374,6 +374,18 @@ pub fn lock(dir: &Path) -> Result<Lock> {
     lock_named(dir, ".lock")
 }
 
+/// Lock, load, mutate, save.
+pub fn with_state<T>(
+    dir: &Path,
+    f: impl FnOnce(&mut State) -> crate::errors::CmdResult<T>,
+) -> crate::errors::CmdResult<T> {
+    let _l = lock(dir)?;
+    let mut st = load(dir)?;
+    let out = f(&mut st)?;
+    save(dir, &st)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

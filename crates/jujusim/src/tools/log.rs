@@ -1,9 +1,9 @@
 //! The juju-log tool (immediate; relation hooks prefix `<ep>:<id>: `).
 
+use super::context::Tool;
 use crate::errors::{CmdError, CmdResult};
 use crate::flags::{flag, opt};
 use crate::state::LogLine;
-use crate::tools::Tool;
 
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 

@@ -1,0 +1,10 @@
+//! End-to-end tests: the packed charm's `dispatch` driven by the `jujusim` simulator on
+//! simulated units, against the real workload (parse-server from npm, real databases). One
+//! test binary; each module is one scenario family.
+
+mod support;
+
+mod mongodb;
+mod node_install;
+mod operations;
+mod postgres;
