@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use parse_server_charm::charm::{Charm, Timeouts};
 use parse_server_charm::juju::{CliHookTools, HookTools, JujuContext};
-use parse_server_charm::workload::parse_server::Paths;
+use parse_server_charm::workload::paths::Paths;
+use parse_server_charm::workload::probe::SystemProbes;
 use parse_server_charm::workload::systemd::Systemctl;
 
 fn main() -> ExitCode {
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         ctx: &ctx,
         tools: &tools,
         service: &service,
+        probes: &SystemProbes,
         paths: Paths::new("/"),
         timeouts: Timeouts::default(),
     };

@@ -36,7 +36,7 @@ fn config_yaml_defaults_are_valid_config() {
         assert!(!name.contains('_'), "{name}: options are kebab-case");
         raw.insert(name.to_owned(), v);
     }
-    let parsed = CharmConfig::from_raw(&raw, None).expect("defaults validate");
+    let parsed = CharmConfig::from_raw(&raw).expect("defaults validate");
     assert_eq!(parsed.port, 1337);
     // Every option the issue lists is declared.
     for name in [
@@ -54,9 +54,16 @@ fn config_yaml_defaults_are_valid_config() {
         "allow-client-class-creation",
         "log-level",
         "extra-options",
+        "node-mirror",
     ] {
         assert!(raw.contains_key(name), "config.yaml lacks {name}");
     }
+    assert_eq!(
+        raw.len(),
+        15,
+        "an option the code does not read: {:?}",
+        raw.keys()
+    );
 }
 
 #[test]
@@ -109,17 +116,16 @@ fn actions_yaml_parses() {
 
 #[test]
 fn shipped_lockfile_matches_the_default_version() {
-    let dir = format!(
-        "{}/charm/npm/{}",
-        env!("CARGO_MANIFEST_DIR"),
-        parse_server_charm::config::DEFAULT_PARSE_SERVER
-    );
+    let default = parse_server_charm::config::defaults::default_of("parse-server-version")
+        .as_str()
+        .unwrap();
+    let dir = format!("{}/charm/npm/{default}", env!("CARGO_MANIFEST_DIR"));
     let lock: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{dir}/package-lock.json")).unwrap())
             .unwrap();
     assert_eq!(
         lock["packages"]["node_modules/parse-server"]["version"].as_str(),
-        Some(parse_server_charm::config::DEFAULT_PARSE_SERVER)
+        Some(default)
     );
     assert_eq!(
         lock["packages"]["node_modules/router"]["version"].as_str(),

@@ -27,7 +27,13 @@ pub struct JujuContext {
     pub path: Option<String>,
     /// The model's `juju-http(s)-proxy` / `juju-no-proxy` settings, for downloads.
     pub proxy: ProxySettings,
+    /// Test-only (`PARSE_SERVER_CHARM_ABORT_AFTER`, never set by Juju): the named step after
+    /// which the hook dies at once, as if SIGKILLed, to prove the next hook converges.
+    pub abort_after: Option<String>,
 }
+
+/// The variable that names a step to die after (fault tests only).
+pub const ABORT_AFTER_VAR: &str = "PARSE_SERVER_CHARM_ABORT_AFTER";
 
 /// Proxy settings from the model config (`JUJU_CHARM_*_PROXY`); empty means none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +115,7 @@ impl JujuContext {
                 https: get("JUJU_CHARM_HTTPS_PROXY").map(str::to_owned),
                 no_proxy: get("JUJU_CHARM_NO_PROXY").map(str::to_owned),
             },
+            abort_after: get(ABORT_AFTER_VAR).map(str::to_owned),
         })
     }
 }

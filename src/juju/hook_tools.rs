@@ -10,28 +10,10 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
+use super::status::Status;
+
 /// A relation databag: string keys and values only.
 pub type Databag = BTreeMap<String, String>;
-
-/// A workload status Juju accepts from a charm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StatusKind {
-    Active,
-    Waiting,
-    Maintenance,
-    Blocked,
-}
-
-impl StatusKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatusKind::Active => "active",
-            StatusKind::Waiting => "waiting",
-            StatusKind::Maintenance => "maintenance",
-            StatusKind::Blocked => "blocked",
-        }
-    }
-}
 
 /// A hook tool that failed: which one, its exit code and what it said on stderr.
 #[derive(Debug)]
@@ -63,7 +45,7 @@ pub trait HookTools {
     fn opened_ports(&self) -> ToolResult<Vec<String>>;
     fn open_port(&self, port: u16) -> ToolResult<()>;
     fn close_port(&self, port: u16) -> ToolResult<()>;
-    fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()>;
+    fn status_set(&self, status: &Status) -> ToolResult<()>;
     fn application_version_set(&self, version: &str) -> ToolResult<()>;
     fn log(&self, level: &str, message: &str) -> ToolResult<()>;
     fn is_leader(&self) -> ToolResult<bool>;
@@ -218,8 +200,8 @@ impl HookTools for CliHookTools {
             .map(drop)
     }
 
-    fn status_set(&self, kind: StatusKind, message: &str) -> ToolResult<()> {
-        self.run("status-set", &[kind.as_str(), message], None)
+    fn status_set(&self, status: &Status) -> ToolResult<()> {
+        self.run("status-set", &[status.kind.as_str(), &status.message], None)
             .map(drop)
     }
 
@@ -332,13 +314,5 @@ mod tests {
         assert_eq!(bag.len(), 1);
         assert_eq!(bag["hostname"], "h");
         assert!(databag(json!("nope")).is_empty());
-    }
-
-    #[test]
-    fn status_priority_order() {
-        // blocked > maintenance > waiting > active (ops' model.py ordering).
-        assert!(StatusKind::Blocked > StatusKind::Maintenance);
-        assert!(StatusKind::Maintenance > StatusKind::Waiting);
-        assert!(StatusKind::Waiting > StatusKind::Active);
     }
 }

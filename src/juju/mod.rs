@@ -3,7 +3,9 @@
 pub mod context;
 pub mod event;
 pub mod hook_tools;
+pub mod status;
 
 pub use context::{JujuContext, ProxySettings};
 pub use event::{Event, RelationKind};
-pub use hook_tools::{CliHookTools, Databag, HookToolError, HookTools, StatusKind};
+pub use hook_tools::{CliHookTools, Databag, HookToolError, HookTools};
+pub use status::{Status, StatusKind};

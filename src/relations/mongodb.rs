@@ -4,6 +4,8 @@
 
 use std::net::Ipv6Addr;
 
+use crate::config::rules;
+use crate::juju::status::quote;
 use crate::juju::Databag;
 
 /// One MongoDB unit as published on the relation.
@@ -27,47 +29,57 @@ pub enum MongoRelation {
 }
 
 /// Reads one unit's databag. `Ok(None)`: nothing published yet (normal right after
-/// `-joined`); `Err`: published but unusable.
+/// `-joined`); `Err`: published but unusable (the reason quotes at most a short, escaped
+/// piece of the value).
 pub fn endpoint_from_databag(bag: &Databag) -> Result<Option<MongoEndpoint>, String> {
     // The 2014 charm misspelt the key as `hostnme`; accept it rather than wait forever.
     let host = bag.get("hostname").or_else(|| bag.get("hostnme"));
     let (Some(host), Some(port)) = (host, bag.get("port")) else {
         return Ok(None);
     };
-    let host = host.trim();
-    let host = host
+    let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if !is_valid_host(host) {
+    if !is_valid_host(bare) {
         return Err(format!(
-            "hostname {host:?} is not a host name or IP address"
+            "hostname {} is not a host name or IP address",
+            quote(host, 40)
         ));
     }
-    let port: u16 = match port.trim().parse() {
-        Ok(p) if p > 0 => p,
-        _ => return Err(format!("port {port:?} is not a port number")),
-    };
-    let replset = match bag.get("replset").map(|s| s.trim()) {
+    let port = rules::port_number(port)
+        .map_err(|_| format!("port {} is not a port number", quote(port, 12)))?;
+    let replset = match bag.get("replset").map(String::as_str) {
         None | Some("") => None,
         Some(r)
-            if r.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            if r.len() <= 128
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) =>
         {
             Some(r.to_owned())
         }
-        Some(r) => return Err(format!("replset {r:?} is not a replica-set name")),
+        Some(r) => {
+            return Err(format!(
+                "replset {} is not a replica-set name",
+                quote(r, 40)
+            ))
+        }
     };
     Ok(Some(MongoEndpoint {
-        host: host.to_owned(),
+        host: bare.to_owned(),
         port,
         replset,
     }))
 }
 
+/// A DNS name (labels of ASCII letters, digits, `-` and `_`), or an IPv4 address without
+/// leading zeros, or an IPv6 address.
 fn is_valid_host(h: &str) -> bool {
     if h.parse::<Ipv6Addr>().is_ok() {
         return true;
+    }
+    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return h.parse::<std::net::Ipv4Addr>().is_ok();
     }
     !h.is_empty()
         && h.len() <= 253
@@ -199,18 +211,15 @@ mod tests {
             ("port", "99999"),
             ("port", "0"),
             ("port", "27017\n"),
+            ("port", "027017"),
             ("port", "abc"),
             ("replset", "rs0&ssl=false"),
+            ("hostname", " db1"),
+            ("hostname", "010.0.0.1"),
         ] {
             let mut b = bag(&[("hostname", "db1"), ("port", "27017")]);
             b.insert(k.into(), v.into());
-            // "27017\n" trims to a valid port: the only case that must pass.
-            let r = endpoint_from_databag(&b);
-            if v == "27017\n" {
-                assert!(r.unwrap().is_some());
-            } else {
-                assert!(r.is_err(), "{k}={v:?} accepted");
-            }
+            assert!(endpoint_from_databag(&b).is_err(), "{k}={v:?} accepted");
         }
     }
 

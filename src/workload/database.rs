@@ -1,8 +1,7 @@
-//! "Does the database answer?": a MongoDB `ping` through the official driver, or a PostgreSQL
-//! start-up handshake, each with a short timeout. Reasons returned never contain credentials.
+//! "Does the database answer, and accept these credentials?": a MongoDB `ping` through the
+//! official driver or a PostgreSQL `SELECT 1` through the `postgres` crate, each with a short
+//! timeout. Reasons returned never contain credentials.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// The parts of a database URI the checks need.
@@ -70,6 +69,24 @@ impl DbUri {
         self.scheme == "postgres" || self.scheme == "postgresql"
     }
 
+    /// `uri` with each host of its host list replaced by a placeholder name (same count and
+    /// ports), for a parser that handles the rest of the URI but not every host syntax.
+    pub fn with_placeholder_hosts(&self, uri: &str) -> String {
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return uri.to_owned();
+        };
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
+        let hosts: Vec<String> = (0..self.hosts.len())
+            .map(|i| format!("host{i}.invalid"))
+            .collect();
+        match userinfo {
+            Some(u) => format!("{scheme}://{u}@{}{tail}", hosts.join(",")),
+            None => format!("{scheme}://{}{tail}", hosts.join(",")),
+        }
+    }
+
     /// `host:port, …` for messages: never the credentials.
     pub fn describe_hosts(&self) -> String {
         let default = if self.is_postgres() { 5432 } else { 27017 };
@@ -88,7 +105,7 @@ impl DbUri {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -121,89 +138,131 @@ pub fn redact(text: &str, uri: &str) -> String {
     out
 }
 
-/// Checks that the database behind `uri` answers within `timeout`. `Err` is a short reason
-/// fit for a status message.
-pub fn check(uri: &str, timeout: Duration) -> Result<(), String> {
-    let parsed = DbUri::parse(uri).ok_or_else(|| "the database URI cannot be read".to_owned())?;
+/// Why the database check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// The URI cannot be used at all (a mistake in it).
+    BadUri(String),
+    /// Nothing answers (down, unreachable, timed out): may change by itself.
+    Unreachable(String),
+    /// The server answered and refused: wrong credentials, no such database, not allowed.
+    Refused(String),
+}
+
+impl DbError {
+    pub fn reason(&self) -> &str {
+        match self {
+            DbError::BadUri(r) | DbError::Unreachable(r) | DbError::Refused(r) => r,
+        }
+    }
+}
+
+/// Checks what parse-server will need of the database behind `uri` within `timeout`:
+/// connect, authenticate with the URI's credentials, run a trivial command. The reason in
+/// an error is short and never holds a credential.
+pub fn check(uri: &str, timeout: Duration) -> Result<(), DbError> {
+    let parsed =
+        DbUri::parse(uri).ok_or_else(|| DbError::BadUri("the URI cannot be read".to_owned()))?;
     let result = if parsed.is_postgres() {
-        check_postgres(&parsed, timeout)
+        check_postgres(uri, timeout)
     } else {
-        check_mongodb(uri, timeout)
+        check_mongodb(uri, &parsed, timeout)
     };
-    result.map_err(|why| {
-        let why = crate::first_line(&redact(&why, uri), 200);
-        format!(
-            "database at {} does not answer: {why}",
-            parsed.describe_hosts()
-        )
+    let hosts = parsed.describe_hosts();
+    result.map_err(|e| {
+        let clean = |why: &str| crate::juju::status::one_line(&redact(why, uri), 120);
+        match e {
+            DbError::BadUri(why) => DbError::BadUri(clean(&why)),
+            DbError::Unreachable(why) => DbError::Unreachable(format!(
+                "database at {hosts} does not answer: {}",
+                clean(&why)
+            )),
+            DbError::Refused(why) => {
+                DbError::Refused(format!("database at {hosts} refused: {}", clean(&why)))
+            }
+        }
     })
 }
 
-/// The driver is the 2.x line on purpose: it speaks to MongoDB 3.6 and later (wire version 6),
-/// like parse-server's own driver, where the 3.x line refuses anything older than 4.4.
-fn check_mongodb(uri: &str, timeout: Duration) -> Result<(), String> {
+/// MongoDB: a `ping` through the official driver, with the URI's credentials. The driver is
+/// the 2.x line on purpose: it speaks to MongoDB 3.6 and later (wire version 6), like
+/// parse-server's own driver, where the 3.x line refuses anything older than 4.4. Its URI
+/// parser refuses bracketed IPv6 hosts (`mongodb://[fd00::1]:27017/db`), which parse-server's
+/// driver accepts, so the host list is given to it as addresses rather than in the URI.
+fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<(), DbError> {
     use mongodb::bson::doc;
-    use mongodb::options::ClientOptions;
-    let mut opts = ClientOptions::parse(uri).map_err(|e| e.kind.to_string())?;
+    use mongodb::error::ErrorKind;
+    use mongodb::options::{ClientOptions, ServerAddress};
+    let srv = parsed.scheme == "mongodb+srv";
+    let parseable = if srv {
+        uri.to_owned()
+    } else {
+        parsed.with_placeholder_hosts(uri)
+    };
+    let mut opts =
+        ClientOptions::parse(parseable).map_err(|e| DbError::BadUri(e.kind.to_string()))?;
+    if !srv {
+        opts.hosts = parsed
+            .hosts
+            .iter()
+            .map(|(host, port)| ServerAddress::Tcp {
+                host: host.clone(),
+                port: Some(port.unwrap_or(27017)),
+            })
+            .collect();
+    }
     opts.server_selection_timeout = Some(timeout);
     opts.connect_timeout = Some(timeout);
     opts.app_name = Some("parse-server-charm".into());
-    let client = mongodb::sync::Client::with_options(opts).map_err(|e| e.kind.to_string())?;
-    client
-        .database("admin")
-        .run_command(doc! {"ping": 1}, None)
-        .map(drop)
-        .map_err(|e| crate::first_line(&e.kind.to_string(), 200))
+    let client = mongodb::sync::Client::with_options(opts)
+        .map_err(|e| DbError::BadUri(e.kind.to_string()))?;
+    match client.database("admin").run_command(doc! {"ping": 1}, None) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let why = crate::juju::status::one_line(&e.kind.to_string(), 200);
+            let auth = |text: &str| {
+                text.contains("Authentication failed")
+                    || text.contains("AuthenticationFailed")
+                    || text.contains("requires authentication")
+                    || text.contains("Unauthorized")
+            };
+            Err(match *e.kind {
+                ErrorKind::Authentication { .. } => DbError::Refused(why),
+                ErrorKind::Command(ref c) if c.code == 13 || c.code == 18 => DbError::Refused(why),
+                ErrorKind::InvalidArgument { .. } => DbError::BadUri(why),
+                _ if auth(&why) => DbError::Refused(why),
+                _ => DbError::Unreachable(why),
+            })
+        }
+    }
 }
 
-/// Opens a connection and sends a protocol-3 StartupMessage: an authentication request back
-/// means a PostgreSQL server is there and accepts this user and database; an error response
-/// carries the server's reason (e.g. the database does not exist).
-fn check_postgres(uri: &DbUri, timeout: Duration) -> Result<(), String> {
-    let (host, port) = &uri.hosts[0];
-    let addr = (host.as_str(), port.unwrap_or(5432))
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let user = uri.user.clone().unwrap_or_else(|| "postgres".into());
-    let database = uri.database.clone().unwrap_or_else(|| user.clone());
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608u32.to_be_bytes()); // protocol 3.0
-    for (k, v) in [("user", user.as_str()), ("database", database.as_str())] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    s.write_all(&msg).map_err(|e| e.to_string())?;
-    let mut head = [0u8; 5];
-    s.read_exact(&mut head)
-        .map_err(|e| format!("no answer: {e}"))?;
-    match head[0] {
-        b'R' => Ok(()),
-        b'E' => {
-            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            let mut rest = vec![0u8; len.saturating_sub(4).min(4096)];
-            let _ = s.read_exact(&mut rest);
-            let message = rest
-                .split(|b| *b == 0)
-                .find(|f| f.first() == Some(&b'M'))
-                .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
-                .unwrap_or_else(|| "refused".into());
-            Err(message)
+/// PostgreSQL: connect, authenticate and `SELECT 1` through the `postgres` crate.
+fn check_postgres(uri: &str, timeout: Duration) -> Result<(), DbError> {
+    use std::str::FromStr;
+    let mut config = postgres::Config::from_str(uri).map_err(|e| DbError::BadUri(e.to_string()))?;
+    config.connect_timeout(timeout);
+    config.application_name("parse-server-charm");
+    let mut client = config.connect(postgres::NoTls).map_err(classify_postgres)?;
+    client
+        .simple_query("SELECT 1")
+        .map(drop)
+        .map_err(classify_postgres)
+}
+
+fn classify_postgres(e: postgres::Error) -> DbError {
+    match e.as_db_error() {
+        // The server answered: wrong password, unknown role or database, no pg_hba entry.
+        Some(db) => DbError::Refused(format!("{} ({})", db.message(), db.code().code())),
+        None => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            DbError::Unreachable(why)
         }
-        other => Err(format!(
-            "unexpected reply {other:#x}: not a PostgreSQL server"
-        )),
     }
 }
 
@@ -245,32 +304,46 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let uri = format!("postgres://u:topsecret@127.0.0.1:{port}/db");
-        let err = check(&uri, Duration::from_millis(500)).unwrap_err();
-        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
-        assert!(!err.contains("topsecret"), "{err}");
-        let uri = format!("mongodb://u:topsecret@127.0.0.1:{port}/db");
-        let err = check(&uri, Duration::from_millis(500)).unwrap_err();
-        assert!(!err.contains("topsecret"), "{err}");
+        for scheme in ["postgres", "mongodb"] {
+            let uri = format!("{scheme}://u:topsecret@127.0.0.1:{port}/db");
+            let err = check(&uri, Duration::from_millis(500)).unwrap_err();
+            assert!(matches!(err, DbError::Unreachable(_)), "{err:?}");
+            assert!(
+                err.reason().contains(&format!("127.0.0.1:{port}")),
+                "{err:?}"
+            );
+            assert!(!err.reason().contains("topsecret"), "{err:?}");
+        }
     }
 
     #[test]
-    fn non_postgres_server_is_named() {
-        // A server that answers with something else than R/E.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let t = std::thread::spawn(move || {
-            let (mut c, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 64];
-            let _ = c.read(&mut buf);
-            c.write_all(b"HTTP/1.1 400 Bad\r\n\r\n").unwrap();
-        });
+    fn ipv6_hosts_reach_the_driver_as_addresses() {
+        let u =
+            DbUri::parse("mongodb://u:p%40ss@[fd00::1]:27017,10.0.0.1/db?replicaSet=rs").unwrap();
+        assert_eq!(
+            u.with_placeholder_hosts(
+                "mongodb://u:p%40ss@[fd00::1]:27017,10.0.0.1/db?replicaSet=rs"
+            ),
+            "mongodb://u:p%40ss@host0.invalid,host1.invalid/db?replicaSet=rs"
+        );
+        // Nothing listens on ::1 at this port: the driver tries, and says it is unreachable
+        // (its URI parser alone would have refused the URI).
+        let port = std::net::TcpListener::bind("[::1]:0")
+            .expect("an IPv6 loopback")
+            .local_addr()
+            .unwrap()
+            .port();
         let err = check(
-            &format!("postgres://u@127.0.0.1:{port}/db"),
-            Duration::from_secs(2),
+            &format!("mongodb://[::1]:{port}/db"),
+            Duration::from_millis(300),
         )
         .unwrap_err();
-        assert!(err.contains("not a PostgreSQL server"), "{err}");
-        t.join().unwrap();
+        assert!(matches!(err, DbError::Unreachable(_)), "{err:?}");
+    }
+
+    #[test]
+    fn unusable_uris_are_bad_uris() {
+        let err = check("postgres://u@h:notaport/db", Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, DbError::BadUri(_)), "{err:?}");
     }
 }

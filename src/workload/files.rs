@@ -66,7 +66,7 @@ pub fn ensure_dir(dir: &Path, mode: FileMode) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// This process's own uid and gid, as a file it creates gets them.

@@ -3,7 +3,11 @@
 
 pub mod database;
 pub mod files;
+pub mod install;
 pub mod node;
-pub mod parse_server;
+pub mod paths;
+pub mod probe;
+pub mod render;
+pub mod service_files;
 pub mod systemd;
 pub mod user;

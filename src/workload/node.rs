@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use super::install::InstallError;
 
 /// A `major.minor.patch` version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,45 +139,33 @@ pub fn install_pinned(
     dest: &Path,
     scratch: &Path,
     proxy_env: &[(&str, String)],
-) -> Result<PathBuf> {
+) -> Result<PathBuf, InstallError> {
     std::fs::create_dir_all(scratch)?;
     let base = format!("{}/v{PINNED_NODE}", mirror.trim_end_matches('/'));
     let name = pinned_tarball();
     let tarball = scratch.join(&name);
-    let fetch = |url: &str, out: &Path| {
-        let mut cmd = duct::cmd!(
-            "curl",
-            "--fail",
-            "--silent",
-            "--show-error",
-            "--location",
-            "--output",
-            out,
-            url
-        );
-        for (k, v) in proxy_env {
-            cmd = cmd.env(k, v);
-        }
-        cmd.stdin_null()
-            .run()
-            .with_context(|| format!("downloading {url}"))
-    };
     let sums = scratch.join("SHASUMS256.txt");
-    fetch(&format!("{base}/SHASUMS256.txt"), &sums)?;
-    fetch(&format!("{base}/{name}"), &tarball)?;
+    fetch(&format!("{base}/SHASUMS256.txt"), &sums, proxy_env)?;
+    fetch(&format!("{base}/{name}"), &tarball, proxy_env)?;
     let want = std::fs::read_to_string(&sums)?
         .lines()
         .find_map(|l| {
             let (sum, file) = l.split_once(char::is_whitespace)?;
             (file.trim() == name).then(|| sum.to_owned())
         })
-        .with_context(|| format!("{name} is not listed in {base}/SHASUMS256.txt"))?;
+        .ok_or_else(|| {
+            InstallError::NotFound(format!("{name} is not listed in {base}/SHASUMS256.txt"))
+        })?;
     let got = duct::cmd!("sha256sum", &tarball)
         .read()
-        .context("sha256sum")?;
+        .context("sha256sum")
+        .map_err(InstallError::Other)?;
     let got = got.split_whitespace().next().unwrap_or("");
     if got != want {
-        bail!("{name} has checksum {got}, SHASUMS256.txt says {want}");
+        let _ = std::fs::remove_file(&tarball);
+        return Err(InstallError::Integrity(format!(
+            "{name} from {base} does not match its SHASUMS256.txt"
+        )));
     }
     let _ = std::fs::remove_dir_all(dest);
     std::fs::create_dir_all(dest)?;
@@ -190,9 +180,54 @@ pub fn install_pinned(
     )
     .stdin_null()
     .run()
-    .context("unpacking node")?;
+    .context("unpacking node")
+    .map_err(InstallError::Other)?;
     let _ = std::fs::remove_file(&tarball);
     Ok(dest.join("bin/node"))
+}
+
+/// curl's exit codes for a server that could not be reached or failed mid-transfer.
+const CURL_NETWORK_EXITS: &[i32] = &[5, 6, 7, 18, 28, 35, 52, 55, 56, 92];
+
+/// Downloads `url` to `out` with curl; classifies a failure.
+fn fetch(url: &str, out: &Path, proxy_env: &[(&str, String)]) -> Result<(), InstallError> {
+    let mut cmd = duct::cmd!(
+        "curl",
+        "--silent",
+        "--show-error",
+        "--location",
+        "--write-out",
+        "%{http_code}",
+        "--output",
+        out,
+        url
+    );
+    for (k, v) in proxy_env {
+        cmd = cmd.env(k, v);
+    }
+    let res = cmd
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running curl for {url}"))
+        .map_err(InstallError::Other)?;
+    let code = String::from_utf8_lossy(&res.stdout).trim().to_owned();
+    let stderr = String::from_utf8_lossy(&res.stderr).trim().to_owned();
+    match res.status.code() {
+        Some(0) if code.starts_with('2') => Ok(()),
+        Some(0) if code == "404" || code == "410" => {
+            Err(InstallError::NotFound(format!("{url} answers {code}")))
+        }
+        Some(0) => Err(InstallError::Download(format!("{url} answers {code}"))),
+        Some(c) if CURL_NETWORK_EXITS.contains(&c) => {
+            Err(InstallError::Download(format!("{url}: {stderr}")))
+        }
+        _ => Err(InstallError::Other(anyhow::anyhow!(
+            "curl {url} failed: {stderr}"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! The service manager seam: `systemctl` on a unit (the real systemd, or a systemctl
-//! implementation that works without PID 1 in tests).
+//! The service manager seam: `systemctl` on a unit.
 
 use anyhow::{bail, Context, Result};
+
+/// The service's systemd unit.
+pub const SERVICE_UNIT: &str = "parse-server.service";
 
 /// What the charm needs from the service manager.
 pub trait ServiceManager {

@@ -63,22 +63,14 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
         "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0",
     );
     assert_eq!(unit.opened_ports(), vec!["1337/tcp"]);
-    let env = unit.read_text("/etc/parse-server/parse-server.env");
-    assert!(env.contains("PARSE_SERVER_DATABASE_URI='mongodb://127.0.0.1:27017/parse'"));
+    let options: Value =
+        serde_json::from_str(&unit.read_text("/etc/parse-server/config.json")).unwrap();
+    assert_eq!(options["databaseURI"], "mongodb://127.0.0.1:27017/parse");
+    assert!(!unit.path("/etc/parse-server/parse-server.env").exists());
 
     // Secrets: 0640 root:parse-server, never on a command line, in a log or a status.
-    let meta = std::fs::metadata(unit.path("/etc/parse-server/parse-server.env")).unwrap();
-    assert_eq!(meta.mode() & 0o777, 0o640);
-    assert_eq!(meta.uid(), 0);
-    let config_json = std::fs::metadata(unit.path("/etc/parse-server/config.json")).unwrap();
-    assert_eq!(
-        (
-            config_json.mode() & 0o777,
-            config_json.uid(),
-            config_json.gid()
-        ),
-        (0o640, 0, meta.gid())
-    );
+    let meta = std::fs::metadata(unit.path("/etc/parse-server/config.json")).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o640, 0));
     let dir = std::fs::metadata(unit.path("/etc/parse-server")).unwrap();
     assert_eq!(dir.mode() & 0o777, 0o750);
     let group = unit.read_text("/etc/group");

@@ -72,7 +72,8 @@ fn installs_node_from_the_mirror_when_the_machine_has_none() {
     );
     assert!(!unit.exec(&["sh", "-c", "node --version"]).status.success());
 
-    // A mirror whose checksum does not match: waiting with the reason, the hook exits 0.
+    // A mirror whose download does not match its checksum: the operator's to fix (blocked,
+    // naming node-mirror); the hook exits 0.
     let sums = mirror.join(format!("v{PINNED}/SHASUMS256.txt"));
     let good = std::fs::read_to_string(&sums).unwrap();
     std::fs::write(
@@ -82,7 +83,8 @@ fn installs_node_from_the_mirror_when_the_machine_has_none() {
     .unwrap();
     unit.config(&["node-mirror=http://127.0.0.1:8099/", "app-id=nodeless"]);
     unit.hook("install", &[]);
-    unit.assert_status("waiting", "checksum");
+    unit.assert_status("blocked", "invalid config: node-mirror:");
+    unit.assert_status("blocked", "does not match its SHASUMS256.txt");
     assert!(!unit.path("/opt/parse-server/node/bin/node").exists());
 
     // The right checksum: Node is installed next to the release and runs the service.

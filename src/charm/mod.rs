@@ -1,0 +1,129 @@
+//! The charm: one holistic `reconcile` for every hook but stop/remove, plus those two and the
+//! actions. Reconcile reads every input (config, relations, Juju-held state, what is installed
+//! and running), computes the files, port and status it wants, and changes only what differs.
+//!
+//! Every step returns `Step<T>`: its value, or [`Stop::Report`] (stop here and report this
+//! status; the hook exits 0), or [`Stop::Bug`] (the hook exits non-zero, Juju shows `error`
+//! and retries). Steps run in a fixed order (config valid → installed → database chosen and
+//! answering → key available → files rendered → serving) and the first one that cannot go
+//! on decides the status; long steps also show `maintenance` live while they run.
+
+mod database_source;
+mod handlers;
+mod master_key;
+mod reconcile;
+mod service;
+
+use std::time::Duration;
+
+use crate::juju::{HookTools, JujuContext, Status};
+use crate::workload::paths::Paths;
+use crate::workload::probe::Probes;
+use crate::workload::systemd::ServiceManager;
+
+pub use master_key::MASTER_KEY_SECRET;
+
+/// The endpoint names from metadata.yaml.
+pub const MONGODB_ENDPOINT: &str = "mongodb";
+pub const WEBSITE_ENDPOINT: &str = "website";
+
+/// How a step stops the hook early.
+#[derive(Debug)]
+pub enum Stop {
+    /// Stop here and report this status (the hook succeeds).
+    Report(Status),
+    /// A fault the charm cannot classify: the hook fails and Juju retries it.
+    Bug(anyhow::Error),
+}
+
+/// A reconcile step's result.
+pub type Step<T> = Result<T, Stop>;
+
+impl<E: Into<anyhow::Error>> From<E> for Stop {
+    fn from(e: E) -> Self {
+        Stop::Bug(e.into())
+    }
+}
+
+/// Stops with `blocked`: something the operator must fix.
+pub fn blocked<T>(message: impl AsRef<str>) -> Step<T> {
+    Err(Stop::Report(Status::blocked(message)))
+}
+
+/// Stops with `waiting`: something outside the charm that will change.
+pub fn waiting<T>(message: impl AsRef<str>) -> Step<T> {
+    Err(Stop::Report(Status::waiting(message)))
+}
+
+/// How long the charm waits for things outside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub database: Duration,
+    pub health_after_start: Duration,
+    /// Between two health checks while waiting.
+    pub health_poll: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            database: Duration::from_secs(5),
+            health_after_start: Duration::from_secs(90),
+            health_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The outside world, injected.
+pub struct Charm<'a> {
+    pub ctx: &'a JujuContext,
+    pub tools: &'a dyn HookTools,
+    pub service: &'a dyn ServiceManager,
+    pub probes: &'a dyn Probes,
+    pub paths: Paths,
+    pub timeouts: Timeouts,
+}
+
+impl Charm<'_> {
+    /// Handles the event the process was started for. `Err` only for a bug or a hook tool
+    /// that failed: the hook then exits non-zero.
+    pub fn run(&self) -> anyhow::Result<()> {
+        use crate::juju::Event;
+        match &self.ctx.event {
+            Event::Stop => self.stop(),
+            Event::Remove => self.remove(),
+            Event::Action(name) => self.action(name),
+            _ => {
+                let status = match self.reconcile() {
+                    Ok(status) | Err(Stop::Report(status)) => status,
+                    Err(Stop::Bug(e)) => return Err(e),
+                };
+                self.tools.status_set(&status)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Shows `maintenance` while a long step runs.
+    fn maintenance(&self, message: &str) -> Step<()> {
+        self.tools.status_set(&Status::maintenance(message))?;
+        Ok(())
+    }
+
+    /// A named point of a change where a fault test may kill the hook
+    /// (`JujuContext::abort_after`). The release build aborts on panic: the process dies
+    /// with no cleanup, as under SIGKILL; a test build unwinds to the test.
+    fn checkpoint(&self, step: &str) {
+        if self.ctx.abort_after.as_deref() == Some(step) {
+            panic!(
+                "aborting after {step} ({})",
+                crate::juju::context::ABORT_AFTER_VAR
+            );
+        }
+    }
+
+    fn log(&self, message: &str) {
+        // Logging must never fail a hook.
+        let _ = self.tools.log("INFO", message);
+    }
+}

@@ -1,0 +1,279 @@
+//! The holistic reconcile: config valid → installed → database chosen and answering → key
+//! available → files rendered → serving.
+
+use std::path::PathBuf;
+
+use super::{blocked, waiting, Charm, Step, Stop, WEBSITE_ENDPOINT};
+use crate::config::{self, CharmConfig};
+use crate::juju::Status;
+use crate::relations::website;
+use crate::workload::files::{self, FileMode};
+use crate::workload::install::{self, InstallError};
+use crate::workload::node;
+use crate::workload::render::{self, ServiceSpec};
+use crate::workload::user::{self, Account};
+
+impl Charm<'_> {
+    /// Computes and applies the desired state; returns the status to report.
+    pub fn reconcile(&self) -> Step<Status> {
+        let config = self.validated_config()?;
+        let account = self.ensure_service_account()?;
+        self.ensure_release_installed(&config)?;
+        let node = self.ensure_node(&config)?;
+        let version = config.parse_server_version.as_str();
+        self.tools.application_version_set(version)?;
+        self.check_options_known(&config)?;
+
+        let database_uri = self.database_uri(&config)?;
+        let serving = self.serving_now()?;
+        self.check_port_free(config.port, &serving)?;
+        let master_key = self.master_key(&config)?;
+        let spec = ServiceSpec {
+            app_id: config.app_id.clone(),
+            master_key,
+            database_uri: database_uri.uri.clone(),
+            port: config.port,
+            mount_path: config.mount_path.clone(),
+            public_server_url: self.public_server_url(&config)?,
+            master_key_ips: config.master_key_ips.clone(),
+            allow_client_class_creation: config.allow_client_class_creation,
+            log_level: config.log_level.clone(),
+            workers: effective_workers(config.workers),
+            heap_mib: config.node_max_old_space_size,
+            node,
+            version: version.to_owned(),
+            extra_options: config.extra_options.clone(),
+        };
+        let rendered = render::render(&spec)?;
+        self.checkpoint("rendered");
+        // The database must answer before anything is (re)started; a running service is
+        // left alone while it does not.
+        self.check_database(&database_uri)?;
+        self.ensure_serving(&rendered, &serving, account, version)?;
+
+        self.sync_ports(Some(config.port))?;
+        self.publish_website(config.port)?;
+        let workers = spec.workers;
+        Ok(Status::active(format!(
+            "serving on port {} at {}, {} worker{}, parse-server {version}",
+            config.port,
+            config.mount_path,
+            workers,
+            if workers == 1 { "" } else { "s" },
+        )))
+    }
+
+    /// The configuration, validated once; an invalid one stops everything (nothing is
+    /// touched: whatever serves keeps serving).
+    pub(super) fn validated_config(&self) -> Step<CharmConfig> {
+        let raw = self.tools.config_get()?;
+        CharmConfig::from_raw(&raw).or_else(|errors| blocked(config::errors_message(&errors)))
+    }
+
+    /// The service's account, created if missing; an existing one that would share the
+    /// service's secrets with others stops the charm until the operator fixes it.
+    fn ensure_service_account(&self) -> Step<Account> {
+        let account = match user::ensure_service_account(&self.paths)? {
+            Ok(a) => a,
+            Err(why) => return blocked(why),
+        };
+        let state_dir = self.paths.state_dir();
+        if !state_dir.is_dir() {
+            files::ensure_dir(
+                &state_dir,
+                FileMode {
+                    mode: 0o750,
+                    uid: account.uid,
+                    gid: account.gid,
+                },
+            )?;
+        }
+        Ok(account)
+    }
+
+    /// Makes sure release `parse-server-version` is installed.
+    fn ensure_release_installed(&self, config: &CharmConfig) -> Step<()> {
+        let version = config.parse_server_version.as_str();
+        if install::is_installed(&self.paths, version) {
+            return Ok(());
+        }
+        let node = match self.any_node() {
+            Some(n) => n,
+            None => self.install_node(config)?,
+        };
+        self.maintenance(&format!("installing parse-server {version}"))?;
+        let lock_dir = self.ctx.charm_dir.join("npm").join(version);
+        let lock_dir = lock_dir
+            .join("package-lock.json")
+            .is_file()
+            .then_some(lock_dir);
+        let result = install::install(
+            &self.paths,
+            version,
+            &node,
+            lock_dir.as_deref(),
+            &self.ctx.proxy.env(),
+        );
+        match result {
+            Ok(()) => {
+                self.log(&format!("installed parse-server {version}"));
+                Ok(())
+            }
+            Err(InstallError::NotFound(why)) => blocked(format!(
+                "invalid config: parse-server-version: {version} is not on the npm registry ({why})"
+            )),
+            Err(e) => install_failed("parse-server", e),
+        }
+    }
+
+    /// The charm's own Node if present, else one on PATH.
+    fn any_node(&self) -> Option<PathBuf> {
+        let own = self.paths.own_node();
+        if own.is_file() {
+            return Some(own);
+        }
+        node::find_node(self.ctx.path.as_deref().unwrap_or("/usr/bin:/bin")).map(|(p, _)| p)
+    }
+
+    /// Downloads and unpacks the pinned Node.js from `node-mirror`.
+    fn install_node(&self, config: &CharmConfig) -> Step<PathBuf> {
+        self.maintenance(&format!("installing Node.js {}", node::PINNED_NODE))?;
+        match node::install_pinned(
+            &config.node_mirror,
+            &self.paths.node_dir(),
+            &self.paths.charm_cache(),
+            &self.ctx.proxy.env(),
+        ) {
+            Ok(p) => Ok(p),
+            Err(e @ (InstallError::NotFound(_) | InstallError::Integrity(_))) => {
+                blocked(format!("invalid config: node-mirror: {e}"))
+            }
+            Err(e) => install_failed("Node.js", e),
+        }
+    }
+
+    /// A Node that satisfies the installed release's `engines`, installing the pinned one
+    /// when the machine's does not.
+    fn ensure_node(&self, config: &CharmConfig) -> Step<PathBuf> {
+        let version = config.parse_server_version.as_str();
+        let range = install::engines_node(&self.paths, version).unwrap_or_default();
+        let cache = self.paths.node_version_cache();
+        let fits = |p: &std::path::Path| -> bool {
+            node::cached_node_version(p, &cache)
+                .is_ok_and(|v| range.is_empty() || node::satisfies(v, &range))
+        };
+        if let Some(p) = self.any_node().filter(|p| fits(p)) {
+            return Ok(p);
+        }
+        if !self.paths.own_node().is_file() {
+            let p = self.install_node(config)?;
+            if fits(&p) {
+                return Ok(p);
+            }
+        }
+        blocked(format!(
+            "invalid config: parse-server-version: {version} needs Node {range}, which the \
+             charm's Node {} does not satisfy",
+            node::PINNED_NODE
+        ))
+    }
+
+    /// `extra-options` checked against the installed release's own option list.
+    fn check_options_known(&self, config: &CharmConfig) -> Step<()> {
+        let Some(known) = install::known_options(&self.paths, &config.parse_server_version) else {
+            return Ok(());
+        };
+        config
+            .check_options_known(&known)
+            .or_else(|e| blocked(config::errors_message(&[e])))
+    }
+
+    /// A port another process holds is refused by name (the service keeps its own).
+    fn check_port_free(&self, port: u16, serving: &super::service::Serving) -> Step<()> {
+        if serving.holds(port) || !self.probes.port_in_use(port) {
+            return Ok(());
+        }
+        blocked(format!(
+            "invalid config: port: {port} is in use by another process"
+        ))
+    }
+
+    fn public_server_url(&self, config: &CharmConfig) -> Step<Option<String>> {
+        if let Some(u) = &config.public_server_url {
+            return Ok(Some(u.clone()));
+        }
+        let addr = self.tools.public_address()?;
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        let host = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr
+        };
+        Ok(Some(format!(
+            "http://{host}:{}{}",
+            config.port, config.mount_path
+        )))
+    }
+
+    /// Opens `want` (closing any other port first), or closes everything for `None`.
+    pub(super) fn sync_ports(&self, want: Option<u16>) -> Step<()> {
+        let opened = self.tools.opened_ports()?;
+        let wanted = want.map(|p| format!("{p}/tcp"));
+        for p in &opened {
+            if Some(p) != wanted.as_ref() {
+                if let Some(n) = p.strip_suffix("/tcp").and_then(|n| n.parse().ok()) {
+                    self.tools.close_port(n)?;
+                }
+            }
+        }
+        if let (Some(port), Some(w)) = (want, wanted) {
+            if !opened.contains(&w) {
+                self.tools.open_port(port)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes `hostname`/`port` on every website relation whose databag lacks them.
+    fn publish_website(&self, port: u16) -> Step<()> {
+        let ids = self.tools.relation_ids(WEBSITE_ENDPOINT)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let Some(host) = self.tools.ingress_address(WEBSITE_ENDPOINT)? else {
+            return Ok(());
+        };
+        let wanted = website::website_databag(&host, port);
+        for id in ids {
+            let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
+            if !website::is_published(&current, &wanted) {
+                self.tools.relation_set(&id, &wanted)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Worker processes for `workers` (0 = one per CPU).
+pub fn effective_workers(workers: u32) -> u32 {
+    if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        workers
+    }
+}
+
+/// An install that failed: a download waits (retried at the next hook); anything else is a
+/// fault the hook reports as an error.
+fn install_failed<T>(what: &str, e: InstallError) -> Step<T> {
+    match e {
+        InstallError::Download(why) => waiting(format!(
+            "installing {what}: download failed: {why} (retrying at the next hook)"
+        )),
+        other => Err(Stop::Bug(
+            anyhow::Error::new(other).context(format!("installing {what}")),
+        )),
+    }
+}

@@ -1,0 +1,551 @@
+//! The charm's configuration (config.yaml), typed and validated once.
+//!
+//! `juju config` accepts any value of the right YAML type; everything else is checked here so
+//! that a bad value becomes a `blocked` status naming the option, never a crashed hook or a
+//! broken service. A value accepted here is one parse-server and its clients accept
+//! (`rules`); `extra-options` follows its own policy (`extra_options`); defaults come from
+//! config.yaml alone (`defaults`).
+
+pub mod defaults;
+pub mod extra_options;
+pub mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::juju::status::quote;
+
+/// Log levels the charm accepts. parse-server's `verbose`, `debug` and `silly` log every
+/// request with its headers (X-Parse-Master-Key included) and every response body (session
+/// tokens included) to the journal, which the `adm` group reads on Ubuntu.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info"];
+const LEAKY_LOG_LEVELS: &[&str] = &["verbose", "debug", "silly"];
+
+/// The oldest parse-server major release whose options the charm renders.
+pub const OLDEST_MAJOR: u64 = 8;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharmConfig {
+    pub app_id: String,
+    /// `None`: the charm generates and keeps one.
+    pub master_key: Option<String>,
+    pub port: u16,
+    pub mount_path: String,
+    pub public_server_url: Option<String>,
+    pub database_name: String,
+    /// `None`: the database comes from a relation.
+    pub database_uri: Option<String>,
+    pub parse_server_version: String,
+    /// 0 = one per CPU.
+    pub workers: u32,
+    /// MiB; `None` = Node's default.
+    pub node_max_old_space_size: Option<u32>,
+    pub master_key_ips: Vec<String>,
+    pub allow_client_class_creation: bool,
+    pub log_level: String,
+    pub extra_options: Map<String, Value>,
+    /// Where Node.js is downloaded from when the machine has no suitable Node (no trailing
+    /// slash).
+    pub node_mirror: String,
+}
+
+/// One invalid option: its name and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub option: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.option, self.reason)
+    }
+}
+
+/// The message for invalid options: every option named, the first reason in full. The
+/// status layer bounds the message's length.
+pub fn errors_message(errors: &[ConfigError]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!("invalid config: {}", parts.join("; "))
+}
+
+/// Reads options by name from `config-get` output (defaults from config.yaml), recording
+/// every problem found.
+struct Reader<'a> {
+    raw: &'a BTreeMap<String, Value>,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn fail(&mut self, option: &'static str, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            option,
+            reason: reason.into(),
+        });
+    }
+
+    fn value(&self, option: &'static str) -> &Value {
+        match self.raw.get(option) {
+            None | Some(Value::Null) => defaults::default_of(option),
+            Some(v) => v,
+        }
+    }
+
+    fn string(&mut self, option: &'static str) -> String {
+        match self.value(option).clone() {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => {
+                self.fail(
+                    option,
+                    format!("must be a string, got {}", quote(&other.to_string(), 24)),
+                );
+                String::new()
+            }
+        }
+    }
+
+    fn int(&mut self, option: &'static str) -> i64 {
+        let v = self.value(option).clone();
+        match v.as_i64() {
+            Some(n) => n,
+            None => {
+                self.fail(
+                    option,
+                    format!("must be an integer, got {}", quote(&v.to_string(), 24)),
+                );
+                defaults::default_of(option).as_i64().unwrap_or(0)
+            }
+        }
+    }
+
+    fn boolean(&mut self, option: &'static str) -> bool {
+        match self.value(option).clone() {
+            Value::Bool(b) => b,
+            other => {
+                self.fail(
+                    option,
+                    format!(
+                        "must be true or false, got {}",
+                        quote(&other.to_string(), 24)
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// A string checked by `rule`; the reason names the option.
+    fn checked(
+        &mut self,
+        option: &'static str,
+        rule: impl FnOnce(&str) -> Result<(), String>,
+    ) -> String {
+        let s = self.string(option);
+        if let Err(why) = rule(&s) {
+            self.fail(option, why);
+        }
+        s
+    }
+}
+
+impl CharmConfig {
+    /// Validates `config-get` output.
+    pub fn from_raw(raw: &BTreeMap<String, Value>) -> Result<CharmConfig, Vec<ConfigError>> {
+        let mut r = Reader {
+            raw,
+            errors: Vec::new(),
+        };
+
+        let app_id = r.checked("app-id", |s| {
+            if s.is_empty() {
+                return Err("must not be empty".into());
+            }
+            if s.len() > 256 {
+                return Err("must be at most 256 characters".into());
+            }
+            rules::header_value(s, "X-Parse-Application-Id")
+        });
+
+        let master_key = r.checked("master-key", |s| {
+            if s.is_empty() {
+                return Ok(());
+            }
+            rules::header_value(s, "X-Parse-Master-Key")?;
+            if s.len() < 8 {
+                return Err("must be at least 8 characters (or empty to generate one)".into());
+            }
+            if s.len() > 1024 {
+                return Err("must be at most 1024 characters".into());
+            }
+            Ok(())
+        });
+
+        let port_raw = r.int("port");
+        let port = match u16::try_from(port_raw) {
+            Ok(p) if p >= 1 => p,
+            _ => {
+                r.fail(
+                    "port",
+                    format!("must be between 1 and 65535, got {port_raw}"),
+                );
+                1337
+            }
+        };
+
+        let mount_path = r.checked("mount-path", |s| {
+            rules::plain(s)?;
+            rules::url_path(s)
+        });
+
+        let public_server_url = r.checked("public-server-url", |s| {
+            if s.is_empty() {
+                return Ok(());
+            }
+            rules::http_url(s).map(drop)
+        });
+
+        let database_name = r.checked("database-name", rules::database_name);
+
+        // The reasons never echo the value: it may hold a password.
+        let database_uri = r.checked("database-uri", |s| {
+            if s.is_empty() {
+                Ok(())
+            } else {
+                rules::database_uri(s)
+            }
+        });
+
+        let parse_server_version = r.checked("parse-server-version", |s| {
+            rules::exact_version(s)?;
+            if rules::major(s) < OLDEST_MAJOR {
+                return Err(format!(
+                    "must be parse-server {OLDEST_MAJOR}.0.0 or later (the options this charm \
+                     renders)"
+                ));
+            }
+            Ok(())
+        });
+
+        let workers_raw = r.int("workers");
+        let workers = match u32::try_from(workers_raw) {
+            Ok(w) if w <= 64 => w,
+            _ => {
+                r.fail(
+                    "workers",
+                    format!("must be between 0 (one per CPU) and 64, got {workers_raw}"),
+                );
+                1
+            }
+        };
+
+        let heap_raw = r.int("node-max-old-space-size");
+        let node_max_old_space_size = match heap_raw {
+            0 => None,
+            64..=65_536 => Some(heap_raw as u32),
+            _ => {
+                r.fail(
+                    "node-max-old-space-size",
+                    format!("must be 0 (Node's default) or 64 to 65536 MiB, got {heap_raw}"),
+                );
+                None
+            }
+        };
+
+        let ips_raw = r.checked("master-key-ips", |s| {
+            if let Some(c) = rules::invisible_char(s) {
+                return Err(format!(
+                    "must not contain control or invisible characters (found {})",
+                    rules::code_point(c)
+                ));
+            }
+            let entries: Vec<&str> = s.split(',').map(str::trim).collect();
+            if entries.iter().all(|e| e.is_empty()) {
+                return Err("must list at least one address or CIDR range".into());
+            }
+            if entries.iter().any(|e| e.is_empty()) {
+                return Err("has an empty entry (two commas in a row?)".into());
+            }
+            if entries.len() > 64 {
+                return Err("must list at most 64 entries".into());
+            }
+            entries.iter().try_for_each(|e| rules::ip_or_cidr(e))
+        });
+        let master_key_ips: Vec<String> = ips_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+
+        let allow_client_class_creation = r.boolean("allow-client-class-creation");
+
+        let log_level = r
+            .checked("log-level", |s| {
+                rules::plain(s)?;
+                let l = s.to_ascii_lowercase();
+                if LEAKY_LOG_LEVELS.contains(&l.as_str()) {
+                    return Err(format!(
+                        "{l} logs every request's headers (the master key included) to the \
+                         journal; use {}",
+                        LOG_LEVELS.join(", ")
+                    ));
+                }
+                if !LOG_LEVELS.contains(&l.as_str()) {
+                    return Err(format!("must be one of {}", LOG_LEVELS.join(", ")));
+                }
+                Ok(())
+            })
+            .to_ascii_lowercase();
+
+        let extra_raw = r.string("extra-options");
+        let extra_options = match extra_options::parse(&extra_raw) {
+            Ok(map) => map,
+            Err(why) => {
+                r.fail("extra-options", why);
+                Map::new()
+            }
+        };
+
+        let node_mirror = r.checked("node-mirror", |s| {
+            let trimmed = s.strip_suffix('/').unwrap_or(s);
+            rules::http_url(trimmed).map(drop)
+        });
+
+        if !r.errors.is_empty() {
+            return Err(r.errors);
+        }
+        Ok(CharmConfig {
+            app_id,
+            master_key: (!master_key.is_empty()).then_some(master_key),
+            port,
+            mount_path,
+            public_server_url: (!public_server_url.is_empty()).then_some(public_server_url),
+            database_name,
+            database_uri: (!database_uri.is_empty()).then_some(database_uri),
+            parse_server_version,
+            workers,
+            node_max_old_space_size,
+            master_key_ips,
+            allow_client_class_creation,
+            log_level,
+            extra_options,
+            node_mirror: node_mirror.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Checks `extra-options` against the installed release's option list.
+    pub fn check_options_known(&self, known: &BTreeSet<String>) -> Result<(), ConfigError> {
+        extra_options::check_known(&self.extra_options, known).map_err(|reason| ConfigError {
+            option: "extra-options",
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn errors_for(option: &str, value: Value) -> Vec<ConfigError> {
+        CharmConfig::from_raw(&raw(&[(option, value)])).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_come_from_config_yaml_and_are_valid() {
+        let c = CharmConfig::from_raw(&BTreeMap::new()).unwrap();
+        assert_eq!(c.port, 1337);
+        assert_eq!(c.mount_path, "/parse");
+        assert_eq!(c.master_key, None);
+        assert_eq!(c.master_key_ips, vec!["127.0.0.1", "::1"]);
+        assert_eq!(c.workers, 1);
+        assert_eq!(c.app_id, "parse");
+        assert_eq!(c.node_mirror, "https://nodejs.org/dist");
+        assert!(!c.allow_client_class_creation);
+        // config-get's own view of the defaults (what Juju sends) validates the same way.
+        let from_juju: BTreeMap<String, Value> = defaults::defaults()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(CharmConfig::from_raw(&from_juju).unwrap(), c);
+    }
+
+    #[test]
+    fn validation_table() {
+        // (option, value, substring the reason must contain)
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("port", json!(0), "between 1 and 65535"),
+            ("port", json!(70000), "got 70000"),
+            ("port", json!("1337"), "must be an integer"),
+            ("app-id", json!(""), "must not be empty"),
+            ("app-id", json!("   "), "spaces"),
+            (
+                "app-id",
+                json!("shop\nPARSE_SERVER_MASTER_KEY=x"),
+                "control",
+            ),
+            ("app-id", json!("a\u{7f}"), "control"),
+            ("app-id", json!("shöp"), "X-Parse-Application-Id"),
+            ("app-id", json!("shop\u{200b}"), "invisible"),
+            ("master-key", json!("short"), "at least 8"),
+            ("master-key", json!("longenough\r"), "control"),
+            ("master-key", json!(" longenough"), "spaces"),
+            (
+                "master-key",
+                json!("clé-très-secrète"),
+                "X-Parse-Master-Key",
+            ),
+            ("mount-path", json!("parse"), "must start with '/'"),
+            ("mount-path", json!("/parse/"), "must not end with '/'"),
+            ("mount-path", json!("/pa rse"), "may only use"),
+            ("mount-path", json!("//parse"), "'//'"),
+            ("mount-path", json!("/a/../parse"), "'..'"),
+            ("public-server-url", json!("ftp://x"), "http://"),
+            ("public-server-url", json!("http://"), "must name a host"),
+            (
+                "public-server-url",
+                json!("https://Parse.Example.com/parse"),
+                "lowercase",
+            ),
+            (
+                "public-server-url",
+                json!("https://x.example.com:443/parse"),
+                "default port",
+            ),
+            ("database-name", json!("a/b"), "may only use"),
+            ("database-name", json!(""), "1 to 49"),
+            ("database-name", json!("local"), "keeps for itself"),
+            ("database-name", json!("admin"), "keeps for itself"),
+            ("database-uri", json!("mysql://h/db"), "must start with"),
+            ("database-uri", json!("mongodb:///db"), "must name a host"),
+            (
+                "database-uri",
+                json!("mongodb://h/local"),
+                "system database",
+            ),
+            ("parse-server-version", json!("^9.0.0"), "exact release"),
+            ("parse-server-version", json!("latest"), "exact release"),
+            ("parse-server-version", json!("9.10.0+b1"), "exact release"),
+            ("parse-server-version", json!("09.10.0"), "exact release"),
+            ("parse-server-version", json!("7.4.0"), "8.0.0 or later"),
+            ("workers", json!(-2), "between 0"),
+            ("workers", json!(65), "between 0"),
+            ("node-max-old-space-size", json!(-5), "must be 0"),
+            ("node-max-old-space-size", json!(10), "must be 0"),
+            ("master-key-ips", json!("10.0.0.0/33"), "prefix length"),
+            ("master-key-ips", json!("localhost"), "IP address"),
+            ("master-key-ips", json!(" , "), "at least one"),
+            ("master-key-ips", json!("10.0.0.1,,::1"), "empty entry"),
+            ("master-key-ips", json!("010.0.0.1"), "leading zeros"),
+            ("log-level", json!("loud"), "must be one of"),
+            ("log-level", json!("verbose"), "master key"),
+            ("log-level", json!("silly"), "master key"),
+            ("log-level", json!(" info"), "spaces"),
+            ("extra-options", json!("{not json"), "not valid JSON"),
+            ("extra-options", json!("[1,2]"), "JSON object"),
+            (
+                "extra-options",
+                json!("{\"port\": 1}"),
+                "\"port\" is set by the charm",
+            ),
+            ("allow-client-class-creation", json!("yes"), "true or false"),
+            ("node-mirror", json!("file:///srv/node"), "http://"),
+            (
+                "node-mirror",
+                json!("https://u:p@mirror.example/dist"),
+                "user name",
+            ),
+        ];
+        for (option, value, want) in cases {
+            let errs = errors_for(option, value.clone());
+            assert_eq!(errs.len(), 1, "{option}={value}: {errs:?}");
+            assert_eq!(errs[0].option, option);
+            assert!(
+                errs[0].reason.contains(want),
+                "{option}={value}: {:?} lacks {want:?}",
+                errs[0].reason
+            );
+        }
+    }
+
+    #[test]
+    fn accepted_values() {
+        let c = CharmConfig::from_raw(&raw(&[
+            ("app-id", json!("shop")),
+            ("master-key", json!("it's a \"key\" with \\ and $HOME")),
+            ("port", json!(8080)),
+            ("mount-path", json!("/")),
+            ("public-server-url", json!("https://api.example.com/parse")),
+            (
+                "database-uri",
+                json!("mongodb+srv://u:p%40ss@cluster0.example.net/db?retryWrites=true"),
+            ),
+            ("parse-server-version", json!("9.0.0-alpha.3")),
+            ("workers", json!(0)),
+            ("node-max-old-space-size", json!(512)),
+            ("master-key-ips", json!("10.0.0.0/8, ::1, 2001:db8::/32")),
+            ("log-level", json!("WARN")),
+            (
+                "extra-options",
+                json!("{\"maxLimit\": 1000, \"liveQuery\": {\"classNames\": [\"A\"]}}"),
+            ),
+            ("node-mirror", json!("https://mirror.example/node/")),
+        ]))
+        .unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.workers, 0);
+        assert_eq!(c.node_max_old_space_size, Some(512));
+        assert_eq!(c.master_key_ips.len(), 3);
+        assert_eq!(c.log_level, "warn");
+        assert_eq!(c.extra_options["maxLimit"], json!(1000));
+        assert_eq!(c.node_mirror, "https://mirror.example/node");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let errs = CharmConfig::from_raw(&raw(&[("port", json!(0)), ("mount-path", json!("x"))]))
+            .unwrap_err();
+        let names: Vec<&str> = errs.iter().map(|e| e.option).collect();
+        assert_eq!(names, vec!["port", "mount-path"]);
+    }
+
+    #[test]
+    fn secrets_are_never_echoed() {
+        for (option, value) in [
+            ("database-uri", "mysql://admin:hunter2@db/x"),
+            ("database-uri", "mongodb://admin:hunter2@db/local"),
+            ("master-key", "hunter2é"),
+        ] {
+            let errs = errors_for(option, json!(value));
+            assert!(!errs[0].reason.contains("hunter2"), "{errs:?}");
+        }
+    }
+
+    #[test]
+    fn long_values_make_short_reasons() {
+        let huge = "x".repeat(100_000);
+        for option in [
+            "log-level",
+            "port",
+            "parse-server-version",
+            "allow-client-class-creation",
+        ] {
+            let errs = errors_for(option, json!(huge.clone()));
+            assert!(
+                errs[0].reason.len() < 200,
+                "{option}: {}",
+                errs[0].reason.len()
+            );
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Every path the workload uses, below a root (`/` on a unit; a scratch dir in tests).
+
+use std::path::PathBuf;
+
+/// The workload's paths below `root`. The constants are the paths as the service sees them
+/// (always absolute from `/`), for rendered files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub const INSTALL_DIR: &'static str = "/opt/parse-server";
+    pub const CONFIG_DIR: &'static str = "/etc/parse-server";
+    /// parse-server's options (keys, database URI included): root and the service only.
+    pub const CONFIG_FILE: &'static str = "/etc/parse-server/config.json";
+    pub const UNIT_FILE: &'static str = "/etc/systemd/system/parse-server.service";
+    /// The service's home and only writable directory.
+    pub const STATE_DIR: &'static str = "/var/lib/parse-server";
+    /// The charm's own root-only state: the last configuration that served, the one being
+    /// rolled out, the Node version cache, secrets on their way to `secret-add`.
+    pub const CHARM_STATE: &'static str = "/var/lib/parse-server-charm";
+    /// The charm's download cache (npm's cache, the Node tarball).
+    pub const CHARM_CACHE: &'static str = "/var/cache/parse-server-charm";
+    pub const NODE_DIR: &'static str = "/opt/parse-server/node";
+
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Paths { root: root.into() }
+    }
+
+    /// Whether these are the machine's own paths (not a scratch root).
+    pub fn is_system_root(&self) -> bool {
+        self.root == std::path::Path::new("/")
+    }
+
+    fn at(&self, p: &str) -> PathBuf {
+        self.root.join(p.trim_start_matches('/'))
+    }
+    pub fn install_dir(&self) -> PathBuf {
+        self.at(Self::INSTALL_DIR)
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.at(Self::CONFIG_DIR)
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.at(Self::CONFIG_FILE)
+    }
+    /// The environment file older charm revisions wrote (it held the keys): removed once
+    /// the service serves from the option file alone.
+    pub fn legacy_env_file(&self) -> PathBuf {
+        self.config_dir().join("parse-server.env")
+    }
+    pub fn unit_file(&self) -> PathBuf {
+        self.at(Self::UNIT_FILE)
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.at(Self::STATE_DIR)
+    }
+    pub fn charm_state(&self) -> PathBuf {
+        self.at(Self::CHARM_STATE)
+    }
+    pub fn charm_cache(&self) -> PathBuf {
+        self.at(Self::CHARM_CACHE)
+    }
+    pub fn npm_cache(&self) -> PathBuf {
+        self.charm_cache().join("npm")
+    }
+    pub fn node_dir(&self) -> PathBuf {
+        self.at(Self::NODE_DIR)
+    }
+    /// The charm's own Node binary, when it installed one.
+    pub fn own_node(&self) -> PathBuf {
+        self.node_dir().join("bin/node")
+    }
+    /// Where release `version` is installed, as the service sees it.
+    pub fn release_path(version: &str) -> String {
+        format!("{}/releases/{version}", Self::INSTALL_DIR)
+    }
+    pub fn releases_dir(&self) -> PathBuf {
+        self.install_dir().join("releases")
+    }
+    pub fn release_dir(&self, version: &str) -> PathBuf {
+        self.at(&Self::release_path(version))
+    }
+    /// parse-server's own package.json in a release.
+    pub fn package_json(&self, version: &str) -> PathBuf {
+        self.release_dir(version)
+            .join("node_modules/parse-server/package.json")
+    }
+    /// The release's option table, recorded at install time.
+    pub fn options_file(&self, version: &str) -> PathBuf {
+        self.release_dir(version).join("charm-options.json")
+    }
+    /// The files of the configuration that last served (for rolling back to it).
+    pub fn last_good_dir(&self) -> PathBuf {
+        self.charm_state().join("last-good")
+    }
+    /// The rollout in progress: written before the service's files change, removed once the
+    /// service serves them (or the previous ones again).
+    pub fn rollout_file(&self) -> PathBuf {
+        self.charm_state().join("rollout.json")
+    }
+    /// The configuration that did not start, so that it is not retried in a loop.
+    pub fn failed_file(&self) -> PathBuf {
+        self.charm_state().join("failed-rendering")
+    }
+    pub fn node_version_cache(&self) -> PathBuf {
+        self.charm_state().join("node-version")
+    }
+    pub fn etc_passwd(&self) -> PathBuf {
+        self.at("/etc/passwd")
+    }
+    pub fn etc_group(&self) -> PathBuf {
+        self.at("/etc/group")
+    }
+    pub fn system_cas(&self) -> PathBuf {
+        self.at("/etc/ssl/certs/ca-certificates.crt")
+    }
+}

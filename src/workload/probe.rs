@@ -1,0 +1,120 @@
+//! The questions the charm asks the world outside it: does parse-server answer its health
+//! check, does the database answer (with these credentials), does another process hold a
+//! port. Behind one trait so that a test can say "the database is down" or "parse-server
+//! answers ok after restart" without a network.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::database::{self, DbError};
+
+/// The outside world's answers.
+pub trait Probes {
+    /// One `GET <mount>/health` on the unit's loopback; `Err` is why it is not healthy.
+    fn health(&self, port: u16, mount_path: &str) -> Result<(), String>;
+    /// Whether the database behind `uri` answers and accepts the credentials in it.
+    fn database(&self, uri: &str, timeout: Duration) -> Result<(), DbError>;
+    /// Whether a process holds `port` (a listener the service could not bind next to).
+    fn port_in_use(&self, port: u16) -> bool;
+    /// Waits between two health checks.
+    fn pause(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// The real answers: HTTP on the loopback, the database's own protocol, `bind(2)`.
+pub struct SystemProbes;
+
+impl Probes for SystemProbes {
+    fn health(&self, port: u16, mount_path: &str) -> Result<(), String> {
+        health(port, mount_path)
+    }
+
+    fn database(&self, uri: &str, timeout: Duration) -> Result<(), DbError> {
+        database::check(uri, timeout)
+    }
+
+    fn port_in_use(&self, port: u16) -> bool {
+        std::net::TcpListener::bind(("0.0.0.0", port))
+            .map(drop)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}
+
+/// `GET <mount>/health` on 127.0.0.1; Ok only for `200` with `{"status":"ok"}`.
+pub fn health(port: u16, mount_path: &str) -> Result<(), String> {
+    let path = format!("{}/health", mount_path.trim_end_matches('/'));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("nothing answers on port {port} ({e})"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nAccept: application/json\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    s.take(64 * 1024)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let text = String::from_utf8_lossy(&body);
+    let code = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned();
+    let payload = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+    let status = serde_json::from_str::<Value>(payload)
+        .ok()
+        .and_then(|v| v.get("status").and_then(|s| s.as_str().map(str::to_owned)));
+    if code == "200" && status.as_deref() == Some("ok") {
+        Ok(())
+    } else {
+        let short: String = payload.chars().take(80).collect();
+        Err(format!("{path} answers {code} {short}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_against_a_fake_server() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            for body in ["{\"status\":\"starting\"}", "{\"status\":\"ok\"}"] {
+                let (mut c, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let n = c.read(&mut buf).unwrap();
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /api/health "));
+                let code = if body.contains("ok") {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                write!(
+                    c,
+                    "HTTP/1.1 {code}\r\nContent-Type: application/json\r\n\r\n{body}"
+                )
+                .unwrap();
+            }
+        });
+        let first = health(port, "/api").unwrap_err();
+        assert!(first.contains("503"), "{first}");
+        assert_eq!(health(port, "/api"), Ok(()));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_held_port_is_seen() {
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(SystemProbes.port_in_use(port));
+        drop(listener);
+        assert!(!SystemProbes.port_in_use(port));
+    }
+}

@@ -1,0 +1,288 @@
+//! The two files that configure the service, rendered from a [`ServiceSpec`]: parse-server's
+//! option file (JSON, from serde_json: every value, secrets included, is a JSON string with
+//! unambiguous escaping, so no value can inject another option or line) and the systemd unit
+//! (a tera template, which holds no value an operator types).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde_json::{Map, Value};
+
+use super::paths::Paths;
+use super::user::SERVICE_USER;
+
+const UNIT_TEMPLATE: &str = include_str!("../../templates/parse-server.service.tera");
+
+/// Everything the rendered files depend on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub app_id: String,
+    pub master_key: String,
+    pub database_uri: String,
+    pub port: u16,
+    pub mount_path: String,
+    pub public_server_url: Option<String>,
+    pub master_key_ips: Vec<String>,
+    pub allow_client_class_creation: bool,
+    pub log_level: String,
+    /// Worker processes; 1 runs parse-server without its cluster master.
+    pub workers: u32,
+    pub heap_mib: Option<u32>,
+    pub node: PathBuf,
+    pub version: String,
+    /// Other parse-server options, keys the charm sets itself excluded.
+    pub extra_options: Map<String, Value>,
+}
+
+/// The files that configure the service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rendered {
+    pub config_json: String,
+    pub unit: String,
+}
+
+impl Rendered {
+    /// A stable digest of both files (FNV-1a, 64 bits): names a rendering in the charm's
+    /// records across hooks and charm upgrades.
+    pub fn digest(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self
+            .config_json
+            .bytes()
+            .chain([0u8])
+            .chain(self.unit.bytes())
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// The port and mount path this rendering serves on.
+    pub fn endpoint(&self) -> Option<(u16, String)> {
+        let v: Value = serde_json::from_str(&self.config_json).ok()?;
+        let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
+        Some((port, v.get("mountPath")?.as_str()?.to_owned()))
+    }
+}
+
+/// A path that can stand unquoted in a unit file's `ExecStart=`.
+fn check_unit_path(p: &str) -> Result<()> {
+    if !p.starts_with('/')
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c))
+    {
+        bail!("path {p:?} cannot be used in a systemd unit");
+    }
+    Ok(())
+}
+
+/// The URL parse-server uses to reach itself (health check at start, Cloud Code's SDK): the
+/// unit's own loopback, never a load balancer.
+pub fn local_server_url(port: u16, mount_path: &str) -> String {
+    format!("http://127.0.0.1:{port}{mount_path}")
+}
+
+/// Renders the option file and the systemd unit.
+pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
+    let node = spec.node.to_string_lossy().into_owned();
+    check_unit_path(&node)?;
+    let release_dir = Paths::release_path(&spec.version);
+    check_unit_path(&release_dir)?;
+
+    // Extra options first, then the charm's own keys (config validation refuses extra
+    // options that name them; inserting last makes that a second guarantee).
+    let mut options = spec.extra_options.clone();
+    let mut set = |k: &str, v: Value| {
+        options.insert(k.to_owned(), v);
+    };
+    set("appId", spec.app_id.clone().into());
+    set("masterKey", spec.master_key.clone().into());
+    set("databaseURI", spec.database_uri.clone().into());
+    set("port", spec.port.into());
+    set("mountPath", spec.mount_path.clone().into());
+    set(
+        "serverURL",
+        local_server_url(spec.port, &spec.mount_path).into(),
+    );
+    if let Some(u) = &spec.public_server_url {
+        set("publicServerURL", u.clone().into());
+    }
+    set("masterKeyIps", spec.master_key_ips.clone().into());
+    set(
+        "allowClientClassCreation",
+        spec.allow_client_class_creation.into(),
+    );
+    set("logLevel", spec.log_level.clone().into());
+    // JSON null turns file logging off; the environment's PARSE_SERVER_LOGS_FOLDER=null
+    // does not (parse-server 9.10.0 takes the string "null" as a folder name).
+    set("logsFolder", Value::Null);
+    // A JSON number: the worker count (a string would mean "one per CPU" in older releases).
+    if spec.workers > 1 {
+        set("cluster", spec.workers.into());
+    }
+    let mut config_json = serde_json::to_string_pretty(&Value::Object(options))?;
+    config_json.push('\n');
+
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template("unit", UNIT_TEMPLATE)?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("user", SERVICE_USER);
+    ctx.insert("version", &spec.version);
+    ctx.insert("state_dir", Paths::STATE_DIR);
+    ctx.insert("config_file", Paths::CONFIG_FILE);
+    ctx.insert("node", &node);
+    ctx.insert("heap_mib", &spec.heap_mib);
+    ctx.insert("release_dir", &release_dir);
+    ctx.insert("low_port", &(spec.port < 1024));
+
+    Ok(Rendered {
+        config_json,
+        unit: tera.render("unit", &ctx)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn spec() -> ServiceSpec {
+        ServiceSpec {
+            app_id: "shop".into(),
+            master_key: "k=e y#x`q`%!~".into(),
+            database_uri: "mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0".into(),
+            port: 1337,
+            mount_path: "/parse".into(),
+            public_server_url: None,
+            master_key_ips: vec!["127.0.0.1".into(), "::1".into()],
+            allow_client_class_creation: false,
+            log_level: "info".into(),
+            workers: 1,
+            heap_mib: None,
+            node: "/usr/bin/node".into(),
+            version: "9.10.0".into(),
+            extra_options: Map::new(),
+        }
+    }
+
+    #[test]
+    fn option_file_snapshot() {
+        let r = render(&spec()).unwrap();
+        assert_eq!(
+            r.config_json,
+            r#"{
+  "appId": "shop",
+  "masterKey": "k=e y#x`q`%!~",
+  "databaseURI": "mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0",
+  "port": 1337,
+  "mountPath": "/parse",
+  "serverURL": "http://127.0.0.1:1337/parse",
+  "masterKeyIps": [
+    "127.0.0.1",
+    "::1"
+  ],
+  "allowClientClassCreation": false,
+  "logLevel": "info",
+  "logsFolder": null
+}
+"#
+        );
+        assert_eq!(r.endpoint(), Some((1337, "/parse".to_owned())));
+    }
+
+    #[test]
+    fn unit_file_snapshot() {
+        let mut s = spec();
+        s.heap_mib = Some(512);
+        s.workers = 3;
+        s.public_server_url = Some("https://api.example.com/parse".into());
+        let r = render(&s).unwrap();
+        let exec = r
+            .unit
+            .lines()
+            .find(|l| l.starts_with("ExecStart="))
+            .unwrap();
+        assert_eq!(
+            exec,
+            "ExecStart=/usr/bin/node --max-old-space-size=512 /opt/parse-server/releases/9.10.0/node_modules/parse-server/bin/parse-server /etc/parse-server/config.json"
+        );
+        assert!(r.unit.contains("\nUser=parse-server\n"));
+        assert!(r.unit.contains("\nGroup=parse-server\n"));
+        assert!(r.unit.contains("\nRestart=on-failure\n"));
+        assert!(r.unit.contains("\nCapabilityBoundingSet=\n"));
+        assert!(!r.unit.contains("AmbientCapabilities"));
+        assert!(!r.unit.contains("EnvironmentFile"), "no value in the unit");
+        let v: Value = serde_json::from_str(&r.config_json).unwrap();
+        assert_eq!(v["cluster"], json!(3));
+        assert_eq!(v["publicServerURL"], json!("https://api.example.com/parse"));
+    }
+
+    #[test]
+    fn low_port_gets_the_bind_capability_only() {
+        let mut s = spec();
+        s.port = 443;
+        let r = render(&s).unwrap();
+        assert!(r
+            .unit
+            .contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"));
+        assert!(r
+            .unit
+            .contains("\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"));
+    }
+
+    #[test]
+    fn any_printable_value_stays_one_json_string() {
+        for value in [
+            "it's \"quoted\" \\ $HOME ${X} `id` %s",
+            "line\nPORT=1",
+            "key'\nPORT=1'",
+            "ümlaut 鍵",
+        ] {
+            let mut s = spec();
+            s.master_key = value.into();
+            s.app_id = value.into();
+            s.database_uri = format!("postgres://u:{value}@h/db");
+            let r = render(&s).unwrap();
+            let v: Value = serde_json::from_str(&r.config_json).unwrap();
+            assert_eq!(v["masterKey"], json!(value));
+            assert_eq!(v["appId"], json!(value));
+            assert_eq!(v["port"], json!(1337), "{value:?} changed another option");
+            assert!(!r.unit.contains(value));
+        }
+        // A node path that would need quoting is refused, not written.
+        let mut s = spec();
+        s.node = "/usr/bin/node --inspect=0.0.0.0".into();
+        assert!(render(&s).is_err());
+    }
+
+    #[test]
+    fn extra_options_keep_their_json_types_and_never_win() {
+        let mut s = spec();
+        s.extra_options = json!({"maxLimit": 100, "liveQuery": {"classNames": ["A"]}, "port": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        let r = render(&s).unwrap();
+        let v: Value = serde_json::from_str(&r.config_json).unwrap();
+        assert_eq!(v["maxLimit"], json!(100));
+        assert_eq!(v["liveQuery"]["classNames"][0], json!("A"));
+        assert_eq!(v["port"], json!(1337));
+        assert!(
+            v.get("cluster").is_none(),
+            "one worker runs without the cluster master"
+        );
+    }
+
+    #[test]
+    fn digests_differ_when_anything_differs() {
+        let a = render(&spec()).unwrap();
+        let mut s = spec();
+        s.log_level = "warn".into();
+        let b = render(&s).unwrap();
+        assert_ne!(a.digest(), b.digest());
+        assert_eq!(a.digest(), render(&spec()).unwrap().digest());
+        assert_eq!(a.digest().len(), 16);
+    }
+}

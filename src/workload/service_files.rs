@@ -1,0 +1,205 @@
+//! The service's files on disk and the charm's records about them, kept so that a hook killed
+//! at any instruction leaves enough behind for the next one to finish or roll back:
+//!
+//! - the files the service reads (`/etc/parse-server/config.json`, the systemd unit);
+//! - a copy of the last rendering that served (`last-good/`), written only after it did;
+//! - the rollout in progress (`rollout.json`), written BEFORE the service's files change and
+//!   removed only once the service serves the new files or the previous ones again: while
+//!   it exists, the running process may be stale, whatever the files say;
+//! - the rendering that did not start (`failed-rendering`), so that it is not retried in a
+//!   loop while the configuration stays the same.
+//!
+//! All of them are files under the charm's root-only state dir, written at once (not Juju
+//! unit state, which is committed only when the hook exits 0).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::files::{self, FileMode};
+use super::paths::Paths;
+use super::render::Rendered;
+
+const CONFIG_NAME: &str = "config.json";
+const UNIT_NAME: &str = "parse-server.service";
+
+/// Which of the service's files changed on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub config: bool,
+    pub unit: bool,
+}
+
+impl Changes {
+    pub fn any(self) -> bool {
+        self.config || self.unit
+    }
+}
+
+const ROOT_ONLY_DIR: FileMode = FileMode {
+    mode: 0o700,
+    uid: 0,
+    gid: 0,
+};
+const ROOT_ONLY_FILE: FileMode = FileMode {
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+};
+
+fn read_pair(config: &Path, unit: &Path) -> Result<Option<Rendered>> {
+    let read = |p: &Path| -> Result<Option<String>> {
+        Ok(files::read_optional(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    Ok(match (read(config)?, read(unit)?) {
+        (Some(config_json), Some(unit)) => Some(Rendered { config_json, unit }),
+        _ => None,
+    })
+}
+
+/// The files the service reads now.
+pub fn current(paths: &Paths) -> Result<Option<Rendered>> {
+    read_pair(&paths.config_file(), &paths.unit_file())
+}
+
+/// Writes the service's files: the option file 0640 root:<service group> (it holds the
+/// keys and the database URI), the unit 0644 root:root. Only what differs is written.
+pub fn write(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Changes> {
+    files::ensure_dir(
+        &paths.config_dir(),
+        FileMode {
+            mode: 0o750,
+            uid: 0,
+            gid: service_gid,
+        },
+    )?;
+    let secret = FileMode {
+        mode: 0o640,
+        uid: 0,
+        gid: service_gid,
+    };
+    let public = FileMode {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    Ok(Changes {
+        config: files::write_if_changed(&paths.config_file(), r.config_json.as_bytes(), secret)?,
+        unit: files::write_if_changed(&paths.unit_file(), r.unit.as_bytes(), public)?,
+    })
+}
+
+/// The last rendering that served, if any.
+pub fn last_good(paths: &Paths) -> Result<Option<Rendered>> {
+    let dir = paths.last_good_dir();
+    read_pair(&dir.join(CONFIG_NAME), &dir.join(UNIT_NAME))
+}
+
+/// Records `r` as the last rendering that served.
+pub fn save_last_good(paths: &Paths, r: &Rendered) -> Result<()> {
+    let dir = paths.last_good_dir();
+    files::ensure_dir(&paths.charm_state(), ROOT_ONLY_DIR)?;
+    files::ensure_dir(&dir, ROOT_ONLY_DIR)?;
+    files::write_if_changed(
+        &dir.join(CONFIG_NAME),
+        r.config_json.as_bytes(),
+        ROOT_ONLY_FILE,
+    )?;
+    files::write_if_changed(&dir.join(UNIT_NAME), r.unit.as_bytes(), ROOT_ONLY_FILE)?;
+    Ok(())
+}
+
+/// The digest of the rendering a rollout in progress moves the service to, if one is.
+pub fn rollout(paths: &Paths) -> Option<String> {
+    let text = std::fs::read_to_string(paths.rollout_file()).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("target")?.as_str().map(str::to_owned)
+}
+
+/// Records that the service is about to move to rendering `digest`.
+pub fn begin_rollout(paths: &Paths, digest: &str) -> Result<()> {
+    files::ensure_dir(&paths.charm_state(), ROOT_ONLY_DIR)?;
+    let body = serde_json::json!({ "target": digest }).to_string();
+    files::write_if_changed(&paths.rollout_file(), body.as_bytes(), ROOT_ONLY_FILE)?;
+    Ok(())
+}
+
+/// The service serves what the rollout moved it to (or the previous rendering again).
+pub fn end_rollout(paths: &Paths) -> Result<()> {
+    remove_if_present(&paths.rollout_file())
+}
+
+/// The digest of the rendering that did not start, if one is recorded.
+pub fn failed(paths: &Paths) -> Option<String> {
+    std::fs::read_to_string(paths.failed_file())
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+pub fn record_failed(paths: &Paths, digest: &str) -> Result<()> {
+    files::ensure_dir(&paths.charm_state(), ROOT_ONLY_DIR)?;
+    files::write_if_changed(
+        &paths.failed_file(),
+        format!("{digest}\n").as_bytes(),
+        ROOT_ONLY_FILE,
+    )?;
+    Ok(())
+}
+
+pub fn clear_failed(paths: &Paths) -> Result<()> {
+    remove_if_present(&paths.failed_file())
+}
+
+fn remove_if_present(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", p.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::files::tests::tempdir;
+
+    fn own_gid(p: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().gid()
+    }
+
+    #[test]
+    fn records_survive_as_files() {
+        let root = tempdir("service-files");
+        let paths = Paths::new(&root);
+        let r = Rendered {
+            config_json: "{\"port\": 1337, \"mountPath\": \"/parse\"}\n".into(),
+            unit: "[Service]\n".into(),
+        };
+        assert_eq!(current(&paths).unwrap(), None);
+        assert_eq!(last_good(&paths).unwrap(), None);
+        let gid = own_gid(&root);
+        // Run as root in CI; as another user the chown to root fails, which is not this
+        // test's concern.
+        if write(&paths, &r, gid).is_ok() {
+            assert_eq!(current(&paths).unwrap(), Some(r.clone()));
+        }
+        if save_last_good(&paths, &r).is_ok() {
+            assert_eq!(last_good(&paths).unwrap(), Some(r.clone()));
+            assert_eq!(rollout(&paths), None);
+            begin_rollout(&paths, &r.digest()).unwrap();
+            assert_eq!(rollout(&paths), Some(r.digest()));
+            end_rollout(&paths).unwrap();
+            end_rollout(&paths).unwrap();
+            assert_eq!(rollout(&paths), None);
+            record_failed(&paths, "abc").unwrap();
+            assert_eq!(failed(&paths).as_deref(), Some("abc"));
+            clear_failed(&paths).unwrap();
+            assert_eq!(failed(&paths), None);
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,217 @@
+//! Deploy, relate, steady state, leadership, teardown.
+
+use parse_server_charm::juju::{Event, RelationKind, StatusKind};
+
+use crate::world::{hook, relation_event, run_with, serving, Exit, World};
+
+#[test]
+fn deploy_without_a_database_is_blocked_and_serves_nothing() {
+    let mut w = World::new("deploy");
+    w.set("app-id", "shop");
+    let w = hook(w, Event::Install);
+    w.assert_status(
+        StatusKind::Blocked,
+        "add a relation to mongodb (or set database-uri)",
+    );
+    let w = hook(w, Event::Start);
+    w.assert_status(StatusKind::Blocked, "add a relation to mongodb");
+    assert_eq!(w.restarts, 0);
+    assert!(w.ports.is_empty());
+    assert!(w.file("/etc/parse-server/config.json").is_none());
+}
+
+#[test]
+fn relating_mongodb_serves_with_a_generated_key() {
+    let w = serving("relate");
+    assert_eq!(w.restarts, 1);
+    assert!(w.enabled, "enabled for boot");
+    assert_eq!(w.ports.iter().collect::<Vec<_>>(), vec!["1337/tcp"]);
+    let o = w.options();
+    assert_eq!(o["databaseURI"], "mongodb://127.0.0.1:27017/parse");
+    assert_eq!(o["appId"], "shop");
+    let key = w.secrets["master-key"]["master-key"].clone();
+    assert_eq!(key.len(), 64);
+    assert_eq!(o["masterKey"], key.as_str());
+    assert_eq!(w.count("secret-add master-key"), 1);
+    // The key is nowhere but in the secret and the option file.
+    assert!(w.logs.iter().all(|l| !l.contains(&key)));
+    assert!(w.statuses.iter().all(|s| !s.message.contains(&key)));
+    assert!(!w
+        .file("/etc/systemd/system/parse-server.service")
+        .unwrap()
+        .contains(&key));
+    assert!(w
+        .file("/var/lib/parse-server-charm/master-key.new")
+        .is_none());
+}
+
+#[test]
+fn update_status_and_upgrade_charm_restart_nothing() {
+    let mut w = serving("steady");
+    let calls = w.calls.len();
+    for _ in 0..10 {
+        w = hook(w, Event::UpdateStatus);
+        w.assert_status(StatusKind::Active, "serving on port 1337");
+    }
+    w = hook(w, Event::UpgradeCharm);
+    w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.restarts, 1);
+    assert_eq!(
+        w.calls.len(),
+        calls,
+        "no write at all: {:?}",
+        &w.calls[calls..]
+    );
+    assert_eq!(
+        w.count("secret-add master-key"),
+        1,
+        "the key is generated once"
+    );
+}
+
+#[test]
+fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
+    let mut w = World::new("non-leader");
+    w.leader = false;
+    w.relate_mongodb();
+    let mut w = hook(w, Event::LeaderSettingsChanged);
+    w.assert_status(
+        StatusKind::Waiting,
+        "waiting for the leader to generate the master key",
+    );
+    assert_eq!(w.restarts, 0);
+    assert!(w.ports.is_empty());
+    assert_eq!(
+        w.count("secret-add master-key"),
+        0,
+        "non-leaders never create it"
+    );
+    // The leader's secret becomes readable.
+    w.secrets.insert(
+        "master-key".into(),
+        [("master-key".to_owned(), "k".repeat(64))].into(),
+    );
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.options()["masterKey"], "k".repeat(64));
+}
+
+#[test]
+fn a_configured_master_key_wins_and_nothing_is_generated() {
+    let mut w = World::new("configured-key");
+    w.set("master-key", "it's a \"key\" \\ $HOME");
+    w.relate_mongodb();
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.options()["masterKey"], "it's a \"key\" \\ $HOME");
+    assert!(w.secrets.is_empty());
+}
+
+#[test]
+fn relation_broken_stops_the_service_and_closes_the_port() {
+    let w = serving("broken");
+    let id = w.relations.keys().next().unwrap().clone();
+    let (mut w, exit) = run_with(
+        w,
+        relation_event("mongodb", RelationKind::Broken),
+        Some(id.clone()),
+        None,
+    );
+    assert_eq!(exit, Exit::Ok);
+    w.assert_status(StatusKind::Blocked, "add a relation to mongodb");
+    assert!(!w.active);
+    assert!(w.ports.is_empty());
+    // Juju then drops the relation; related again, it serves again.
+    w.relations.remove(&id);
+    w.relate_mongodb();
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    assert!(w.active);
+}
+
+#[test]
+fn joined_without_data_waits_for_the_address() {
+    let mut w = World::new("joined");
+    let id = w.relate("mongodb", "mongodb");
+    w.remote_set(&id, "mongodb/0", &[("private-address", "10.0.0.5")]);
+    let (w, exit) = run_with(
+        w,
+        relation_event("mongodb", RelationKind::Joined),
+        Some(id),
+        None,
+    );
+    assert_eq!(exit, Exit::Ok);
+    w.assert_status(
+        StatusKind::Waiting,
+        "waiting for mongodb to publish its address",
+    );
+    assert_eq!(w.restarts, 0);
+}
+
+#[test]
+fn malformed_relation_data_is_skipped_not_trusted() {
+    let mut w = World::new("malformed");
+    let id = w.relate_mongodb();
+    w.remote_set(
+        &id,
+        "mongodb/1",
+        &[("hostname", "evil/x?y"), ("port", "27017")],
+    );
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(
+        w.options()["databaseURI"],
+        "mongodb://127.0.0.1:27017/parse"
+    );
+    assert!(
+        w.logs.iter().any(|l| l.contains("mongodb/1")),
+        "{:?}",
+        w.logs
+    );
+}
+
+#[test]
+fn stop_leaves_the_service_stopped_and_disabled() {
+    let w = serving("stop");
+    let w = hook(w, Event::Stop);
+    assert!(!w.active);
+    assert!(!w.enabled);
+    assert!(w.ports.is_empty());
+    let w = hook(w, Event::Remove);
+    assert!(w.file("/etc/parse-server/config.json").is_none());
+    assert!(w.file("/etc/systemd/system/parse-server.service").is_none());
+    assert!(!w.root.join("var/lib/parse-server-charm").exists());
+    assert!(!w.root.join("opt/parse-server").exists());
+}
+
+#[test]
+fn the_start_hook_after_a_reboot_changes_nothing() {
+    let w = serving("reboot");
+    // After a reboot the service is back (enabled) before any hook runs.
+    let calls = w.calls.len();
+    let w = hook(w, Event::Start);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.restarts, 1);
+    assert_eq!(w.calls.len(), calls);
+}
+
+#[test]
+fn get_master_key_names_the_secret_never_the_key() {
+    let w = serving("action");
+    let w = hook(w, Event::Action("get-master-key".into()));
+    let r = w.action_results.clone().unwrap();
+    assert_eq!(r["source"], "generated");
+    assert_eq!(r["reveal"], "juju show-secret --reveal secret:fake");
+    let key = &w.secrets["master-key"]["master-key"];
+    assert!(r.values().all(|v| !v.contains(key.as_str())));
+    let mut w = w;
+    w.leader = false;
+    w.secrets.clear();
+    let w = hook(w, Event::Action("get-master-key".into()));
+    assert!(w
+        .action_failed
+        .clone()
+        .unwrap()
+        .contains("juju run parse-server/leader"));
+}
