@@ -73,14 +73,33 @@ fn metadata_declares_the_endpoints_the_code_uses() {
     for key in ["summary", "description"] {
         assert!(meta[key].as_str().is_some(), "metadata.yaml lacks {key}");
     }
-    assert_eq!(
-        meta["requires"][parse_server_charm::charm::MONGODB_ENDPOINT]["interface"].as_str(),
-        Some("mongodb")
-    );
-    assert_eq!(
-        meta["provides"][parse_server_charm::charm::WEBSITE_ENDPOINT]["interface"].as_str(),
-        Some("http")
-    );
+    use parse_server_charm::charm::*;
+    for (role, endpoint, interface) in [
+        ("requires", MONGODB_LEGACY_ENDPOINT, "mongodb"),
+        ("requires", MONGODB_CLIENT_ENDPOINT, "mongodb_client"),
+        ("requires", POSTGRESQL_CLIENT_ENDPOINT, "postgresql_client"),
+        ("requires", HAPROXY_ROUTE_ENDPOINT, "haproxy-route"),
+        ("provides", WEBSITE_ENDPOINT, "http"),
+        ("peers", PEER_ENDPOINT, "parse-server-peers"),
+    ] {
+        assert_eq!(
+            meta[role][endpoint]["interface"].as_str(),
+            Some(interface),
+            "{role}.{endpoint}"
+        );
+    }
+    // One database at a time per provider: each relation endpoint takes one.
+    for endpoint in [
+        MONGODB_CLIENT_ENDPOINT,
+        POSTGRESQL_CLIENT_ENDPOINT,
+        MONGODB_LEGACY_ENDPOINT,
+    ] {
+        assert_eq!(
+            meta["requires"][endpoint]["limit"].as_u64(),
+            Some(1),
+            "{endpoint}"
+        );
+    }
     assert!(
         meta.get("series").is_none(),
         "series: would make this a v1 charm"

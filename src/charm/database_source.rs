@@ -1,11 +1,23 @@
-//! Which database the service uses (the `database-uri` option, or the relation), and whether
-//! it answers.
+//! Which database the service uses, and whether it answers with the credentials it will use.
+//!
+//! Four sources, one at a time: the `database-uri` option, Charmed MongoDB
+//! (`mongodb-client`, interface `mongodb_client`), Charmed PostgreSQL (`postgresql-client`,
+//! interface `postgresql_client`), or the legacy `mongodb` interface. Two at once is the
+//! operator's to fix, and nothing that serves is touched meanwhile.
 
-use super::{blocked, waiting, Charm, Step, MONGODB_ENDPOINT};
+use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
 use crate::juju::{Event, RelationKind};
+use crate::relations::database_client::{self, Answer, ProviderData};
 use crate::relations::mongodb::{self, MongoRelation};
+use crate::relations::{mongodb_client, postgresql_client};
 use crate::workload::database::DbError;
+use crate::workload::paths::Paths;
+
+/// The endpoint names from metadata.yaml.
+pub const MONGODB_LEGACY_ENDPOINT: &str = "mongodb";
+pub const MONGODB_CLIENT_ENDPOINT: &str = "mongodb-client";
+pub const POSTGRESQL_CLIENT_ENDPOINT: &str = "postgresql-client";
 
 /// Where the database URI comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,43 +25,119 @@ pub enum Source {
     /// The `database-uri` option: the operator's to fix.
     Config,
     /// A relation on this endpoint: the provider's to fix.
-    Relation(&'static str),
+    Relation {
+        endpoint: &'static str,
+        remote_app: String,
+    },
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Config => "database-uri".into(),
+            Source::Relation { endpoint, .. } => format!("the {endpoint} relation"),
+        }
+    }
 }
 
 /// The database the service is to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseUri {
+pub struct Database {
     pub uri: String,
     pub source: Source,
+    /// The provider's TLS CA, to be written next to the option file.
+    pub ca_pem: Option<String>,
+    /// PostgreSQL (so parse-server's default GridFS files adapter cannot work).
+    pub postgres: bool,
+    /// Schema changes can be pushed to every instance (PostgreSQL's LISTEN/NOTIFY, or a
+    /// MongoDB replica set's change streams).
+    pub schema_hooks: bool,
+    /// The provider's release (`version`), when it said.
+    pub version: Option<String>,
+}
+
+impl Database {
+    fn from_uri(uri: &str, source: Source) -> Database {
+        let postgres = uri.starts_with("postgres://") || uri.starts_with("postgresql://");
+        Database {
+            uri: uri.to_owned(),
+            source,
+            ca_pem: None,
+            postgres,
+            schema_hooks: postgres || uri.contains("replicaSet="),
+            version: None,
+        }
+    }
 }
 
 impl Charm<'_> {
-    /// The database URI from `database-uri` or the relation; without either the service
-    /// stops serving.
-    pub(super) fn database_uri(&self, config: &CharmConfig) -> Step<DatabaseUri> {
-        if let Some(uri) = &config.database_uri {
-            return Ok(DatabaseUri {
-                uri: uri.clone(),
-                source: Source::Config,
-            });
-        }
+    /// The relations of `endpoint` that still exist (not the one breaking in this hook).
+    fn live_relations(&self, endpoint: &str) -> Step<Vec<String>> {
         let broken_now = match &self.ctx.event {
             Event::Relation {
-                endpoint,
+                endpoint: e,
                 kind: RelationKind::Broken,
-            } if endpoint == MONGODB_ENDPOINT => self.ctx.relation_id.clone(),
+            } if e == endpoint => self.ctx.relation_id.clone(),
             _ => None,
         };
-        let ids: Vec<String> = self
+        Ok(self
             .tools
-            .relation_ids(MONGODB_ENDPOINT)?
+            .relation_ids(endpoint)?
             .into_iter()
             .filter(|id| Some(id) != broken_now.as_ref())
-            .collect();
-        let Some(id) = ids.first() else {
-            self.stop_serving_without_database()?;
-            return blocked("add a relation to mongodb (or set database-uri)");
-        };
+            .collect())
+    }
+
+    /// The database from the one source there is; without any the service stops serving.
+    pub(super) fn database(&self, config: &CharmConfig) -> Step<Database> {
+        let mut sources: Vec<(&'static str, Option<String>)> = Vec::new();
+        if config.database_uri.is_some() {
+            sources.push(("database-uri", None));
+        }
+        for endpoint in [
+            MONGODB_CLIENT_ENDPOINT,
+            POSTGRESQL_CLIENT_ENDPOINT,
+            MONGODB_LEGACY_ENDPOINT,
+        ] {
+            for id in self.live_relations(endpoint)? {
+                sources.push((endpoint, Some(id)));
+            }
+        }
+        match sources.as_slice() {
+            [] => {
+                self.stop_serving_without_database()?;
+                return blocked("add a relation to mongodb or postgresql (or set database-uri)");
+            }
+            [_] => {}
+            [(a, _), (b, _), ..] => {
+                let name = |s: &str| {
+                    if s == "database-uri" {
+                        s.to_owned()
+                    } else {
+                        format!("the {s} relation")
+                    }
+                };
+                return blocked(format!(
+                    "two databases: {} and {}; remove one (the service keeps its current one)",
+                    name(a),
+                    name(b)
+                ));
+            }
+        }
+        let (endpoint, id) = sources.remove(0);
+        match (endpoint, id) {
+            ("database-uri", _) => Ok(Database::from_uri(
+                config.database_uri.as_deref().unwrap_or_default(),
+                Source::Config,
+            )),
+            (MONGODB_LEGACY_ENDPOINT, Some(id)) => self.legacy_mongodb(&id, config),
+            (endpoint, Some(id)) => self.client_database(endpoint, &id, config),
+            _ => unreachable!("every relation source has an id"),
+        }
+    }
+
+    /// The legacy `mongodb` interface: every MongoDB unit publishes its host and port.
+    fn legacy_mongodb(&self, id: &str, config: &CharmConfig) -> Step<Database> {
         let mut units = Vec::new();
         for unit in self.tools.relation_list(id)? {
             let bag = self.tools.relation_get(id, &unit)?;
@@ -64,24 +152,114 @@ impl Charm<'_> {
                 for r in rejected {
                     self.log(&format!("ignoring unusable mongodb relation data: {r}"));
                 }
-                Ok(DatabaseUri {
-                    uri: mongodb::mongodb_uri(&endpoints, &config.database_name),
-                    source: Source::Relation(MONGODB_ENDPOINT),
-                })
+                let uri = mongodb::mongodb_uri(&endpoints, &config.database_name);
+                Ok(Database::from_uri(
+                    &uri,
+                    Source::Relation {
+                        endpoint: MONGODB_LEGACY_ENDPOINT,
+                        remote_app: "mongodb".into(),
+                    },
+                ))
             }
+        }
+    }
+
+    /// Charmed MongoDB or PostgreSQL: the leader asks for the database (and for secrets);
+    /// every unit reads the answer, the credentials from the provider's secret.
+    fn client_database(
+        &self,
+        endpoint: &'static str,
+        id: &str,
+        config: &CharmConfig,
+    ) -> Step<Database> {
+        let postgres = endpoint == POSTGRESQL_CLIENT_ENDPOINT;
+        let kind = if postgres { "postgresql" } else { "mongodb" };
+        if self.tools.is_leader()? {
+            let own = self.tools.relation_get_app(id, &self.ctx.app_name)?;
+            if !database_client::is_requested(&own, &config.database_name) {
+                self.tools
+                    .relation_set_app(id, &database_client::request(&config.database_name))?;
+            }
+        }
+        let Some(remote_app) = self.remote_app(id)? else {
+            return waiting(format!(
+                "waiting for {kind} to join the {endpoint} relation"
+            ));
+        };
+        let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
+        let user = self.provider_secret(endpoint, raw.secret_user.as_deref())?;
+        let tls = self.provider_secret(endpoint, raw.secret_tls.as_deref())?;
+        let provider = raw.with_secrets(user.as_ref(), tls.as_ref());
+        let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
+            (Some(ca), true) => match database_client::pem_bundle(ca) {
+                Ok(pem) => Some(pem),
+                Err(why) => return waiting(format!("{endpoint} relation: {why}")),
+            },
+            _ => None,
+        };
+        let ca_file = ca_pem.as_ref().map(|_| Paths::DATABASE_CA_FILE);
+        let answer = if postgres {
+            postgresql_client::connection(&provider, &config.database_name, ca_file)
+        } else {
+            mongodb_client::connection(&provider, &config.database_name, ca_file)
+        };
+        match answer {
+            Answer::Incomplete(why) => waiting(why),
+            Answer::Unusable(why) => waiting(format!("{endpoint} relation: {why}")),
+            Answer::Ready { uri, replica_set } => Ok(Database {
+                uri,
+                source: Source::Relation {
+                    endpoint,
+                    remote_app,
+                },
+                ca_pem,
+                postgres,
+                schema_hooks: postgres || replica_set,
+                version: provider.version.clone(),
+            }),
+        }
+    }
+
+    /// The remote application of relation `id`, once one of its units joined.
+    fn remote_app(&self, id: &str) -> Step<Option<String>> {
+        Ok(self
+            .tools
+            .relation_list(id)?
+            .first()
+            .and_then(|u| u.split_once('/').map(|(app, _)| app.to_owned())))
+    }
+
+    /// A secret the provider granted to the relation, at its latest revision.
+    fn provider_secret(
+        &self,
+        endpoint: &str,
+        uri: Option<&str>,
+    ) -> Step<Option<crate::juju::Databag>> {
+        let Some(uri) = uri else {
+            return Ok(None);
+        };
+        match self.tools.secret_get_by_id(uri, true) {
+            Ok(Some(content)) => Ok(Some(content)),
+            Ok(None) => waiting(format!(
+                "{endpoint} relation: its secret does not exist (yet)"
+            )),
+            Err(e) => waiting(format!(
+                "{endpoint} relation: cannot read its secret ({})",
+                crate::juju::status::one_line(&e.detail, 60)
+            )),
         }
     }
 
     /// The database must answer with the credentials the service will use. A refusal is the
     /// operator's to fix when the URI is theirs, the provider's when it came from a
     /// relation; a server that does not answer may come back by itself.
-    pub(super) fn check_database(&self, db: &DatabaseUri) -> Step<()> {
+    pub(super) fn check_database(&self, db: &Database) -> Step<crate::workload::database::DbInfo> {
         match self.probes.database(&db.uri, self.timeouts.database) {
-            Ok(()) => Ok(()),
+            Ok(info) => Ok(info),
             Err(DbError::Unreachable(why)) => waiting(why),
-            Err(DbError::BadUri(why) | DbError::Refused(why)) => match db.source {
+            Err(DbError::BadUri(why) | DbError::Refused(why)) => match &db.source {
                 Source::Config => blocked(format!("invalid config: database-uri: {why}")),
-                Source::Relation(endpoint) => waiting(format!("{endpoint} relation: {why}")),
+                source => waiting(format!("{}: {why}", source.describe())),
             },
         }
     }

@@ -5,8 +5,10 @@ use std::io::Read;
 
 use anyhow::Context;
 
+use super::peers::master_key_secret;
 use super::{waiting, Charm, Step};
 use crate::config::CharmConfig;
+use crate::relations::peers::{self, Peers};
 use crate::workload::files::{self, FileMode};
 
 /// The Juju secret's label (owned by the application, so every unit reads the same key).
@@ -15,28 +17,56 @@ pub const MASTER_KEY_SECRET: &str = "master-key";
 pub const MASTER_KEY_FIELD: &str = "master-key";
 
 impl Charm<'_> {
-    /// The configured master key, else the application's generated one; a non-leader waits
-    /// for the leader to generate it.
-    pub(super) fn master_key(&self, config: &CharmConfig) -> Step<String> {
+    /// The configured master key, else the application's generated one: its secret's ID is
+    /// in the peer relation (the secret itself is the store); a non-leader waits for the
+    /// leader to generate it.
+    pub(super) fn master_key(
+        &self,
+        config: &CharmConfig,
+        peers: &mut Option<Peers>,
+        leader: bool,
+    ) -> Step<String> {
         if let Some(k) = &config.master_key {
             return Ok(k.clone());
         }
+        if let Some(uri) = master_key_secret(peers.as_ref()) {
+            if let Some(k) = self
+                .tools
+                .secret_get_by_id(&uri, false)?
+                .and_then(|mut c| c.remove(MASTER_KEY_FIELD))
+            {
+                return Ok(k);
+            }
+        }
+        // Before the peer relation carries the ID (or from an older charm revision): the
+        // owner label, which every unit of the owning application may read.
         if let Some(k) = self
             .tools
             .secret_get(MASTER_KEY_SECRET)?
             .and_then(|mut c| c.remove(MASTER_KEY_FIELD))
         {
+            if leader {
+                if let (Some(p), Some(id)) =
+                    (peers.as_mut(), self.tools.secret_id(MASTER_KEY_SECRET)?)
+                {
+                    self.set_peer_app_data(p, &[(peers::MASTER_KEY_SECRET, &id)])?;
+                }
+            }
             return Ok(k);
         }
-        if !self.tools.is_leader()? {
+        if !leader {
             return waiting("waiting for the leader to generate the master key");
         }
-        self.generate_master_key()
+        let (key, uri) = self.generate_master_key()?;
+        if let Some(p) = peers.as_mut() {
+            self.set_peer_app_data(p, &[(peers::MASTER_KEY_SECRET, &uri)])?;
+        }
+        Ok(key)
     }
 
     /// Generates a key (32 bytes from the OS CSPRNG, hex) into a new Juju secret. The key
     /// reaches `secret-add` through a root-only file, never a command line.
-    fn generate_master_key(&self) -> Step<String> {
+    fn generate_master_key(&self) -> Step<(String, String)> {
         let key = random_hex(32)?;
         let root_only = |mode| FileMode {
             mode,
@@ -58,7 +88,7 @@ impl Charm<'_> {
         self.log(&format!(
             "generated the master key: juju show-secret --reveal {uri}"
         ));
-        Ok(key)
+        Ok((key, uri))
     }
 }
 

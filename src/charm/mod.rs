@@ -10,7 +10,9 @@
 
 mod database_source;
 mod handlers;
+mod load_balancer;
 mod master_key;
+mod peers;
 mod reconcile;
 mod service;
 
@@ -21,11 +23,12 @@ use crate::workload::paths::Paths;
 use crate::workload::probe::Probes;
 use crate::workload::systemd::ServiceManager;
 
+pub use database_source::{
+    MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, POSTGRESQL_CLIENT_ENDPOINT,
+};
+pub use load_balancer::{HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT};
 pub use master_key::MASTER_KEY_SECRET;
-
-/// The endpoint names from metadata.yaml.
-pub const MONGODB_ENDPOINT: &str = "mongodb";
-pub const WEBSITE_ENDPOINT: &str = "website";
+pub use peers::PEER_ENDPOINT;
 
 /// How a step stops the hook early.
 #[derive(Debug)]

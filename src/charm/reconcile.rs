@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::{blocked, waiting, Charm, Step, Stop, WEBSITE_ENDPOINT};
+use super::database_source::Source;
+use super::load_balancer::{public_url_from, LoadBalancers};
+use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::{self, CharmConfig};
 use crate::juju::Status;
-use crate::relations::website;
+use crate::relations::postgresql_client;
 use crate::workload::files::{self, FileMode};
 use crate::workload::install::{self, InstallError};
 use crate::workload::node;
@@ -17,6 +19,7 @@ impl Charm<'_> {
     /// Computes and applies the desired state; returns the status to report.
     pub fn reconcile(&self) -> Step<Status> {
         let config = self.validated_config()?;
+        let leader = self.tools.is_leader()?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config)?;
         let node = self.ensure_node(&config)?;
@@ -24,17 +27,29 @@ impl Charm<'_> {
         self.tools.application_version_set(version)?;
         self.check_options_known(&config)?;
 
-        let database_uri = self.database_uri(&config)?;
+        let mut peers = self.peers()?;
+        if let Some(p) = peers.as_mut() {
+            self.publish_peer_address(p)?;
+            if leader {
+                // The leader keeps rolling restarts moving at every hook it runs.
+                self.grant_restarts(p)?;
+            }
+        }
+        let database = self.database(&config)?;
         let serving = self.serving_now()?;
         self.check_port_free(config.port, &serving)?;
-        let master_key = self.master_key(&config)?;
+        let master_key = self.master_key(&config, &mut peers, leader)?;
+        let balancers = self.load_balancers()?;
+        if database.postgres {
+            self.ensure_files_adapter()?;
+        }
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
             master_key,
-            database_uri: database_uri.uri.clone(),
+            database_uri: database.uri.clone(),
             port: config.port,
             mount_path: config.mount_path.clone(),
-            public_server_url: self.public_server_url(&config)?,
+            public_server_url: self.public_server_url(&config, &balancers)?,
             master_key_ips: config.master_key_ips.clone(),
             allow_client_class_creation: config.allow_client_class_creation,
             log_level: config.log_level.clone(),
@@ -43,24 +58,64 @@ impl Charm<'_> {
             node,
             version: version.to_owned(),
             extra_options: config.extra_options.clone(),
+            trust_proxy: balancers.addresses.clone(),
+            schema_hooks: database.schema_hooks,
+            postgres_files: database.postgres,
+            ca_pem: database.ca_pem.clone(),
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
         // The database must answer before anything is (re)started; a running service is
         // left alone while it does not.
-        self.check_database(&database_uri)?;
-        self.ensure_serving(&rendered, &serving, account, version)?;
+        let info = self.check_database(&database)?;
+        self.ensure_serving(&rendered, &serving, account, version, &mut peers, leader)?;
 
         self.sync_ports(Some(config.port))?;
-        self.publish_website(config.port)?;
+        self.publish_to_load_balancers(&config, leader)?;
         let workers = spec.workers;
-        Ok(Status::active(format!(
+        let mut message = format!(
             "serving on port {} at {}, {} worker{}, parse-server {version}",
             config.port,
             config.mount_path,
             workers,
             if workers == 1 { "" } else { "s" },
-        )))
+        );
+        if info.postgis == Some(false) {
+            let app = match &database.source {
+                Source::Relation { remote_app, .. } => remote_app.as_str(),
+                Source::Config => "<postgresql>",
+            };
+            message.push_str(&format!(
+                "; geo queries need `{}`",
+                postgresql_client::postgis_hint(app, database.version.as_deref())
+            ));
+        }
+        Ok(Status::active(message))
+    }
+
+    /// The files adapter the charm ships for PostgreSQL, where parse-server loads it.
+    fn ensure_files_adapter(&self) -> Step<()> {
+        let path = self.paths.files_adapter();
+        if let Some(dir) = path.parent() {
+            files::ensure_dir(
+                dir,
+                FileMode {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+            )?;
+        }
+        files::write_if_changed(
+            &path,
+            render::files_adapter_source().as_bytes(),
+            FileMode {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
+        )?;
+        Ok(())
     }
 
     /// The configuration, validated once; an invalid one stops everything (nothing is
@@ -198,9 +253,18 @@ impl Charm<'_> {
         ))
     }
 
-    fn public_server_url(&self, config: &CharmConfig) -> Step<Option<String>> {
+    /// The URL clients reach parse-server at: the operator's, else haproxy's, else this
+    /// unit's own address.
+    fn public_server_url(
+        &self,
+        config: &CharmConfig,
+        balancers: &LoadBalancers,
+    ) -> Step<Option<String>> {
         if let Some(u) = &config.public_server_url {
             return Ok(Some(u.clone()));
+        }
+        if let Some(endpoint) = &balancers.public_url {
+            return Ok(Some(public_url_from(endpoint, &config.mount_path)));
         }
         let addr = self.tools.public_address()?;
         if addr.is_empty() {
@@ -231,25 +295,6 @@ impl Charm<'_> {
         if let (Some(port), Some(w)) = (want, wanted) {
             if !opened.contains(&w) {
                 self.tools.open_port(port)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Publishes `hostname`/`port` on every website relation whose databag lacks them.
-    fn publish_website(&self, port: u16) -> Step<()> {
-        let ids = self.tools.relation_ids(WEBSITE_ENDPOINT)?;
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let Some(host) = self.tools.ingress_address(WEBSITE_ENDPOINT)? else {
-            return Ok(());
-        };
-        let wanted = website::website_databag(&host, port);
-        for id in ids {
-            let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
-            if !website::is_published(&current, &wanted) {
-                self.tools.relation_set(&id, &wanted)?;
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! so a hook killed at any instruction leaves the next hook enough to finish or roll back.
 
 use super::{blocked, Charm, Step};
+use crate::relations::peers::Peers;
 use crate::workload::install;
 use crate::workload::render::Rendered;
 use crate::workload::service_files;
@@ -56,6 +57,8 @@ impl Charm<'_> {
         serving: &Serving,
         account: Account,
         version: &str,
+        peers: &mut Option<Peers>,
+        leader: bool,
     ) -> Step<()> {
         let digest = desired.digest();
         let rollout = service_files::rollout(&self.paths);
@@ -82,6 +85,12 @@ impl Charm<'_> {
                 }
                 None => self.stop_service()?,
             }
+            self.withdraw_restart_request(peers)?;
+            if leader {
+                if let Some(p) = peers.as_mut() {
+                    self.grant_restarts(p)?;
+                }
+            }
             return blocked(
                 "the configuration did not start before (see juju debug-log); serving the \
                  previous one: change the config to retry",
@@ -102,9 +111,12 @@ impl Charm<'_> {
                 // Serving files an older charm revision wrote without a record: record them.
                 service_files::save_last_good(&self.paths, desired)?;
             }
-            return Ok(());
+            return self.restart_done(peers, &digest, leader);
         }
 
+        // With other units, one restarts at a time (waiting here keeps the old process
+        // serving until this unit's turn).
+        self.may_restart(peers, &digest, leader)?;
         self.maintenance(if serving.running {
             "restarting parse-server"
         } else {
@@ -121,9 +133,18 @@ impl Charm<'_> {
                 service_files::end_rollout(&self.paths)?;
                 install::remove_other_releases(&self.paths, version)?;
                 let _ = std::fs::remove_file(self.paths.legacy_env_file());
-                Ok(())
+                self.restart_done(peers, &digest, leader)
             }
-            Err(why) => self.roll_back(desired, good, &why, account),
+            Err(why) => {
+                let reported = self.roll_back(desired, good, &why, account);
+                self.withdraw_restart_request(peers)?;
+                if leader {
+                    if let Some(p) = peers.as_mut() {
+                        self.grant_restarts(p)?;
+                    }
+                }
+                reported
+            }
         }
     }
 

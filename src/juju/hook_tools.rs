@@ -42,6 +42,11 @@ pub trait HookTools {
     fn relation_get(&self, relation_id: &str, unit: &str) -> ToolResult<Databag>;
     /// Sets keys of this unit's databag (an empty value deletes the key).
     fn relation_set(&self, relation_id: &str, data: &Databag) -> ToolResult<()>;
+    /// The application databag of `app` in `relation_id` (the remote application's, or, on
+    /// a peer relation or as the leader, this application's own).
+    fn relation_get_app(&self, relation_id: &str, app: &str) -> ToolResult<Databag>;
+    /// Sets keys of this application's databag (leader only; an empty value deletes).
+    fn relation_set_app(&self, relation_id: &str, data: &Databag) -> ToolResult<()>;
     fn opened_ports(&self) -> ToolResult<Vec<String>>;
     fn open_port(&self, port: u16) -> ToolResult<()>;
     fn close_port(&self, port: u16) -> ToolResult<()>;
@@ -70,6 +75,10 @@ pub trait HookTools {
         key: &str,
         file: &std::path::Path,
     ) -> ToolResult<String>;
+    /// The content of the secret `uri` (another application's, granted to a relation, or this
+    /// application's own); `refresh` moves this unit to its latest revision. `None` if it
+    /// does not exist (any more).
+    fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>>;
     /// The URI of the secret labelled `label`.
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>>;
     fn action_set(&self, results: &Databag) -> ToolResult<()>;
@@ -186,6 +195,21 @@ impl HookTools for CliHookTools {
         .map(drop)
     }
 
+    fn relation_get_app(&self, relation_id: &str, app: &str) -> ToolResult<Databag> {
+        self.json("relation-get", &["-r", relation_id, "--app", "-", app])
+            .map(databag)
+    }
+
+    fn relation_set_app(&self, relation_id: &str, data: &Databag) -> ToolResult<()> {
+        let body = serde_json::to_vec(data).expect("a map of strings serialises");
+        self.run(
+            "relation-set",
+            &["-r", relation_id, "--app", "--file", "-"],
+            Some(&body),
+        )
+        .map(drop)
+    }
+
     fn opened_ports(&self) -> ToolResult<Vec<String>> {
         self.json("opened-ports", &[]).map(string_list)
     }
@@ -273,6 +297,18 @@ impl HookTools for CliHookTools {
             None,
         )?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>> {
+        let mut args = vec![uri];
+        if refresh {
+            args.push("--refresh");
+        }
+        match self.json("secret-get", &args) {
+            Ok(v) => Ok(Some(databag(v))),
+            Err(e) if e.detail.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>> {

@@ -157,10 +157,18 @@ impl DbError {
     }
 }
 
+/// What the check learned about a database that answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbInfo {
+    /// PostgreSQL: whether the PostGIS extension is there (parse-server's geo queries need
+    /// it); `None` for MongoDB.
+    pub postgis: Option<bool>,
+}
+
 /// Checks what parse-server will need of the database behind `uri` within `timeout`:
 /// connect, authenticate with the URI's credentials, run a trivial command. The reason in
 /// an error is short and never holds a credential.
-pub fn check(uri: &str, timeout: Duration) -> Result<(), DbError> {
+pub fn check(uri: &str, timeout: Duration) -> Result<DbInfo, DbError> {
     let parsed =
         DbUri::parse(uri).ok_or_else(|| DbError::BadUri("the URI cannot be read".to_owned()))?;
     let result = if parsed.is_postgres() {
@@ -189,7 +197,7 @@ pub fn check(uri: &str, timeout: Duration) -> Result<(), DbError> {
 /// parse-server's own driver, where the 3.x line refuses anything older than 4.4. Its URI
 /// parser refuses bracketed IPv6 hosts (`mongodb://[fd00::1]:27017/db`), which parse-server's
 /// driver accepts, so the host list is given to it as addresses rather than in the URI.
-fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<(), DbError> {
+fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<DbInfo, DbError> {
     use mongodb::bson::doc;
     use mongodb::error::ErrorKind;
     use mongodb::options::{ClientOptions, ServerAddress};
@@ -217,7 +225,7 @@ fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<(), DbE
     let client = mongodb::sync::Client::with_options(opts)
         .map_err(|e| DbError::BadUri(e.kind.to_string()))?;
     match client.database("admin").run_command(doc! {"ping": 1}, None) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(DbInfo::default()),
         Err(e) => {
             let why = crate::juju::status::one_line(&e.kind.to_string(), 200);
             let auth = |text: &str| {
@@ -237,17 +245,23 @@ fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<(), DbE
     }
 }
 
-/// PostgreSQL: connect, authenticate and `SELECT 1` through the `postgres` crate.
-fn check_postgres(uri: &str, timeout: Duration) -> Result<(), DbError> {
+/// PostgreSQL: connect, authenticate and ask whether PostGIS is there, through the
+/// `postgres` crate.
+fn check_postgres(uri: &str, timeout: Duration) -> Result<DbInfo, DbError> {
     use std::str::FromStr;
     let mut config = postgres::Config::from_str(uri).map_err(|e| DbError::BadUri(e.to_string()))?;
     config.connect_timeout(timeout);
     config.application_name("parse-server-charm");
     let mut client = config.connect(postgres::NoTls).map_err(classify_postgres)?;
-    client
-        .simple_query("SELECT 1")
-        .map(drop)
-        .map_err(classify_postgres)
+    let rows = client
+        .query(
+            "SELECT extname FROM pg_extension WHERE extname = 'postgis'",
+            &[],
+        )
+        .map_err(classify_postgres)?;
+    Ok(DbInfo {
+        postgis: Some(!rows.is_empty()),
+    })
 }
 
 fn classify_postgres(e: postgres::Error) -> DbError {

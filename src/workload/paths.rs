@@ -15,6 +15,10 @@ impl Paths {
     /// parse-server's options (keys, database URI included): root and the service only.
     pub const CONFIG_FILE: &'static str = "/etc/parse-server/config.json";
     pub const UNIT_FILE: &'static str = "/etc/systemd/system/parse-server.service";
+    /// The database provider's TLS CA (a relation's `tls-ca`).
+    pub const DATABASE_CA_FILE: &'static str = "/etc/parse-server/database-ca.pem";
+    /// The files adapter the charm ships for PostgreSQL (files in a table of the database).
+    pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
     /// The service's home and only writable directory.
     pub const STATE_DIR: &'static str = "/var/lib/parse-server";
     /// The charm's own root-only state: the last configuration that served, the one being
@@ -52,6 +56,12 @@ impl Paths {
     }
     pub fn unit_file(&self) -> PathBuf {
         self.at(Self::UNIT_FILE)
+    }
+    pub fn database_ca_file(&self) -> PathBuf {
+        self.at(Self::DATABASE_CA_FILE)
+    }
+    pub fn files_adapter(&self) -> PathBuf {
+        self.at(Self::FILES_ADAPTER)
     }
     pub fn state_dir(&self) -> PathBuf {
         self.at(Self::STATE_DIR)

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::database::{self, DbError};
+use super::database::{self, DbError, DbInfo};
 
 /// The outside world's answers.
 pub trait Probes {
     /// One `GET <mount>/health` on the unit's loopback; `Err` is why it is not healthy.
     fn health(&self, port: u16, mount_path: &str) -> Result<(), String>;
     /// Whether the database behind `uri` answers and accepts the credentials in it.
-    fn database(&self, uri: &str, timeout: Duration) -> Result<(), DbError>;
+    fn database(&self, uri: &str, timeout: Duration) -> Result<DbInfo, DbError>;
     /// Whether a process holds `port` (a listener the service could not bind next to).
     fn port_in_use(&self, port: u16) -> bool;
     /// Waits between two health checks.
@@ -33,7 +33,7 @@ impl Probes for SystemProbes {
         health(port, mount_path)
     }
 
-    fn database(&self, uri: &str, timeout: Duration) -> Result<(), DbError> {
+    fn database(&self, uri: &str, timeout: Duration) -> Result<DbInfo, DbError> {
         database::check(uri, timeout)
     }
 

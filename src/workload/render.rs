@@ -32,6 +32,27 @@ pub struct ServiceSpec {
     pub version: String,
     /// Other parse-server options, keys the charm sets itself excluded.
     pub extra_options: Map<String, Value>,
+    /// The load balancers in front of the unit, whose `X-Forwarded-For` parse-server
+    /// believes (so that `masterKeyIps` sees the real client).
+    pub trust_proxy: Vec<String>,
+    /// Push schema changes to every instance (`databaseOptions.enableSchemaHooks`).
+    pub schema_hooks: bool,
+    /// Store files in the database's own table through the charm's adapter (PostgreSQL,
+    /// where parse-server's default GridFS adapter cannot work).
+    pub postgres_files: bool,
+    /// The database provider's TLS CA, written next to the option file.
+    pub ca_pem: Option<String>,
+}
+
+/// How long an instance trusts its schema cache, in seconds: another instance's schema
+/// change reaches it within this time even where the database cannot push it.
+pub const SCHEMA_CACHE_TTL: u64 = 60;
+
+const FILES_ADAPTER_JS: &str = include_str!("../../charm/files-adapter/postgres-files-adapter.js");
+
+/// The files adapter's source, installed at `Paths::FILES_ADAPTER`.
+pub fn files_adapter_source() -> &'static str {
+    FILES_ADAPTER_JS
 }
 
 /// The files that configure the service.
@@ -39,6 +60,8 @@ pub struct ServiceSpec {
 pub struct Rendered {
     pub config_json: String,
     pub unit: String,
+    /// The database's TLS CA bundle, if the database uses TLS.
+    pub ca_pem: Option<String>,
 }
 
 impl Rendered {
@@ -51,6 +74,8 @@ impl Rendered {
             .bytes()
             .chain([0u8])
             .chain(self.unit.bytes())
+            .chain([0u8])
+            .chain(self.ca_pem.as_deref().unwrap_or("").bytes())
         {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -94,9 +119,10 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     // Extra options first, then the charm's own keys (config validation refuses extra
     // options that name them; inserting last makes that a second guarantee).
     let mut options = spec.extra_options.clone();
-    let mut set = |k: &str, v: Value| {
+    fn put(options: &mut Map<String, Value>, k: &str, v: Value) {
         options.insert(k.to_owned(), v);
-    };
+    }
+    let mut set = |k: &str, v: Value| put(&mut options, k, v);
     set("appId", spec.app_id.clone().into());
     set("masterKey", spec.master_key.clone().into());
     set("databaseURI", spec.database_uri.clone().into());
@@ -122,6 +148,37 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     if spec.workers > 1 {
         set("cluster", spec.workers.into());
     }
+    if !spec.trust_proxy.is_empty() {
+        set("trustProxy", spec.trust_proxy.clone().into());
+    }
+    // Several instances on one database keep their schema caches in step: pushed where the
+    // database can (PostgreSQL, MongoDB replica sets), refetched within a minute anyway.
+    let mut db_options = match options.get("databaseOptions") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    db_options.insert("schemaCacheTtl".into(), SCHEMA_CACHE_TTL.into());
+    if spec.schema_hooks {
+        db_options.insert("enableSchemaHooks".into(), true.into());
+    } else {
+        db_options.remove("enableSchemaHooks");
+    }
+    options.insert("databaseOptions".into(), Value::Object(db_options));
+    if spec.postgres_files && !spec.extra_options.contains_key("filesAdapter") {
+        let digest = Rendered {
+            config_json: FILES_ADAPTER_JS.into(),
+            unit: String::new(),
+            ca_pem: None,
+        }
+        .digest();
+        options.insert(
+            "filesAdapter".into(),
+            serde_json::json!({
+                "module": Paths::FILES_ADAPTER,
+                "options": {"databaseURI": spec.database_uri, "revision": digest},
+            }),
+        );
+    }
     let mut config_json = serde_json::to_string_pretty(&Value::Object(options))?;
     config_json.push('\n');
 
@@ -140,6 +197,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     Ok(Rendered {
         config_json,
         unit: tera.render("unit", &ctx)?,
+        ca_pem: spec.ca_pem.clone(),
     })
 }
 
@@ -164,6 +222,10 @@ mod tests {
             node: "/usr/bin/node".into(),
             version: "9.10.0".into(),
             extra_options: Map::new(),
+            trust_proxy: Vec::new(),
+            schema_hooks: false,
+            postgres_files: false,
+            ca_pem: None,
         }
     }
 
@@ -185,7 +247,10 @@ mod tests {
   ],
   "allowClientClassCreation": false,
   "logLevel": "info",
-  "logsFolder": null
+  "logsFolder": null,
+  "databaseOptions": {
+    "schemaCacheTtl": 60
+  }
 }
 "#
         );

@@ -22,17 +22,19 @@ use super::render::Rendered;
 
 const CONFIG_NAME: &str = "config.json";
 const UNIT_NAME: &str = "parse-server.service";
+const CA_NAME: &str = "database-ca.pem";
 
 /// Which of the service's files changed on disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Changes {
     pub config: bool,
     pub unit: bool,
+    pub ca: bool,
 }
 
 impl Changes {
     pub fn any(self) -> bool {
-        self.config || self.unit
+        self.config || self.unit || self.ca
     }
 }
 
@@ -47,21 +49,42 @@ const ROOT_ONLY_FILE: FileMode = FileMode {
     gid: 0,
 };
 
-fn read_pair(config: &Path, unit: &Path) -> Result<Option<Rendered>> {
-    let read = |p: &Path| -> Result<Option<String>> {
-        Ok(files::read_optional(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
-    };
-    Ok(match (read(config)?, read(unit)?) {
-        (Some(config_json), Some(unit)) => Some(Rendered { config_json, unit }),
+fn read_text(p: &Path) -> Result<Option<String>> {
+    Ok(files::read_optional(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+fn read_set(config: &Path, unit: &Path, ca: &Path) -> Result<Option<Rendered>> {
+    Ok(match (read_text(config)?, read_text(unit)?) {
+        (Some(config_json), Some(unit)) => Some(Rendered {
+            config_json,
+            unit,
+            ca_pem: read_text(ca)?,
+        }),
         _ => None,
     })
 }
 
 /// The files the service reads now.
 pub fn current(paths: &Paths) -> Result<Option<Rendered>> {
-    read_pair(&paths.config_file(), &paths.unit_file())
+    read_set(
+        &paths.config_file(),
+        &paths.unit_file(),
+        &paths.database_ca_file(),
+    )
+}
+
+/// Writes `content` at `path`, or removes the file for `None`; whether anything changed.
+fn write_or_remove(path: &Path, content: Option<&str>, mode: FileMode) -> Result<bool> {
+    match content {
+        Some(c) => Ok(files::write_if_changed(path, c.as_bytes(), mode)?),
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+        },
+    }
 }
 
 /// Writes the service's files: the option file 0640 root:<service group> (it holds the
@@ -86,6 +109,7 @@ pub fn write(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Changes> {
         gid: 0,
     };
     Ok(Changes {
+        ca: write_or_remove(&paths.database_ca_file(), r.ca_pem.as_deref(), secret)?,
         config: files::write_if_changed(&paths.config_file(), r.config_json.as_bytes(), secret)?,
         unit: files::write_if_changed(&paths.unit_file(), r.unit.as_bytes(), public)?,
     })
@@ -94,7 +118,11 @@ pub fn write(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Changes> {
 /// The last rendering that served, if any.
 pub fn last_good(paths: &Paths) -> Result<Option<Rendered>> {
     let dir = paths.last_good_dir();
-    read_pair(&dir.join(CONFIG_NAME), &dir.join(UNIT_NAME))
+    read_set(
+        &dir.join(CONFIG_NAME),
+        &dir.join(UNIT_NAME),
+        &dir.join(CA_NAME),
+    )
 }
 
 /// Records `r` as the last rendering that served.
@@ -108,6 +136,7 @@ pub fn save_last_good(paths: &Paths, r: &Rendered) -> Result<()> {
         ROOT_ONLY_FILE,
     )?;
     files::write_if_changed(&dir.join(UNIT_NAME), r.unit.as_bytes(), ROOT_ONLY_FILE)?;
+    write_or_remove(&dir.join(CA_NAME), r.ca_pem.as_deref(), ROOT_ONLY_FILE)?;
     Ok(())
 }
 
@@ -178,6 +207,7 @@ mod tests {
         let r = Rendered {
             config_json: "{\"port\": 1337, \"mountPath\": \"/parse\"}\n".into(),
             unit: "[Service]\n".into(),
+            ca_pem: Some("-----BEGIN CERTIFICATE-----\n".into()),
         };
         assert_eq!(current(&paths).unwrap(), None);
         assert_eq!(last_good(&paths).unwrap(), None);

@@ -82,7 +82,7 @@ fn a_killed_first_start_is_started_by_the_next_hook() {
         w.assert_status(StatusKind::Active, "serving");
         assert_eq!(
             w.running_options().unwrap()["masterKey"],
-            w.secrets["master-key"]["master-key"].as_str(),
+            w.master_key().as_str(),
             "killed after {step}"
         );
     }

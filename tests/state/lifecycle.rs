@@ -11,7 +11,7 @@ fn deploy_without_a_database_is_blocked_and_serves_nothing() {
     let w = hook(w, Event::Install);
     w.assert_status(
         StatusKind::Blocked,
-        "add a relation to mongodb (or set database-uri)",
+        "add a relation to mongodb or postgresql (or set database-uri)",
     );
     let w = hook(w, Event::Start);
     w.assert_status(StatusKind::Blocked, "add a relation to mongodb");
@@ -29,7 +29,7 @@ fn relating_mongodb_serves_with_a_generated_key() {
     let o = w.options();
     assert_eq!(o["databaseURI"], "mongodb://127.0.0.1:27017/parse");
     assert_eq!(o["appId"], "shop");
-    let key = w.secrets["master-key"]["master-key"].clone();
+    let key = w.master_key();
     assert_eq!(key.len(), 64);
     assert_eq!(o["masterKey"], key.as_str());
     assert_eq!(w.count("secret-add master-key"), 1);
@@ -89,8 +89,12 @@ fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
     );
     // The leader's secret becomes readable.
     w.secrets.insert(
-        "master-key".into(),
-        [("master-key".to_owned(), "k".repeat(64))].into(),
+        "secret:leaders".into(),
+        crate::world::Secret {
+            label: Some("master-key".into()),
+            content: [("master-key".to_owned(), "k".repeat(64))].into(),
+            owned: true,
+        },
     );
     let w = hook(w, Event::UpdateStatus);
     w.assert_status(StatusKind::Active, "serving");
@@ -202,8 +206,8 @@ fn get_master_key_names_the_secret_never_the_key() {
     let w = hook(w, Event::Action("get-master-key".into()));
     let r = w.action_results.clone().unwrap();
     assert_eq!(r["source"], "generated");
-    assert_eq!(r["reveal"], "juju show-secret --reveal secret:fake");
-    let key = &w.secrets["master-key"]["master-key"];
+    assert_eq!(r["reveal"], "juju show-secret --reveal secret:own0");
+    let key = w.master_key();
     assert!(r.values().all(|v| !v.contains(key.as_str())));
     let mut w = w;
     w.leader = false;

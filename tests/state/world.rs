@@ -19,7 +19,7 @@ use parse_server_charm::juju::hook_tools::ToolResult;
 use parse_server_charm::juju::{
     Databag, Event, HookTools, JujuContext, ProxySettings, RelationKind, Status, StatusKind,
 };
-use parse_server_charm::workload::database::DbError;
+use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::paths::Paths;
 use parse_server_charm::workload::probe::Probes;
 use parse_server_charm::workload::systemd::ServiceManager;
@@ -41,10 +41,29 @@ pub enum Db {
 pub struct Rel {
     pub endpoint: String,
     pub remote_app: String,
-    /// Remote units and their bags.
+    /// Remote units (for the peer relation: the other units of this application) and
+    /// their bags.
     pub units: BTreeMap<String, Databag>,
     /// This unit's own bag.
     pub local: Databag,
+    /// The remote application's bag.
+    pub remote_app_bag: Databag,
+    /// This application's bag (for the peer relation, the one every unit shares).
+    pub local_app_bag: Databag,
+}
+
+impl Rel {
+    pub fn is_peer(&self) -> bool {
+        self.endpoint == "parse-peers"
+    }
+}
+
+/// A secret: its label (for the ones this application owns) and content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secret {
+    pub label: Option<String>,
+    pub content: Databag,
+    pub owned: bool,
 }
 
 /// The Juju side and the world around the unit.
@@ -56,8 +75,8 @@ pub struct World {
     pub ports: BTreeSet<String>,
     /// Every status-set, in order.
     pub statuses: Vec<Status>,
-    /// Secrets this application owns, by label.
-    pub secrets: BTreeMap<String, Databag>,
+    /// Secrets by URI: this application's own and those providers granted.
+    pub secrets: BTreeMap<String, Secret>,
     pub logs: Vec<String>,
     /// Hook-tool writes and service-manager calls, in order (`relation-set mongodb:0`,
     /// `restart`, `daemon-reload`…).
@@ -77,6 +96,12 @@ pub struct World {
     pub starts_ok: fn(&str) -> bool,
     // The world.
     pub db: Db,
+    /// PostgreSQL: whether PostGIS is installed (the probe's answer).
+    pub postgis: bool,
+    /// Secrets whose `secret-get` is refused.
+    pub unreadable_secrets: BTreeSet<String>,
+    /// Every database URI the probe was asked about (the last one is what renders).
+    pub probed_uris: RefCell<Vec<String>>,
     pub held_ports: BTreeSet<u16>,
     pub public_address: String,
     pub ingress_address: Option<String>,
@@ -132,6 +157,9 @@ impl World {
             restart_fails: false,
             starts_ok: default_starts_ok,
             db: Db::Up,
+            postgis: true,
+            unreadable_secrets: BTreeSet::new(),
+            probed_uris: RefCell::new(Vec::new()),
             held_ports: BTreeSet::new(),
             public_address: "10.0.0.10".into(),
             ingress_address: Some("10.0.0.10".into()),
@@ -177,6 +205,77 @@ impl World {
         for (k, v) in pairs {
             bag.insert((*k).into(), (*v).into());
         }
+    }
+
+    pub fn remote_app_set(&mut self, id: &str, pairs: &[(&str, &str)]) {
+        let bag = &mut self.relations.get_mut(id).unwrap().remote_app_bag;
+        for (k, v) in pairs {
+            if v.is_empty() {
+                bag.remove(*k);
+            } else {
+                bag.insert((*k).into(), (*v).into());
+            }
+        }
+    }
+
+    /// A secret a provider granted to a relation; returns its URI.
+    pub fn grant_secret(&mut self, pairs: &[(&str, &str)]) -> String {
+        let uri = format!("secret:remote{}", self.secrets.len());
+        self.secrets.insert(
+            uri.clone(),
+            Secret {
+                label: None,
+                content: pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                owned: false,
+            },
+        );
+        uri
+    }
+
+    /// The content of this application's secret labelled `label`.
+    pub fn owned_secret(&self, label: &str) -> Option<&Databag> {
+        self.secrets
+            .values()
+            .find(|s| s.owned && s.label.as_deref() == Some(label))
+            .map(|s| &s.content)
+    }
+
+    /// The generated master key.
+    pub fn master_key(&self) -> String {
+        self.owned_secret("master-key").expect("a generated key")["master-key"].clone()
+    }
+
+    /// The peer relation with `others` (unit names) as the other units.
+    pub fn peer_with(&mut self, others: &[&str]) -> String {
+        let id = self.relate("parse-peers", "parse-server");
+        for u in others {
+            self.remote_set(&id, u, &[("ingress-address", "10.0.0.11")]);
+        }
+        id
+    }
+
+    pub fn peer_id(&self) -> Option<String> {
+        self.relations
+            .iter()
+            .find(|(_, r)| r.is_peer())
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The peer application databag.
+    pub fn peer_app(&self) -> Databag {
+        self.peer_id()
+            .map(|id| self.relations[&id].local_app_bag.clone())
+            .unwrap_or_default()
+    }
+
+    /// This unit's own peer databag.
+    pub fn peer_own(&self) -> Databag {
+        self.peer_id()
+            .map(|id| self.relations[&id].local.clone())
+            .unwrap_or_default()
     }
 
     /// A mongodb relation whose one unit published `127.0.0.1:27017`.
@@ -299,6 +398,42 @@ impl HookTools for Sim {
             r.units.get(unit).cloned().unwrap_or_default()
         })
     }
+    fn relation_get_app(&self, id: &str, app: &str) -> ToolResult<Databag> {
+        let w = self.0.borrow();
+        let Some(r) = w.relations.get(id) else {
+            return Ok(Databag::new());
+        };
+        if app == "parse-server" {
+            if !r.is_peer() && !w.leader {
+                return Err(parse_server_charm::juju::HookToolError {
+                    tool: "relation-get".into(),
+                    detail: "exit 1: ERROR permission denied".into(),
+                });
+            }
+            return Ok(r.local_app_bag.clone());
+        }
+        Ok(r.remote_app_bag.clone())
+    }
+    fn relation_set_app(&self, id: &str, data: &Databag) -> ToolResult<()> {
+        let mut w = self.0.borrow_mut();
+        if !w.leader {
+            return Err(parse_server_charm::juju::HookToolError {
+                tool: "relation-set".into(),
+                detail: "exit 1: ERROR cannot write relation settings".into(),
+            });
+        }
+        w.calls.push(format!("relation-set --app {id}"));
+        if let Some(r) = w.relations.get_mut(id) {
+            for (k, v) in data {
+                if v.is_empty() {
+                    r.local_app_bag.remove(k);
+                } else {
+                    r.local_app_bag.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Ok(())
+    }
     fn relation_set(&self, id: &str, data: &Databag) -> ToolResult<()> {
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("relation-set {id}"));
@@ -355,7 +490,7 @@ impl HookTools for Sim {
         Ok(())
     }
     fn secret_get(&self, label: &str) -> ToolResult<Option<Databag>> {
-        Ok(self.0.borrow().secrets.get(label).cloned())
+        Ok(self.0.borrow().owned_secret(label).cloned())
     }
     fn secret_add_from_file(
         &self,
@@ -367,17 +502,35 @@ impl HookTools for Sim {
         let value = std::fs::read_to_string(file).unwrap();
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("secret-add {label}"));
-        w.secrets
-            .insert(label.into(), Databag::from([(key.to_owned(), value)]));
-        Ok("secret:fake".into())
+        let uri = format!("secret:own{}", w.secrets.len());
+        w.secrets.insert(
+            uri.clone(),
+            Secret {
+                label: Some(label.into()),
+                content: Databag::from([(key.to_owned(), value)]),
+                owned: true,
+            },
+        );
+        Ok(uri)
+    }
+    fn secret_get_by_id(&self, uri: &str, _refresh: bool) -> ToolResult<Option<Databag>> {
+        let w = self.0.borrow();
+        if w.unreadable_secrets.contains(uri) {
+            return Err(parse_server_charm::juju::HookToolError {
+                tool: "secret-get".into(),
+                detail: "exit 1: ERROR permission denied".into(),
+            });
+        }
+        Ok(w.secrets.get(uri).map(|s| s.content.clone()))
     }
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>> {
         Ok(self
             .0
             .borrow()
             .secrets
-            .contains_key(label)
-            .then(|| "secret:fake".into()))
+            .iter()
+            .find(|(_, s)| s.owned && s.label.as_deref() == Some(label))
+            .map(|(uri, _)| uri.clone()))
     }
     fn action_set(&self, results: &Databag) -> ToolResult<()> {
         self.0.borrow_mut().action_results = Some(results.clone());
@@ -441,9 +594,14 @@ impl Probes for Sim {
             _ => Err(format!("nothing answers on port {port}")),
         }
     }
-    fn database(&self, _: &str, _: Duration) -> Result<(), DbError> {
-        match self.0.borrow().db {
-            Db::Up => Ok(()),
+    fn database(&self, uri: &str, _: Duration) -> Result<DbInfo, DbError> {
+        let w = self.0.borrow();
+        w.probed_uris.borrow_mut().push(uri.to_owned());
+        let postgres = uri.starts_with("postgres");
+        match w.db {
+            Db::Up => Ok(DbInfo {
+                postgis: postgres.then_some(w.postgis),
+            }),
             Db::Down => Err(DbError::Unreachable(
                 "database at 127.0.0.1:27017 does not answer: connection refused".into(),
             )),

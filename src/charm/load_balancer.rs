@@ -1,0 +1,147 @@
+//! The load balancers in front of the units: `haproxy-route` (haproxy 2.8) and the legacy
+//! `website` (interface `http`, what a plain `juju deploy haproxy` still gives). The charm
+//! publishes where each unit serves, believes `X-Forwarded-For` only from the balancers'
+//! own addresses, and takes the public URL from haproxy when the operator gave none.
+
+use std::net::IpAddr;
+
+use super::{Charm, Step};
+use crate::config::{rules, CharmConfig};
+use crate::relations::haproxy_route::{self, Route};
+use crate::relations::website;
+
+pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
+pub const WEBSITE_ENDPOINT: &str = "website";
+
+/// What the balancers related to this unit are and offer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadBalancers {
+    /// Their units' addresses (to trust for `X-Forwarded-For`), sorted.
+    pub addresses: Vec<String>,
+    /// The first endpoint haproxy proxies for the application.
+    pub public_url: Option<String>,
+}
+
+impl Charm<'_> {
+    /// Reads every balancer relation.
+    pub(super) fn load_balancers(&self) -> Step<LoadBalancers> {
+        let mut lb = LoadBalancers::default();
+        for endpoint in [HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT] {
+            for id in self.tools.relation_ids(endpoint)? {
+                let units = self.tools.relation_list(&id)?;
+                for unit in &units {
+                    let bag = self.tools.relation_get(&id, unit)?;
+                    let addr = bag
+                        .get("ingress-address")
+                        .or_else(|| bag.get("private-address"));
+                    if let Some(ip) = addr.and_then(|a| a.parse::<IpAddr>().ok()) {
+                        lb.addresses.push(ip.to_string());
+                    }
+                }
+                if endpoint == HAPROXY_ROUTE_ENDPOINT && lb.public_url.is_none() {
+                    if let Some(app) = units
+                        .first()
+                        .and_then(|u| u.split_once('/'))
+                        .map(|(a, _)| a)
+                    {
+                        let provider = self.tools.relation_get_app(&id, app)?;
+                        lb.public_url = haproxy_route::endpoints(&provider).into_iter().next();
+                    }
+                }
+            }
+        }
+        lb.addresses.sort();
+        lb.addresses.dedup();
+        Ok(lb)
+    }
+
+    /// Publishes this unit (and, as the leader, the application's route) to every balancer.
+    pub(super) fn publish_to_load_balancers(&self, config: &CharmConfig, leader: bool) -> Step<()> {
+        for id in self.tools.relation_ids(HAPROXY_ROUTE_ENDPOINT)? {
+            if leader {
+                let public = config
+                    .public_server_url
+                    .as_deref()
+                    .and_then(|u| rules::http_url(u).ok());
+                let hostname = public
+                    .as_ref()
+                    .map(|u| u.host.clone())
+                    .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['));
+                let wanted = haproxy_route::app_databag(&Route {
+                    service: self.ctx.app_name.clone(),
+                    port: config.port,
+                    mount_path: config.mount_path.clone(),
+                    hostname,
+                    allow_http: public.as_ref().is_some_and(|u| !u.https),
+                });
+                let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
+                if !haproxy_route::is_published(&current, &wanted, haproxy_route::APP_KEYS) {
+                    let mut update = wanted.clone();
+                    for k in haproxy_route::APP_KEYS {
+                        if !wanted.contains_key(*k) && current.contains_key(*k) {
+                            update.insert((*k).to_owned(), String::new());
+                        }
+                    }
+                    self.tools.relation_set_app(&id, &update)?;
+                }
+            }
+            if let Some(addr) = self.tools.ingress_address(HAPROXY_ROUTE_ENDPOINT)? {
+                let wanted = haproxy_route::unit_databag(&addr);
+                let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
+                if !website::is_published(&current, &wanted) {
+                    self.tools.relation_set(&id, &wanted)?;
+                }
+            }
+        }
+        self.publish_website(config.port)
+    }
+
+    /// Publishes `hostname`/`port` on every website relation whose databag lacks them.
+    fn publish_website(&self, port: u16) -> Step<()> {
+        let ids = self.tools.relation_ids(WEBSITE_ENDPOINT)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let Some(host) = self.tools.ingress_address(WEBSITE_ENDPOINT)? else {
+            return Ok(());
+        };
+        let wanted = website::website_databag(&host, port);
+        for id in ids {
+            let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
+            if !website::is_published(&current, &wanted) {
+                self.tools.relation_set(&id, &wanted)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// parse-server's `publicServerURL` from haproxy's endpoint: the endpoint with the mount
+/// path, unless the endpoint already ends with it.
+pub fn public_url_from(endpoint: &str, mount_path: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if mount_path == "/" || base.ends_with(mount_path) {
+        base.to_owned()
+    } else {
+        format!("{base}{mount_path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_urls() {
+        assert_eq!(
+            super::public_url_from("https://p.example.com/", "/parse"),
+            "https://p.example.com/parse"
+        );
+        assert_eq!(
+            super::public_url_from("https://p.example.com/parse", "/parse"),
+            "https://p.example.com/parse"
+        );
+        assert_eq!(
+            super::public_url_from("https://p.example.com", "/"),
+            "https://p.example.com"
+        );
+    }
+}
