@@ -32,6 +32,7 @@ Unit and model:
 
 Hooks and actions:
   hook U HOOK [--relation ID] [--remote-unit UNIT] [--departing-unit UNIT] [--remote-app APP]
+         [--secret-id URI] [--secret-label L] [--secret-revision N]
   action U NAME [key=value ...]
   deploy U                     install, [-created of existing relations], leader-elected|leader-settings-changed,
                                config-changed, start
@@ -149,15 +150,30 @@ fn cmd_hook(args: &[String]) -> CmdResult<i32> {
         opt("remote-unit", None),
         opt("departing-unit", None),
         opt("remote-app", None),
+        opt("secret-id", None),
+        opt("secret-label", None),
+        opt("secret-revision", None),
     ];
     let p = parsed!(&specs, args, 2, Some(2));
     let dir = existing_unit(&p.args[0])?;
+    let secret_revision = match p.get("secret-revision") {
+        None => None,
+        Some(r) => Some(r.parse::<u32>().map_err(|_| {
+            CmdError::usage(format!(
+                "--secret-revision: expected a number, got {}",
+                q(r)
+            ))
+        })?),
+    };
     let req = HookRequest {
         name: p.args[1].clone(),
         relation: p.get("relation").map(str::to_string),
         remote_unit: p.get("remote-unit").map(str::to_string),
         departing: p.get("departing-unit").map(str::to_string),
         remote_app: p.get("remote-app").map(str::to_string),
+        secret_id: p.get("secret-id").map(str::to_string),
+        secret_label: p.get("secret-label").map(str::to_string),
+        secret_revision,
     };
     hooks::run_hook(&dir, &req)
 }
