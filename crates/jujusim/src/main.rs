@@ -22,6 +22,7 @@ mod model;
 mod output;
 mod package;
 mod ports;
+mod projection;
 mod queue;
 mod relations;
 mod runner;
