@@ -27,10 +27,12 @@ mod queue;
 mod relations;
 mod runner;
 mod secrets;
+mod settle;
 mod setup;
 mod state;
 mod statusview;
 mod tools;
+mod topology;
 mod util;
 
 fn main() {
