@@ -79,7 +79,7 @@ fn parse(
 ) -> CmdResult<Option<Parsed>> {
     let p = flags::parse(specs, args)?;
     if p.help {
-        print!("{USAGE}");
+        print!("{USAGE}{}", crate::modelcli::USAGE);
         return Ok(None);
     }
     if p.args.len() < min {
@@ -175,6 +175,9 @@ fn cmd_hook(args: &[String]) -> CmdResult<i32> {
         secret_label: p.get("secret-label").map(str::to_string),
         secret_revision,
     };
+    if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
+        return crate::settle::run_unit_hook(&model_dir, &unit, &req);
+    }
     hooks::run_hook(&dir, &req)
 }
 
@@ -443,12 +446,18 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
             None => Ok(None),
         }
     };
+    if let Some(res) = crate::modelcli::dispatch(cmd, rest) {
+        return res;
+    }
     match cmd {
         "init" => cmd_init(rest),
         "hook" => cmd_hook(rest),
         "action" => {
             let p = parsed!(&[], rest, 2, None);
             let dir = existing_unit(&p.args[0])?;
+            if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
+                return crate::settle::run_unit_action(&model_dir, &unit, &p.args[1], &p.args[2..]);
+            }
             hooks::run_action(&dir, &p.args[1], &p.args[2..])
         }
         "config" => cmd_config(rest),
@@ -488,7 +497,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
         "machine-down" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_down(&d)),
         "deploy-charm" => cmd_deploy_charm(rest),
         "help" | "-h" | "--help" => {
-            print!("{USAGE}");
+            print!("{USAGE}{}", crate::modelcli::USAGE);
             Ok(0)
         }
         other => Err(CmdError::usage(format!(

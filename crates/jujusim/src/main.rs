@@ -19,6 +19,8 @@ mod keyvalue;
 mod lifecycle;
 mod machine;
 mod model;
+mod modelcli;
+mod modelstatus;
 mod output;
 mod package;
 mod ports;
