@@ -164,7 +164,7 @@ pub fn dispatch(cmd: &str, rest: &[String]) -> Option<CmdResult<i32>> {
     };
     if p.help {
         return if model_only {
-            print!("{USAGE}");
+            emit(USAGE);
             Some(Ok(0))
         } else {
             None
@@ -191,6 +191,13 @@ pub fn dispatch(cmd: &str, rest: &[String]) -> Option<CmdResult<i32>> {
         };
     }
     Some(run(cmd, &dir, &p))
+}
+
+/// Write to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 fn arity(p: &Parsed, min: usize, max: Option<usize>) -> CmdResult<()> {
@@ -285,7 +292,7 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
                 secrets: m.secrets,
                 ..Default::default()
             };
-            print!("{}", crate::secrets::reveal(&st, &a[1], p.get("key"))?);
+            emit(&crate::secrets::reveal(&st, &a[1], p.get("key"))?);
             Ok(0)
         }
         other => Err(CmdError::usage(format!("unknown command {}", q(other)))),
@@ -391,10 +398,9 @@ fn cmd_config(dir: &Path, p: &Parsed) -> CmdResult<i32> {
         .collect();
     if kvs.is_empty() && resets.is_empty() {
         let m = model::load(dir)?;
-        print!(
-            "{}",
-            gojson::encode_line(&Value::Object(topology::config_view(&m)))
-        );
+        emit(&gojson::encode_line(&Value::Object(topology::config_view(
+            &m,
+        ))));
         return Ok(0);
     }
     if let [key] = kvs {
@@ -404,7 +410,7 @@ fn cmd_config(dir: &Path, p: &Parsed) -> CmdResult<i32> {
                 .get(key)
                 .cloned()
                 .unwrap_or(Value::Null);
-            print!("{}", gojson::encode_line(&v));
+            emit(&gojson::encode_line(&v));
             return Ok(0);
         }
     }
@@ -431,9 +437,10 @@ fn cmd_events(dir: &Path, p: &Parsed) -> CmdResult<i32> {
     match p.get("format") {
         Some("json") => {
             let v: Vec<Value> = m.queue.events.iter().map(|e| event_json(&m, e)).collect();
-            print!("{}", gojson::encode_line(&json!(v)));
+            emit(&gojson::encode_line(&json!(v)));
         }
         None | Some("tabular") => {
+            let mut text = String::new();
             for e in &m.queue.events {
                 let line = format!(
                     "{} {} {}",
@@ -441,8 +448,10 @@ fn cmd_events(dir: &Path, p: &Parsed) -> CmdResult<i32> {
                     e.hook,
                     e.context(settle::relation_name(&m, e))
                 );
-                println!("{}", line.trim_end());
+                text.push_str(line.trim_end());
+                text.push('\n');
             }
+            emit(&text);
         }
         Some(f) => return Err(CmdError::usage(format!("unknown format {}", q(f)))),
     }
@@ -468,11 +477,8 @@ fn cmd_status(dir: &Path, p: &Parsed) -> CmdResult<i32> {
     let m = model::load(dir)?;
     let units = unit_states(dir, &m)?;
     match p.get("format") {
-        Some("json") => print!(
-            "{}",
-            gojson::encode_line(&modelstatus::status_json(&m, &units))
-        ),
-        None | Some("tabular") => print!("{}", modelstatus::status_table(&m, &units)),
+        Some("json") => emit(&gojson::encode_line(&modelstatus::status_json(&m, &units))),
+        None | Some("tabular") => emit(&modelstatus::status_table(&m, &units)),
         Some(f) => return Err(CmdError::usage(format!("unknown format {}", q(f)))),
     }
     Ok(0)

@@ -2,7 +2,7 @@
 //! application status, every unit's workload and agent status, leader marker, address and
 //! opened ports, and the relations — as a table or JSON.
 
-use crate::model::Model;
+use crate::model::{Model, ModelUnit};
 use crate::ports;
 use crate::state::{State, Status};
 use serde_json::{json, Map, Value};
@@ -19,10 +19,20 @@ const SEVERITY: [&str; 6] = [
     "unknown",
 ];
 
+/// A unit's agent status: its own, unless the model holds it in error (a queued hook that
+/// failed, or could not even start, e.g. on a machine that is down).
+fn shown_agent(mu: &ModelUnit, st: &State) -> Status {
+    match &mu.error {
+        Some(why) if st.agent_status.status != "error" => Status::new("error", why),
+        _ => st.agent_status.clone(),
+    }
+}
+
 /// A unit's workload status as `juju status` shows it: `error` while its agent is in error.
-fn shown_workload(st: &State) -> Status {
-    if st.agent_status.status == "error" {
-        st.agent_status.clone()
+fn shown_workload(mu: &ModelUnit, st: &State) -> Status {
+    let agent = shown_agent(mu, st);
+    if agent.status == "error" {
+        agent
     } else {
         st.unit_status.clone()
     }
@@ -41,8 +51,7 @@ pub fn app_status(m: &Model, units: &BTreeMap<String, State>) -> Status {
     };
     m.unit_names()
         .iter()
-        .filter_map(|u| units.get(u))
-        .map(shown_workload)
+        .filter_map(|u| Some(shown_workload(&m.units[u], units.get(u)?)))
         .min_by_key(rank)
         .unwrap_or_else(|| Status::new("unknown", ""))
 }
@@ -60,8 +69,8 @@ pub fn status_json(m: &Model, units: &BTreeMap<String, State>) -> Value {
         us.insert(
             name.clone(),
             json!({
-                "workload-status": cur(&shown_workload(&st)),
-                "juju-status": cur(&st.agent_status),
+                "workload-status": cur(&shown_workload(mu, &st)),
+                "juju-status": cur(&shown_agent(mu, &st)),
                 "leader": m.leader == name,
                 "address": mu.address,
                 "open-ports": ports::list(&st.ports, false),
@@ -182,12 +191,13 @@ pub fn status_table(m: &Model, units: &BTreeMap<String, State>) -> String {
     for name in m.unit_names() {
         let mu = &m.units[&name];
         let st = units.get(&name).cloned().unwrap_or_default();
-        let shown = shown_workload(&st);
+        let shown = shown_workload(mu, &st);
         let star = if m.leader == name { "*" } else { "" };
+        let agent = shown_agent(mu, &st).status;
         let agent = if mu.alive() {
-            st.agent_status.status.clone()
+            agent
         } else {
-            format!("{} (dying)", st.agent_status.status)
+            format!("{agent} (dying)")
         };
         rows.push(vec![
             format!("{name}{star}"),
