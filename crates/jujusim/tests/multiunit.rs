@@ -31,7 +31,7 @@ printf '%s|%s|%s|%s|%s|%s|%s\n' "$JUJU_HOOK_NAME" "${JUJU_RELATION_ID-}" \
   "${JUJU_REMOTE_UNIT-<unset>}" "${JUJU_REMOTE_APP-<unset>}" "${JUJU_DEPARTING_UNIT-}" \
   "${JUJU_SECRET_ID-}" "${JUJU_SECRET_LABEL-}" >> "$JUJUSIM_UNIT_DIR/hooks.log"
 U="$JUJUSIM_UNIT_DIR"
-h="$JUJU_CHARM_DIR/handlers/$JUJU_HOOK_NAME"
+h="$JUJU_CHARM_DIR/handlers/${JUJU_HOOK_NAME:-action-$JUJU_ACTION_NAME}"
 [ -f "$h" ] || exit 0
 set -e
 . "$h"
@@ -64,6 +64,7 @@ impl Sim {
         std::fs::create_dir_all(charm.join("handlers")).unwrap();
         std::fs::write(charm.join("metadata.yaml"), METADATA).unwrap();
         std::fs::write(charm.join("config.yaml"), CONFIG).unwrap();
+        std::fs::write(charm.join("actions.yaml"), "whoami: {description: x}\n").unwrap();
         std::fs::write(charm.join("dispatch"), DISPATCH).unwrap();
         std::fs::set_permissions(
             charm.join("dispatch"),
@@ -943,6 +944,22 @@ fn single_unit_commands_on_model_units() {
         st["applications"]["parse-server"]["units"]["parse-server/0"]["workload-status"]["message"],
         "ready"
     );
+    // `action U` too: the action sees the model and its committed writes wake the peers.
+    s.add_units(1);
+    s.settle();
+    s.handler(
+        "action-whoami",
+        "action-set leader=$(is-leader --format=json) port=$(config-get port)\nrelation-set -r cluster:0 acted=yes\n",
+    );
+    let out = s.ok(&["action", u[0].to_str().unwrap(), "whoami"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["results"]["leader"], "true");
+    assert_eq!(v["results"]["port"], "1337");
+    let ev = s.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["remote-unit"], "parse-server/0");
+    s.settle();
     let table = s.ok(&["status", "M"]);
     assert!(table.contains("parse-server/0*  active"), "{table}");
     // Standalone unit dirs are untouched by all this.
