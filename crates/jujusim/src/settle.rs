@@ -136,8 +136,8 @@ pub fn settle(model_dir: &Path, max: usize, out: &mut dyn Write) -> CmdResult<us
         };
         if let Ok(code) = &res {
             let line = format!("{} {} exit={code} {context}", ev.unit, ev.hook);
-            writeln!(out, "{}", line.trim_end())?;
-            out.flush()?;
+            // Output is informational: a closed stdout must not lose the bookkeeping below.
+            let _ = writeln!(out, "{}", line.trim_end()).and_then(|_| out.flush());
         }
         if let Some(why) = failure {
             let unit = ev.unit.clone();

@@ -224,6 +224,10 @@ pub fn add_unit(model_dir: &Path, o: &AddUnit) -> CmdResult<(String, PathBuf)> {
         let dir = dir.canonicalize().unwrap_or(dir);
         state::with_state(&dir, |st| {
             st.model_dir = model_dir.display().to_string();
+            if adopt.is_none() {
+                // Each new unit on a machine of its own (JUJU_MACHINE_ID).
+                st.machine_id = unit_number(&name).to_string();
+            }
             if o.exec_prefix.is_some() {
                 st.exec_prefix = o.exec_prefix.clone();
             }

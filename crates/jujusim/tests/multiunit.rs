@@ -1006,10 +1006,17 @@ fn a_prepared_unit_dir_is_adopted() {
             .code,
         2
     );
-    s.handler("install", "unit-get private-address > \"$U/address\"\n");
+    s.handler(
+        "install",
+        "unit-get private-address > \"$U/address\"\necho \"$JUJU_MACHINE_ID\" > \"$U/machine\"\n",
+    );
     s.settle();
     // The adopted unit keeps its exec prefix (its hooks ran through `env`) and address.
     assert_eq!(read(&prepared, "address"), "192.0.2.5\n");
+    let m = s.model();
+    let six = PathBuf::from(m["units"]["parse-server/6"]["dir"].as_str().unwrap());
+    assert_eq!(read(&six, "address"), "192.0.2.6\n");
+    assert_eq!(read(&six, "machine"), "6\n");
     let m = s.model();
     assert_eq!(m["leader"], "parse-server/5");
     assert_eq!(
