@@ -27,9 +27,9 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything that needs no root, no Node, no database: both crates' unit tests, the charm's
-# file-consistency tests and its state-transition tests.
+# file-consistency tests and its state-transition tests, the simulator's multi-unit model tests.
 unit: lint
-	cargo test --workspace --lib --bins --test charm_files --test state
+	cargo test --workspace --lib --bins --test charm_files --test state --test multiunit
 
 # The end-to-end tests: the packed charm on simulated units with the real workload (root).
 e2e: prereqs charm sim

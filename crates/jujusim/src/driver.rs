@@ -32,6 +32,7 @@ Unit and model:
 
 Hooks and actions:
   hook U HOOK [--relation ID] [--remote-unit UNIT] [--departing-unit UNIT] [--remote-app APP]
+         [--secret-id URI] [--secret-label L] [--secret-revision N]
   action U NAME [key=value ...]
   deploy U                     install, [-created of existing relations], leader-elected|leader-settings-changed,
                                config-changed, start
@@ -78,7 +79,7 @@ fn parse(
 ) -> CmdResult<Option<Parsed>> {
     let p = flags::parse(specs, args)?;
     if p.help {
-        print!("{USAGE}");
+        print!("{USAGE}{}", crate::modelcli::USAGE);
         return Ok(None);
     }
     if p.args.len() < min {
@@ -149,16 +150,34 @@ fn cmd_hook(args: &[String]) -> CmdResult<i32> {
         opt("remote-unit", None),
         opt("departing-unit", None),
         opt("remote-app", None),
+        opt("secret-id", None),
+        opt("secret-label", None),
+        opt("secret-revision", None),
     ];
     let p = parsed!(&specs, args, 2, Some(2));
     let dir = existing_unit(&p.args[0])?;
+    let secret_revision = match p.get("secret-revision") {
+        None => None,
+        Some(r) => Some(r.parse::<u32>().map_err(|_| {
+            CmdError::usage(format!(
+                "--secret-revision: expected a number, got {}",
+                q(r)
+            ))
+        })?),
+    };
     let req = HookRequest {
         name: p.args[1].clone(),
         relation: p.get("relation").map(str::to_string),
         remote_unit: p.get("remote-unit").map(str::to_string),
         departing: p.get("departing-unit").map(str::to_string),
         remote_app: p.get("remote-app").map(str::to_string),
+        secret_id: p.get("secret-id").map(str::to_string),
+        secret_label: p.get("secret-label").map(str::to_string),
+        secret_revision,
     };
+    if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
+        return crate::settle::run_unit_hook(&model_dir, &unit, &req);
+    }
     hooks::run_hook(&dir, &req)
 }
 
@@ -427,12 +446,18 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
             None => Ok(None),
         }
     };
+    if let Some(res) = crate::modelcli::dispatch(cmd, rest) {
+        return res;
+    }
     match cmd {
         "init" => cmd_init(rest),
         "hook" => cmd_hook(rest),
         "action" => {
             let p = parsed!(&[], rest, 2, None);
             let dir = existing_unit(&p.args[0])?;
+            if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
+                return crate::settle::run_unit_action(&model_dir, &unit, &p.args[1], &p.args[2..]);
+            }
             hooks::run_action(&dir, &p.args[1], &p.args[2..])
         }
         "config" => cmd_config(rest),
@@ -472,7 +497,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
         "machine-down" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_down(&d)),
         "deploy-charm" => cmd_deploy_charm(rest),
         "help" | "-h" | "--help" => {
-            print!("{USAGE}");
+            print!("{USAGE}{}", crate::modelcli::USAGE);
             Ok(0)
         }
         other => Err(CmdError::usage(format!(

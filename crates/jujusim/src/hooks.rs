@@ -23,6 +23,10 @@ pub struct HookRequest {
     pub remote_unit: Option<String>,
     pub departing: Option<String>,
     pub remote_app: Option<String>,
+    /// secret-* hooks: JUJU_SECRET_ID (the URI), JUJU_SECRET_LABEL, JUJU_SECRET_REVISION.
+    pub secret_id: Option<String>,
+    pub secret_label: Option<String>,
+    pub secret_revision: Option<u32>,
 }
 
 impl HookRequest {
@@ -308,8 +312,12 @@ fn prepare_relation(
     match kind {
         "joined" => st.add_member(rid, &remote_unit, None),
         "departed" => {
+            // When the local unit itself is leaving (JUJU_DEPARTING_UNIT = itself), each
+            // -departed takes the remote unit out of its view instead.
+            let own = st.unit.clone();
             if let (Some(rel), Some(dep)) = (st.relations.get_mut(&rid), &departing) {
-                rel.members.remove(dep);
+                let gone = if *dep == own { &remote_unit } else { dep };
+                rel.members.remove(gone);
             }
         }
         "broken" => {
@@ -344,6 +352,25 @@ fn prepare_relation(
     ))
 }
 
+/// §1.2 secret hook variables: JUJU_SECRET_ID and JUJU_SECRET_LABEL (possibly empty),
+/// JUJU_SECRET_REVISION only when > 0.
+fn secret_env(req: &HookRequest) -> Vec<(String, String)> {
+    let Some(id) = &req.secret_id else {
+        return Vec::new();
+    };
+    let mut env = vec![
+        ("JUJU_SECRET_ID".to_string(), id.clone()),
+        (
+            "JUJU_SECRET_LABEL".to_string(),
+            req.secret_label.clone().unwrap_or_default(),
+        ),
+    ];
+    if let Some(r) = req.secret_revision.filter(|r| *r > 0) {
+        env.push(("JUJU_SECRET_REVISION".to_string(), r.to_string()));
+    }
+    env
+}
+
 /// Run one hook; prints `hook <name>: exit <code> in <ms> ms` on stderr; returns the exit code.
 pub fn run_hook(dir: &Path, req: &HookRequest) -> CmdResult<i32> {
     let _hook_lock = state::lock_named(dir, ".hook-lock")?;
@@ -373,6 +400,7 @@ pub fn run_hook(dir: &Path, req: &HookRequest) -> CmdResult<i32> {
         state::save(dir, &st)?;
         let mut env = base_env(&st, dir, &format!("hooks/{name}"), &name, &name);
         env.extend(env_extra);
+        env.extend(secret_env(req));
         let handler = find_handler(&st, "hooks", &name);
         (st, env, handler, relctx)
     };

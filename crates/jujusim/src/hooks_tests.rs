@@ -168,3 +168,45 @@ fn membership_follows_joined_departed_broken() {
         2
     );
 }
+
+#[test]
+fn secret_hook_vars_and_self_departing() {
+    let f = fixture("secretenv");
+    let mut req = HookRequest::plain("secret-changed");
+    req.secret_id = Some("secret:0123456789abcdefghij".into());
+    assert_eq!(run_hook(&f.unit, &req).unwrap(), 0);
+    let env = env_of(&f.unit, "secret-changed");
+    assert!(env.contains(&"JUJU_SECRET_ID=secret:0123456789abcdefghij".to_string()));
+    assert!(env.contains(&"JUJU_SECRET_LABEL=".to_string()));
+    assert!(!env.iter().any(|l| l.starts_with("JUJU_SECRET_REVISION=")));
+    let mut req = HookRequest::plain("secret-remove");
+    req.secret_id = Some("secret:0123456789abcdefghij".into());
+    req.secret_label = Some("db".into());
+    req.secret_revision = Some(3);
+    assert_eq!(run_hook(&f.unit, &req).unwrap(), 0);
+    let env = env_of(&f.unit, "secret-remove");
+    assert!(env.contains(&"JUJU_SECRET_LABEL=db".to_string()));
+    assert!(env.contains(&"JUJU_SECRET_REVISION=3".to_string()));
+    assert_eq!(run_hook(&f.unit, &HookRequest::plain("start")).unwrap(), 0);
+    assert!(!env_of(&f.unit, "start")
+        .iter()
+        .any(|l| l.starts_with("JUJU_SECRET")));
+
+    // The local unit leaving: JUJU_DEPARTING_UNIT is itself, the remote unit leaves its view.
+    let rid = lifecycle::relate(&f.unit, "db", "mongo").unwrap();
+    for u in ["mongo/1", "mongo/2"] {
+        let joined = HookRequest::relation("db-relation-joined", rid, Some(u));
+        assert_eq!(run_hook(&f.unit, &joined).unwrap(), 0);
+    }
+    let mut departed = HookRequest::relation("db-relation-departed", rid, Some("mongo/1"));
+    departed.departing = Some("demo/0".into());
+    assert_eq!(run_hook(&f.unit, &departed).unwrap(), 0);
+    let s = seen(&f.unit, "db-relation-departed");
+    assert_eq!(
+        s.relations[&rid].members.iter().collect::<Vec<_>>(),
+        vec!["mongo/2"]
+    );
+    let env = env_of(&f.unit, "db-relation-departed");
+    assert!(env.contains(&"JUJU_DEPARTING_UNIT=demo/0".to_string()));
+    assert!(env.contains(&"JUJU_REMOTE_UNIT=mongo/1".to_string()));
+}

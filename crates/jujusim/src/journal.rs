@@ -292,6 +292,18 @@ impl Journal {
         st.ports = self.ports(st);
         st.unit_state = self.unit_state(st);
         st.secrets = self.secrets(st);
+        // The creator tracks the first revision of what it created; a removed secret is no
+        // longer tracked by anyone.
+        for op in &self.secret_ops {
+            if let SecretOp::Create { secret } = op {
+                st.secret_tracking
+                    .entry(secret.id.clone())
+                    .or_default()
+                    .revision = secret.latest_revision();
+            }
+        }
+        let secrets = &st.secrets;
+        st.secret_tracking.retain(|id, _| secrets.contains_key(id));
     }
 }
 

@@ -18,16 +18,23 @@ mod journal;
 mod keyvalue;
 mod lifecycle;
 mod machine;
+mod model;
+mod modelcli;
+mod modelstatus;
 mod output;
 mod package;
 mod ports;
+mod projection;
+mod queue;
 mod relations;
 mod runner;
 mod secrets;
+mod settle;
 mod setup;
 mod state;
 mod statusview;
 mod tools;
+mod topology;
 mod util;
 
 fn main() {

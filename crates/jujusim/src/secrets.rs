@@ -258,6 +258,13 @@ pub fn owned(st: &State, s: &Secret) -> bool {
     }
 }
 
+/// Whether the secret belongs to a remote application and is granted to one of this unit's
+/// relations: then every unit of ours in that relation may read it (as a consumer, with its
+/// own tracked revision and label).
+pub fn consumable(st: &State, s: &Secret) -> bool {
+    !owned(st, s) && s.owner != "unit" && s.grants.iter().any(|r| st.relations.contains_key(r))
+}
+
 /// Whether secret-ids / secret-info-get show the secret: unit-owned ones of this unit, and
 /// application-owned ones only on the leader (Juju's `GetSecretMetadata`).
 pub fn metadata_visible(st: &State, s: &Secret) -> bool {

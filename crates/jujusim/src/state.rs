@@ -127,6 +127,20 @@ pub struct Secret {
     pub next_rotate: Option<String>,
     /// Revisions, oldest first (never empty for an existing secret).
     pub revisions: Vec<SecretRevision>,
+    /// For a secret owned by a remote application: the relation ids it is granted to (every
+    /// unit of ours in such a relation may read it). Empty for our own secrets.
+    pub grants: BTreeSet<u32>,
+}
+
+/// What one unit tracks of a secret it reads (Juju's consumer record,
+/// relations-scaleout-memory-facts.md §4): the revision plain `secret-get` returns until
+/// `--refresh`, and the unit's own label for a secret it does not own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretTrack {
+    pub revision: u32,
+    /// Consumer label (`secret-get <uri> --label L`); empty when none.
+    pub label: String,
 }
 
 impl Secret {
@@ -146,6 +160,15 @@ impl Secret {
             .last()
             .map(|r| r.content.clone())
             .unwrap_or_default()
+    }
+
+    /// The content of `revision`, or the latest one if that revision is gone.
+    pub fn content_at(&self, revision: u32) -> BTreeMap<String, String> {
+        self.revisions
+            .iter()
+            .find(|r| r.revision == revision)
+            .map(|r| r.content.clone())
+            .unwrap_or_else(|| self.latest_content())
     }
 }
 
@@ -196,8 +219,13 @@ pub struct State {
     pub exec_prefix: Option<Vec<String>>,
     /// The unit lives in a machine namespace: refuse to run hooks on the host when it is down.
     pub machine_mode: bool,
-    /// Committed secrets owned by this unit or its application, by ID.
+    /// Committed secrets owned by this unit or its application, by ID (in a model also the
+    /// secrets of remote applications granted to this unit's relations).
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets this unit has read, by ID: the revision it tracks and its consumer label.
+    pub secret_tracking: BTreeMap<String, SecretTrack>,
+    /// The model dir this unit belongs to (`jujusim add-unit`); empty for a standalone unit.
+    pub model_dir: String,
 }
 
 /// The defaults for the auto-populated keys of a unit bag.

@@ -147,6 +147,7 @@ pub fn secret_add(t: &mut Tool, args: &[String]) -> CmdResult {
             revision: 1,
             content: u.content,
         }],
+        grants: Default::default(),
     };
     if !secret.label.is_empty() {
         check_label(&view, &secret, &secret.label)?;
@@ -279,34 +280,90 @@ pub fn secret_get(t: &mut Tool, args: &[String]) -> CmdResult {
         ));
     }
     let m = t.model()?;
-    let st = &m.state;
-    let view = m.journal.secrets(st);
+    let view = m.journal.secrets(&m.state);
     let wanted = uri.clone().or(label.clone()).unwrap_or_default();
+    let st = &m.state;
     let found = match &id {
-        // The URI wins over --label (which would only (re)label a consumed secret).
         Some(id) => view.get(id).or(st.secrets.get(id)).cloned(),
         None => {
+            // Owner labels first (a unit-owned secret before an application-owned one), then
+            // this unit's consumer labels.
             let l = label.as_deref().unwrap_or_default();
             let mut c: Vec<&Secret> = view
                 .values()
                 .filter(|s| s.label == l && secrets::owned(st, s))
                 .collect();
             c.sort_by_key(|s| s.owner != "unit");
-            c.first().map(|s| (*s).clone())
+            c.first().map(|s| (*s).clone()).or_else(|| {
+                st.secret_tracking
+                    .iter()
+                    .find(|(_, tr)| tr.label == l)
+                    .and_then(|(id, _)| view.get(id).or(st.secrets.get(id)))
+                    .filter(|s| secrets::consumable(st, s))
+                    .cloned()
+            })
         }
     };
     let s = found.ok_or_else(|| not_found(&wanted))?;
-    if !secrets::owned(st, &s) {
+    let owned = secrets::owned(st, &s);
+    if !owned && !secrets::consumable(st, &s) {
         return Err(CmdError::runtime("permission denied"));
     }
-    // Without --peek/--refresh the committed revision is returned; a secret created in this
-    // hook is visible to its own hook.
-    let content = match st.secrets.get(&s.id) {
-        Some(committed) if !peek && !refresh && !m.journal.secret_pending_create(&s.id) => {
-            committed.latest_content()
-        }
-        _ => s.latest_content(),
+    // URI and label together: the owner (re)labels its secret — for an application-owned one
+    // only the leader may (canonical/operator#1135; peers use the owner label, juju#17340);
+    // a consumer sets its own label.
+    let relabel = match (&id, &label) {
+        (Some(_), Some(l)) => Some(l.clone()),
+        _ => None,
     };
+    if let (Some(l), true) = (&relabel, owned) {
+        if s.owner == "application" && !st.leader {
+            return Err(CmdError::runtime(
+                "only unit leaders can update an application owned secret label",
+            ));
+        }
+        if s.label != *l {
+            check_label(&view, &s, l)?;
+            m.journal.secret_update(
+                &s.id,
+                SecretUpdate {
+                    label: Some(l.clone()),
+                    ..Default::default()
+                },
+            );
+            m.journal_dirty = true;
+        }
+    }
+    // Which revision: --peek/--refresh the latest (for the owner including this hook's own
+    // pending revision), else the tracked one; a unit that never read the secret gets the
+    // latest committed revision and tracks it from then on. A secret created in this hook is
+    // visible to its own hook. Tracking is recorded at read time, not at hook commit.
+    let st = &m.state;
+    let latest = s.latest_revision();
+    let pending_create = m.journal.secret_pending_create(&s.id);
+    let tracked = st.secret_tracking.get(&s.id).map(|tr| tr.revision);
+    let committed = st.secrets.get(&s.id).map(Secret::latest_revision);
+    let revision = match (peek || refresh || pending_create, tracked) {
+        (true, _) => latest,
+        (false, Some(r)) => r,
+        (false, None) => committed.unwrap_or(latest),
+    };
+    let content = s.content_at(revision);
+    if !pending_create {
+        let track =
+            (refresh || tracked.is_none()).then_some(if refresh { latest } else { revision });
+        let consumer_label = relabel.filter(|_| !owned);
+        if track.is_some() || consumer_label.is_some() {
+            let e = m.state.secret_tracking.entry(s.id.clone()).or_default();
+            if let Some(r) = track {
+                e.revision = r;
+            }
+            if let Some(l) = consumer_label {
+                e.label = l;
+            }
+            m.state_dirty = true;
+        }
+    }
     let v = match key {
         None => secrets::content_json(&content),
         Some(k) => {

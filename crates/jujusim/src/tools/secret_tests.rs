@@ -578,3 +578,159 @@ fn expiry_is_reported() {
     assert!(out.contains("\"expiry\":\"20"), "{out}");
     assert!(!out.contains("rotates"), "{out}");
 }
+
+/// A committed secret put straight into the unit's state (as another unit or a remote
+/// application would have written it), with revisions 1..=n of `{"password": "v<rev>"}`.
+fn put_secret(u: &Unit, id: &str, owner_id: &str, label: &str, n: u32, grants: &[u32]) {
+    let mut st = state::load(&u.dir).unwrap();
+    st.secrets.insert(
+        id.into(),
+        Secret {
+            id: id.into(),
+            owner: "application".into(),
+            owner_id: owner_id.into(),
+            label: label.into(),
+            rotate: "never".into(),
+            revisions: (1..=n)
+                .map(|r| SecretRevision {
+                    revision: r,
+                    content: [(
+                        "password".to_string(),
+                        crate::util::base64(format!("v{r}").as_bytes()),
+                    )]
+                    .into(),
+                })
+                .collect(),
+            grants: grants.iter().copied().collect(),
+            ..Default::default()
+        },
+    );
+    state::save(&u.dir, &st).unwrap();
+}
+
+fn add_revision(u: &Unit, id: &str) {
+    let mut st = state::load(&u.dir).unwrap();
+    let s = st.secrets.get_mut(id).unwrap();
+    let r = s.latest_revision() + 1;
+    s.revisions.push(SecretRevision {
+        revision: r,
+        content: [(
+            "password".to_string(),
+            crate::util::base64(format!("v{r}").as_bytes()),
+        )]
+        .into(),
+    });
+    state::save(&u.dir, &st).unwrap();
+}
+
+/// The `password` value secret-get returns, JSON-quoted with a newline (`"v2"\n`).
+fn password(u: &Unit, args: &[&str]) -> String {
+    let mut a = vec!["--format=json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = call(u, "secret-get", &a);
+    assert_eq!((code, err.as_str()), (0, ""), "secret-get {args:?}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    format!("{}\n", v["password"])
+}
+
+#[test]
+fn reader_tracks_its_revision_until_refresh() {
+    let u = unit("track", false);
+    let id = "0123456789abcdefghij";
+    let uri = format!("secret:{id}");
+    put_secret(&u, id, "demo", "shared", 2, &[]);
+    // First read: the latest committed revision, tracked from then on.
+    assert_eq!(password(&u, &[&uri]), "\"v2\"\n");
+    assert_eq!(state::load(&u.dir).unwrap().secret_tracking[id].revision, 2);
+    add_revision(&u, id);
+    assert_eq!(password(&u, &[&uri]), "\"v2\"\n");
+    assert_eq!(password(&u, &["--label", "shared"]), "\"v2\"\n");
+    // --peek: the latest just this once.
+    assert_eq!(password(&u, &[&uri, "--peek"]), "\"v3\"\n");
+    assert_eq!(password(&u, &[&uri]), "\"v2\"\n");
+    // --refresh: the latest, and tracked.
+    assert_eq!(
+        password(&u, &["--label", "shared", "--refresh"]),
+        "\"v3\"\n"
+    );
+    assert_eq!(password(&u, &[&uri]), "\"v3\"\n");
+    assert_eq!(state::load(&u.dir).unwrap().secret_tracking[id].revision, 3);
+}
+
+#[test]
+fn owner_tracks_what_it_created_not_what_it_set() {
+    let u = unit("ownertrack", true);
+    let uri = add(&u, &["--label", "k", "password=v1"]);
+    commit(&u);
+    assert_eq!(call(&u, "secret-set", &[&uri, "password=v2"]).0, 0);
+    commit(&u);
+    // juju since 3.1.7: the owner gets its tracked revision too unless it refreshes.
+    assert_eq!(password(&u, &[&uri]), "\"v1\"\n");
+    assert_eq!(password(&u, &[&uri, "--refresh"]), "\"v2\"\n");
+    assert_eq!(password(&u, &[&uri]), "\"v2\"\n");
+}
+
+#[test]
+fn uri_with_label_relabels_on_the_leader_and_is_refused_on_others() {
+    let u = unit("relabel", true);
+    let uri = add(&u, &["--label", "old", "password=v1"]);
+    commit(&u);
+    // The leader: queues a label change of its application's secret.
+    assert_eq!(password(&u, &[&uri, "--label", "new"]), "\"v1\"\n");
+    commit(&u);
+    assert_eq!(
+        state::load(&u.dir).unwrap().secrets[id_of(&uri)].label,
+        "new"
+    );
+    assert_eq!(password(&u, &["--label", "new"]), "\"v1\"\n");
+    // A non-leader may read by URI or by owner label, never both (juju#17340, operator#1135).
+    set_leader(&u, false);
+    assert_eq!(password(&u, &[&uri]), "\"v1\"\n");
+    assert_eq!(password(&u, &["--label", "new"]), "\"v1\"\n");
+    let (code, out, err) = call(&u, "secret-get", &[&uri, "--label", "new"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            1,
+            "",
+            "only unit leaders can update an application owned secret label"
+        )
+    );
+}
+
+#[test]
+fn remote_secret_granted_to_a_relation_is_consumed_with_a_consumer_label() {
+    let u = unit("remote", false);
+    let mut st = state::load(&u.dir).unwrap();
+    let rid = st.add_relation("database", "mongodb");
+    state::save(&u.dir, &st).unwrap();
+    let id = "remote0123456789abcd";
+    let uri = format!("secret:{id}");
+    put_secret(&u, id, "mongodb", "provider-label", 1, &[rid]);
+    // Not by the owner's label; by URI, giving it our own label on first read.
+    let (code, _, err) = call(&u, "secret-get", &["--label", "provider-label"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "secret \"provider-label\" not found")
+    );
+    assert_eq!(password(&u, &[&uri, "--label", "db-user"]), "\"v1\"\n");
+    assert_eq!(password(&u, &["--label", "db-user"]), "\"v1\"\n");
+    let track = state::load(&u.dir).unwrap().secret_tracking[id].clone();
+    assert_eq!((track.revision, track.label.as_str()), (1, "db-user"));
+    add_revision(&u, id);
+    assert_eq!(password(&u, &["--label", "db-user"]), "\"v1\"\n");
+    assert_eq!(
+        password(&u, &["--label", "db-user", "--refresh"]),
+        "\"v2\"\n"
+    );
+    // Consumers cannot manage it or see its metadata.
+    assert_eq!(call(&u, "secret-set", &[&uri, "password=x"]).0, 1);
+    assert_eq!(call(&u, "secret-info-get", &[&uri]).0, 1);
+    let (_, out, _) = call(&u, "secret-ids", &["--format=json"]);
+    assert_eq!(out, "[]\n");
+    // A secret granted to a relation this unit does not have is not readable.
+    let other = "remote9999999999abcd";
+    put_secret(&u, other, "mongodb", "", 1, &[rid + 7]);
+    let (code, _, err) = call(&u, "secret-get", &[other]);
+    assert_eq!((code, err.as_str()), (1, "permission denied"));
+}
