@@ -9,3 +9,4 @@ mod bad_input;
 mod day_two;
 mod faults;
 mod lifecycle;
+mod scale_out;
