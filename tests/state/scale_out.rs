@@ -157,7 +157,8 @@ fn tls_writes_the_ca_and_tells_the_uri() {
 
 #[test]
 fn bad_provider_data_waits_and_touches_nothing() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut World, &str)>, &str)> = vec![
+    type BreakIt = Box<dyn Fn(&mut World, &str)>;
+    let cases: Vec<(&str, BreakIt, &str)> = vec![
         (
             "empty uris, no credentials",
             Box::new(|w: &mut World, id: &str| {
