@@ -55,12 +55,13 @@ fn config_yaml_defaults_are_valid_config() {
         "log-level",
         "extra-options",
         "node-mirror",
+        "memory-limit",
     ] {
         assert!(raw.contains_key(name), "config.yaml lacks {name}");
     }
     assert_eq!(
         raw.len(),
-        15,
+        16,
         "an option the code does not read: {:?}",
         raw.keys()
     );

@@ -52,12 +52,67 @@ impl Charm<'_> {
     pub(super) fn action(&self, name: &str) -> Result<()> {
         match name {
             "get-master-key" => self.get_master_key(),
+            "memory-report" => self.memory_report(),
             other => {
                 self.tools
                     .action_fail(&format!("unknown action {other:?}"))?;
                 Ok(())
             }
         }
+    }
+
+    /// Per process of the service (cluster master and workers): PSS and anonymous memory
+    /// from /proc, V8 heap used and limit as the process reports them; and the configured
+    /// caps.
+    fn memory_report(&self) -> Result<()> {
+        let config = match crate::config::CharmConfig::from_raw(&self.tools.config_get()?) {
+            Ok(c) => c,
+            Err(errors) => {
+                self.tools
+                    .action_fail(&crate::config::errors_message(&errors))?;
+                return Ok(());
+            }
+        };
+        let mut results = Databag::new();
+        let mib = |kib: u64| (kib / 1024).to_string();
+        if let Ok(s) = crate::workload::sizing::size(
+            self.probes.machine(),
+            crate::workload::sizing::Requested {
+                workers: config.workers,
+                heap_mib: config.node_max_old_space_size,
+                memory_limit_mib: config.memory_limit,
+            },
+        ) {
+            results.insert("caps.workers".into(), s.workers.to_string());
+            results.insert("caps.heap-mib".into(), s.heap_mib.to_string());
+            results.insert("caps.memory-max-mib".into(), s.memory_max_mib.to_string());
+            results.insert("caps.memory-high-mib".into(), s.memory_high_mib.to_string());
+        }
+        let Some(memory) = self.probes.service_memory() else {
+            self.tools.action_fail("parse-server is not running")?;
+            return Ok(());
+        };
+        let pids: Vec<u32> = memory.processes.iter().map(|p| p.pid).collect();
+        let heaps = self.probes.heap_statistics(&pids);
+        results.insert("total-pss-mib".into(), mib(memory.pss_kib()));
+        results.insert("processes".into(), memory.processes.len().to_string());
+        for p in &memory.processes {
+            let key = |field: &str| format!("process-{}.{field}", p.pid);
+            let role = if memory.processes.len() > 1 && memory.is_master(p) {
+                "master"
+            } else {
+                "worker"
+            };
+            results.insert(key("role"), role.into());
+            results.insert(key("pss-mib"), mib(p.pss_kib));
+            results.insert(key("anonymous-mib"), mib(p.anonymous_kib));
+            if let Some(h) = heaps.get(&p.pid) {
+                results.insert(key("heap-used-mib"), (h.used_bytes >> 20).to_string());
+                results.insert(key("heap-limit-mib"), (h.limit_bytes >> 20).to_string());
+            }
+        }
+        self.tools.action_set(&results)?;
+        Ok(())
     }
 
     /// Tells where the master key is. The key itself is never an action result: results

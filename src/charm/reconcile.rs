@@ -13,12 +13,14 @@ use crate::workload::files::{self, FileMode};
 use crate::workload::install::{self, InstallError};
 use crate::workload::node;
 use crate::workload::render::{self, ServiceSpec};
+use crate::workload::sizing::{self, Requested, Sizing};
 use crate::workload::user::{self, Account};
 
 impl Charm<'_> {
     /// Computes and applies the desired state; returns the status to report.
     pub fn reconcile(&self) -> Step<Status> {
         let config = self.validated_config()?;
+        let sizing = self.sized(&config)?;
         let leader = self.tools.is_leader()?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config)?;
@@ -40,8 +42,9 @@ impl Charm<'_> {
         self.check_port_free(config.port, &serving)?;
         let master_key = self.master_key(&config, &mut peers, leader)?;
         let balancers = self.load_balancers()?;
+        self.ensure_charm_file(&self.paths.service_hooks(), render::service_hooks_source())?;
         if database.postgres {
-            self.ensure_files_adapter()?;
+            self.ensure_charm_file(&self.paths.files_adapter(), render::files_adapter_source())?;
         }
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
@@ -53,8 +56,10 @@ impl Charm<'_> {
             master_key_ips: config.master_key_ips.clone(),
             allow_client_class_creation: config.allow_client_class_creation,
             log_level: config.log_level.clone(),
-            workers: effective_workers(config.workers),
-            heap_mib: config.node_max_old_space_size,
+            workers: sizing.workers,
+            heap_mib: sizing.heap_mib,
+            memory_max_mib: sizing.memory_max_mib,
+            memory_high_mib: sizing.memory_high_mib,
             node,
             version: version.to_owned(),
             extra_options: config.extra_options.clone(),
@@ -73,8 +78,14 @@ impl Charm<'_> {
         self.sync_ports(Some(config.port))?;
         self.publish_to_load_balancers(&config, leader)?;
         let workers = spec.workers;
+        // What the service's processes use now (PSS, from /proc: a few file reads).
+        let memory = self
+            .probes
+            .service_memory()
+            .map(|m| format!(", {} MiB", m.pss_kib().div_ceil(1024)))
+            .unwrap_or_default();
         let mut message = format!(
-            "serving on port {} at {}, {} worker{}, parse-server {version}",
+            "serving on port {} at {}, {} worker{}{memory}, parse-server {version}",
             config.port,
             config.mount_path,
             workers,
@@ -93,9 +104,8 @@ impl Charm<'_> {
         Ok(Status::active(message))
     }
 
-    /// The files adapter the charm ships for PostgreSQL, where parse-server loads it.
-    fn ensure_files_adapter(&self) -> Step<()> {
-        let path = self.paths.files_adapter();
+    /// A file of the charm's own (code parse-server loads), written when it differs.
+    fn ensure_charm_file(&self, path: &std::path::Path, content: &str) -> Step<()> {
         if let Some(dir) = path.parent() {
             files::ensure_dir(
                 dir,
@@ -107,8 +117,8 @@ impl Charm<'_> {
             )?;
         }
         files::write_if_changed(
-            &path,
-            render::files_adapter_source().as_bytes(),
+            path,
+            content.as_bytes(),
             FileMode {
                 mode: 0o644,
                 uid: 0,
@@ -116,6 +126,28 @@ impl Charm<'_> {
             },
         )?;
         Ok(())
+    }
+
+    /// Workers, heap cap and memory limit for this machine (the operator's where set);
+    /// settings that cannot fit are refused with the arithmetic.
+    fn sized(&self, config: &CharmConfig) -> Step<Sizing> {
+        let machine = self.probes.machine();
+        sizing::size(
+            machine,
+            Requested {
+                workers: config.workers,
+                heap_mib: config.node_max_old_space_size,
+                memory_limit_mib: config.memory_limit,
+            },
+        )
+        .or_else(|why| {
+            let named = if why.starts_with("memory-limit") {
+                why
+            } else {
+                format!("workers, node-max-old-space-size: {why}")
+            };
+            blocked(format!("invalid config: {named}"))
+        })
     }
 
     /// The configuration, validated once; an invalid one stops everything (nothing is
@@ -298,15 +330,6 @@ impl Charm<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Worker processes for `workers` (0 = one per CPU).
-pub fn effective_workers(workers: u32) -> u32 {
-    if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-    } else {
-        workers
     }
 }
 

@@ -38,10 +38,12 @@ pub struct CharmConfig {
     /// `None`: the database comes from a relation.
     pub database_uri: Option<String>,
     pub parse_server_version: String,
-    /// 0 = one per CPU.
-    pub workers: u32,
-    /// MiB; `None` = Node's default.
+    /// `None`: sized to the machine.
+    pub workers: Option<u32>,
+    /// MiB; `None`: sized to the machine.
     pub node_max_old_space_size: Option<u32>,
+    /// MiB; `None`: 75% of the machine's memory.
+    pub memory_limit: Option<u64>,
     pub master_key_ips: Vec<String>,
     pub allow_client_class_creation: bool,
     pub log_level: String,
@@ -230,14 +232,15 @@ impl CharmConfig {
         });
 
         let workers_raw = r.int("workers");
-        let workers = match u32::try_from(workers_raw) {
-            Ok(w) if w <= 64 => w,
+        let workers = match workers_raw {
+            0 => None,
+            1..=64 => Some(workers_raw as u32),
             _ => {
                 r.fail(
                     "workers",
-                    format!("must be between 0 (one per CPU) and 64, got {workers_raw}"),
+                    format!("must be between 0 (sized to the machine) and 64, got {workers_raw}"),
                 );
-                1
+                None
             }
         };
 
@@ -248,7 +251,20 @@ impl CharmConfig {
             _ => {
                 r.fail(
                     "node-max-old-space-size",
-                    format!("must be 0 (Node's default) or 64 to 65536 MiB, got {heap_raw}"),
+                    format!("must be 0 (sized to the machine) or 64 to 65536 MiB, got {heap_raw}"),
+                );
+                None
+            }
+        };
+
+        let limit_raw = r.int("memory-limit");
+        let memory_limit = match limit_raw {
+            0 => None,
+            256..=16_777_216 => Some(limit_raw as u64),
+            _ => {
+                r.fail(
+                    "memory-limit",
+                    format!("must be 0 (75% of the machine's memory) or at least 256 MiB, got {limit_raw}"),
                 );
                 None
             }
@@ -328,6 +344,7 @@ impl CharmConfig {
             parse_server_version,
             workers,
             node_max_old_space_size,
+            memory_limit,
             master_key_ips,
             allow_client_class_creation,
             log_level,
@@ -368,7 +385,8 @@ mod tests {
         assert_eq!(c.mount_path, "/parse");
         assert_eq!(c.master_key, None);
         assert_eq!(c.master_key_ips, vec!["127.0.0.1", "::1"]);
-        assert_eq!(c.workers, 1);
+        assert_eq!(c.workers, None);
+        assert_eq!(c.memory_limit, None);
         assert_eq!(c.app_id, "parse");
         assert_eq!(c.node_mirror, "https://nodejs.org/dist");
         assert!(!c.allow_client_class_creation);
@@ -442,6 +460,8 @@ mod tests {
             ("workers", json!(65), "between 0"),
             ("node-max-old-space-size", json!(-5), "must be 0"),
             ("node-max-old-space-size", json!(10), "must be 0"),
+            ("memory-limit", json!(100), "at least 256"),
+            ("memory-limit", json!(-1), "at least 256"),
             ("master-key-ips", json!("10.0.0.0/33"), "prefix length"),
             ("master-key-ips", json!("localhost"), "IP address"),
             ("master-key-ips", json!(" , "), "at least one"),
@@ -503,7 +523,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.port, 8080);
-        assert_eq!(c.workers, 0);
+        assert_eq!(c.workers, None);
         assert_eq!(c.node_max_old_space_size, Some(512));
         assert_eq!(c.master_key_ips.len(), 3);
         assert_eq!(c.log_level, "warn");

@@ -4,10 +4,12 @@
 pub mod database;
 pub mod files;
 pub mod install;
+pub mod memory;
 pub mod node;
 pub mod paths;
 pub mod probe;
 pub mod render;
 pub mod service_files;
+pub mod sizing;
 pub mod systemd;
 pub mod user;

@@ -19,6 +19,8 @@ impl Paths {
     pub const DATABASE_CA_FILE: &'static str = "/etc/parse-server/database-ca.pem";
     /// The files adapter the charm ships for PostgreSQL (files in a table of the database).
     pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
+    /// What every service process loads first (`node --require`).
+    pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
     /// The service's home and only writable directory.
     pub const STATE_DIR: &'static str = "/var/lib/parse-server";
     /// The charm's own root-only state: the last configuration that served, the one being
@@ -62,6 +64,9 @@ impl Paths {
     }
     pub fn files_adapter(&self) -> PathBuf {
         self.at(Self::FILES_ADAPTER)
+    }
+    pub fn service_hooks(&self) -> PathBuf {
+        self.at(Self::SERVICE_HOOKS)
     }
     pub fn state_dir(&self) -> PathBuf {
         self.at(Self::STATE_DIR)

@@ -10,6 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::database::{self, DbError, DbInfo};
+use super::memory::{self, HeapStats, ServiceMemory};
+use super::paths::Paths;
+use super::sizing::Machine;
+use super::systemd::SERVICE_UNIT;
 
 /// The outside world's answers.
 pub trait Probes {
@@ -19,6 +23,12 @@ pub trait Probes {
     fn database(&self, uri: &str, timeout: Duration) -> Result<DbInfo, DbError>;
     /// Whether a process holds `port` (a listener the service could not bind next to).
     fn port_in_use(&self, port: u16) -> bool;
+    /// The machine's CPUs and memory.
+    fn machine(&self) -> Machine;
+    /// The service's processes and what they use (`None`: no such service running).
+    fn service_memory(&self) -> Option<ServiceMemory>;
+    /// The V8 heap of each of `pids` that can report it.
+    fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats>;
     /// Waits between two health checks.
     fn pause(&self, d: Duration) {
         std::thread::sleep(d);
@@ -41,6 +51,24 @@ impl Probes for SystemProbes {
         std::net::TcpListener::bind(("0.0.0.0", port))
             .map(drop)
             .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    }
+
+    fn machine(&self) -> Machine {
+        memory::machine(std::path::Path::new("/"))
+    }
+
+    fn service_memory(&self) -> Option<ServiceMemory> {
+        memory::service(std::path::Path::new("/"), SERVICE_UNIT).filter(|s| !s.processes.is_empty())
+    }
+
+    fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats> {
+        memory::heap_statistics(
+            std::path::Path::new("/"),
+            pids,
+            Paths::SERVICE_HOOKS,
+            std::path::Path::new(Paths::STATE_DIR),
+            Duration::from_secs(3),
+        )
     }
 }
 

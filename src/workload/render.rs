@@ -27,7 +27,11 @@ pub struct ServiceSpec {
     pub log_level: String,
     /// Worker processes; 1 runs parse-server without its cluster master.
     pub workers: u32,
-    pub heap_mib: Option<u32>,
+    /// V8 old-space limit per process, MiB.
+    pub heap_mib: u32,
+    /// systemd `MemoryMax=` and `MemoryHigh=`, MiB.
+    pub memory_max_mib: u64,
+    pub memory_high_mib: u64,
     pub node: PathBuf,
     pub version: String,
     /// Other parse-server options, keys the charm sets itself excluded.
@@ -48,11 +52,19 @@ pub struct ServiceSpec {
 /// change reaches it within this time even where the database cannot push it.
 pub const SCHEMA_CACHE_TTL: u64 = 60;
 
-const FILES_ADAPTER_JS: &str = include_str!("../../charm/files-adapter/postgres-files-adapter.js");
+const FILES_ADAPTER_JS: &str = include_str!("../../charm/node/postgres-files-adapter.js");
+
+const SERVICE_HOOKS_JS: &str = include_str!("../../charm/node/service-hooks.js");
 
 /// The files adapter's source, installed at `Paths::FILES_ADAPTER`.
 pub fn files_adapter_source() -> &'static str {
     FILES_ADAPTER_JS
+}
+
+/// The code every service process loads first (`Paths::SERVICE_HOOKS`): heap statistics on
+/// SIGUSR2.
+pub fn service_hooks_source() -> &'static str {
+    SERVICE_HOOKS_JS
 }
 
 /// The files that configure the service.
@@ -191,6 +203,19 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     ctx.insert("config_file", Paths::CONFIG_FILE);
     ctx.insert("node", &node);
     ctx.insert("heap_mib", &spec.heap_mib);
+    ctx.insert("memory_max", &spec.memory_max_mib);
+    ctx.insert("memory_high", &spec.memory_high_mib);
+    ctx.insert("service_hooks", Paths::SERVICE_HOOKS);
+    // The hooks file's digest, so that a new one restarts the service that loads it.
+    ctx.insert(
+        "service_hooks_digest",
+        &Rendered {
+            config_json: SERVICE_HOOKS_JS.into(),
+            unit: String::new(),
+            ca_pem: None,
+        }
+        .digest(),
+    );
     ctx.insert("release_dir", &release_dir);
     ctx.insert("low_port", &(spec.port < 1024));
 
@@ -218,7 +243,9 @@ mod tests {
             allow_client_class_creation: false,
             log_level: "info".into(),
             workers: 1,
-            heap_mib: None,
+            heap_mib: 256,
+            memory_max_mib: 3072,
+            memory_high_mib: 2764,
             node: "/usr/bin/node".into(),
             version: "9.10.0".into(),
             extra_options: Map::new(),
@@ -260,7 +287,7 @@ mod tests {
     #[test]
     fn unit_file_snapshot() {
         let mut s = spec();
-        s.heap_mib = Some(512);
+        s.heap_mib = 512;
         s.workers = 3;
         s.public_server_url = Some("https://api.example.com/parse".into());
         let r = render(&s).unwrap();
@@ -271,11 +298,13 @@ mod tests {
             .unwrap();
         assert_eq!(
             exec,
-            "ExecStart=/usr/bin/node --max-old-space-size=512 /opt/parse-server/releases/9.10.0/node_modules/parse-server/bin/parse-server /etc/parse-server/config.json"
+            "ExecStart=/usr/bin/node --max-old-space-size=512 --require /opt/parse-server/charm/service-hooks.js /opt/parse-server/releases/9.10.0/node_modules/parse-server/bin/parse-server /etc/parse-server/config.json"
         );
         assert!(r.unit.contains("\nUser=parse-server\n"));
         assert!(r.unit.contains("\nGroup=parse-server\n"));
         assert!(r.unit.contains("\nRestart=on-failure\n"));
+        assert!(r.unit.contains("\nMemoryMax=3072M\n"));
+        assert!(r.unit.contains("\nMemoryHigh=2764M\n"));
         assert!(r.unit.contains("\nCapabilityBoundingSet=\n"));
         assert!(!r.unit.contains("AmbientCapabilities"));
         assert!(!r.unit.contains("EnvironmentFile"), "no value in the unit");

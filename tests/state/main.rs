@@ -9,4 +9,5 @@ mod bad_input;
 mod day_two;
 mod faults;
 mod lifecycle;
+mod memory;
 mod scale_out;

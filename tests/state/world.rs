@@ -20,8 +20,10 @@ use parse_server_charm::juju::{
     Databag, Event, HookTools, JujuContext, ProxySettings, RelationKind, Status, StatusKind,
 };
 use parse_server_charm::workload::database::{DbError, DbInfo};
+use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
 use parse_server_charm::workload::paths::Paths;
 use parse_server_charm::workload::probe::Probes;
+use parse_server_charm::workload::sizing::Machine;
 use parse_server_charm::workload::systemd::ServiceManager;
 use serde_json::Value;
 
@@ -105,6 +107,8 @@ pub struct World {
     pub held_ports: BTreeSet<u16>,
     pub public_address: String,
     pub ingress_address: Option<String>,
+    /// The machine the unit runs on.
+    pub machine: Machine,
 }
 
 fn default_starts_ok(config_json: &str) -> bool {
@@ -163,6 +167,10 @@ impl World {
             held_ports: BTreeSet::new(),
             public_address: "10.0.0.10".into(),
             ingress_address: Some("10.0.0.10".into()),
+            machine: Machine {
+                cpus: 1,
+                memory_mib: 4096,
+            },
         }
     }
 
@@ -613,6 +621,48 @@ impl Probes for Sim {
     fn port_in_use(&self, port: u16) -> bool {
         let w = self.0.borrow();
         w.held_ports.contains(&port) || (w.active && w.serves().is_some_and(|(p, _)| p == port))
+    }
+    fn machine(&self) -> Machine {
+        self.0.borrow().machine
+    }
+    fn service_memory(&self) -> Option<ServiceMemory> {
+        let w = self.0.borrow();
+        let cfg: Value = serde_json::from_str(w.running_config.as_ref()?).ok()?;
+        if !w.active {
+            return None;
+        }
+        // A master and its workers, or one process: 170 MiB each.
+        let workers = cfg.get("cluster").and_then(Value::as_u64).unwrap_or(1) as u32;
+        let mut processes = Vec::new();
+        let proc = |pid, ppid| ProcessMemory {
+            pid,
+            ppid,
+            pss_kib: 170 * 1024,
+            anonymous_kib: 120 * 1024,
+            rss_kib: 200 * 1024,
+        };
+        if workers > 1 {
+            processes.push(proc(100, 1));
+            for i in 0..workers {
+                processes.push(proc(101 + i, 100));
+            }
+        } else {
+            processes.push(proc(100, 1));
+        }
+        Some(ServiceMemory { processes })
+    }
+    fn heap_statistics(&self, pids: &[u32]) -> BTreeMap<u32, HeapStats> {
+        pids.iter()
+            .map(|p| {
+                (
+                    *p,
+                    HeapStats {
+                        used_bytes: 60 << 20,
+                        limit_bytes: 304 << 20,
+                    },
+                )
+            })
+            .collect()
     }
     fn pause(&self, _: Duration) {}
 }

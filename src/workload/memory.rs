@@ -1,0 +1,191 @@
+//! What the service's processes really use, from /proc: proportional set size (PSS) and
+//! anonymous memory from `smaps_rollup`, so that pages the workers share (the node binary's
+//! text) are not counted once per worker as RSS sums would. The processes are the members of
+//! the service's cgroup.
+
+use std::path::{Path, PathBuf};
+
+use super::sizing::Machine;
+
+/// One process of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessMemory {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pss_kib: u64,
+    pub anonymous_kib: u64,
+    pub rss_kib: u64,
+}
+
+/// The service's processes (the cgroup's order: the main process first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceMemory {
+    pub processes: Vec<ProcessMemory>,
+}
+
+impl ServiceMemory {
+    pub fn pss_kib(&self) -> u64 {
+        self.processes.iter().map(|p| p.pss_kib).sum()
+    }
+
+    /// Whether `p` is the cluster master (the parent of other processes of the service).
+    pub fn is_master(&self, p: &ProcessMemory) -> bool {
+        self.processes.iter().any(|q| q.ppid == p.pid)
+    }
+}
+
+/// Where a service's cgroup lists its processes: the unified (v2) hierarchy, else systemd's
+/// own v1 hierarchy.
+fn cgroup_procs(root: &Path, unit: &str) -> Option<PathBuf> {
+    [
+        format!("sys/fs/cgroup/system.slice/{unit}/cgroup.procs"),
+        format!("sys/fs/cgroup/systemd/system.slice/{unit}/cgroup.procs"),
+    ]
+    .into_iter()
+    .map(|p| root.join(p))
+    .find(|p| p.is_file())
+}
+
+fn kib_field(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Reads one process (`None` if it went away meanwhile).
+pub fn process(root: &Path, pid: u32) -> Option<ProcessMemory> {
+    let proc_dir = root.join(format!("proc/{pid}"));
+    let rollup = std::fs::read_to_string(proc_dir.join("smaps_rollup")).ok()?;
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    let ppid = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(ProcessMemory {
+        pid,
+        ppid,
+        pss_kib: kib_field(&rollup, "Pss")?,
+        anonymous_kib: kib_field(&rollup, "Anonymous").unwrap_or(0),
+        rss_kib: kib_field(&rollup, "Rss").unwrap_or(0),
+    })
+}
+
+/// The service's processes and their memory; `None` when the service has no cgroup.
+pub fn service(root: &Path, unit: &str) -> Option<ServiceMemory> {
+    let procs = std::fs::read_to_string(cgroup_procs(root, unit)?).ok()?;
+    let processes: Vec<ProcessMemory> = procs
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter_map(|pid| process(root, pid))
+        .collect();
+    Some(ServiceMemory { processes })
+}
+
+/// A process's V8 heap, as it reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+/// Asks each of `pids` that loaded the charm's service hooks (`hooks`, by its path on the
+/// command line) for its V8 heap statistics (SIGUSR2; the process writes them to
+/// `state_dir`), and waits up to `timeout` for the answers. A process that did not load the
+/// hooks is never signalled (SIGUSR2 would end it).
+pub fn heap_statistics(
+    root: &Path,
+    pids: &[u32],
+    hooks: &str,
+    state_dir: &Path,
+    timeout: std::time::Duration,
+) -> std::collections::BTreeMap<u32, HeapStats> {
+    let mut asked = Vec::new();
+    for pid in pids {
+        let cmdline = std::fs::read(root.join(format!("proc/{pid}/cmdline"))).unwrap_or_default();
+        let loaded = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|arg| arg == hooks);
+        if !loaded {
+            continue;
+        }
+        let _ = std::fs::remove_file(state_dir.join(format!("heap-{pid}.json")));
+        let signalled = duct::cmd!("kill", "-USR2", pid.to_string())
+            .stderr_null()
+            .stdout_null()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success());
+        if signalled {
+            asked.push(*pid);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + timeout;
+    while out.len() < asked.len() && std::time::Instant::now() < deadline {
+        for pid in &asked {
+            if out.contains_key(pid) {
+                continue;
+            }
+            let file = state_dir.join(format!("heap-{pid}.json"));
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let _ = std::fs::remove_file(&file);
+            out.insert(
+                *pid,
+                HeapStats {
+                    used_bytes: v["used_heap_size"].as_u64().unwrap_or(0),
+                    limit_bytes: v["heap_size_limit"].as_u64().unwrap_or(0),
+                },
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    out
+}
+
+/// The machine's CPUs (as this process may use them) and memory (`MemTotal`).
+pub fn machine(root: &Path) -> Machine {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let memory_mib = std::fs::read_to_string(root.join("proc/meminfo"))
+        .ok()
+        .and_then(|m| kib_field(&m, "MemTotal"))
+        .map_or(1024, |kib| kib / 1024);
+    Machine { cpus, memory_mib }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_reads_and_the_machine_is_known() {
+        let me = process(Path::new("/"), std::process::id()).expect("own smaps_rollup");
+        assert!(me.pss_kib > 0 && me.rss_kib >= me.pss_kib, "{me:?}");
+        let m = machine(Path::new("/"));
+        assert!(m.cpus >= 1 && m.memory_mib > 256, "{m:?}");
+    }
+
+    #[test]
+    fn masters_are_parents() {
+        let p = |pid, ppid| ProcessMemory {
+            pid,
+            ppid,
+            pss_kib: 10,
+            anonymous_kib: 5,
+            rss_kib: 20,
+        };
+        let s = ServiceMemory {
+            processes: vec![p(10, 1), p(11, 10), p(12, 10)],
+        };
+        assert!(s.is_master(&s.processes[0]));
+        assert!(!s.is_master(&s.processes[1]));
+        assert_eq!(s.pss_kib(), 30);
+    }
+}

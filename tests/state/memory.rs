@@ -1,0 +1,112 @@
+//! Workers, heap and memory limit sized to the machine; the memory figure in the status; the
+//! memory-report action.
+
+use parse_server_charm::juju::{Event, StatusKind};
+use parse_server_charm::workload::sizing::Machine;
+
+use crate::world::{hook, World};
+
+fn on(tag: &str, cpus: u32, memory_mib: u64) -> World {
+    let mut w = World::new(tag);
+    w.machine = Machine { cpus, memory_mib };
+    w.relate_mongodb();
+    w
+}
+
+fn unit_line<'a>(unit: &'a str, key: &str) -> &'a str {
+    unit.lines()
+        .find(|l| l.starts_with(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the unit"))
+}
+
+#[test]
+fn defaults_follow_the_machine() {
+    for (cpus, gib, workers, max, high, status) in [
+        (1, 1, 1, "768M", "691M", "1 worker, 170 MiB"),
+        (2, 4, 2, "3072M", "2764M", "2 workers, 510 MiB"),
+        (8, 16, 8, "12288M", "11059M", "8 workers, 1530 MiB"),
+    ] {
+        let w = hook(
+            on(&format!("size-{cpus}"), cpus, gib * 1024),
+            Event::ConfigChanged,
+        );
+        w.assert_status(StatusKind::Active, status);
+        let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
+        assert!(
+            unit_line(&unit, "ExecStart").contains("--max-old-space-size=256 "),
+            "{unit}"
+        );
+        assert_eq!(unit_line(&unit, "MemoryMax"), format!("MemoryMax={max}"));
+        assert_eq!(unit_line(&unit, "MemoryHigh"), format!("MemoryHigh={high}"));
+        let o = w.options();
+        if workers > 1 {
+            assert_eq!(o["cluster"], workers);
+        } else {
+            assert!(
+                o.get("cluster").is_none(),
+                "one worker runs without the master"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_memory_limit_sizes_the_workers_under_it() {
+    let mut w = on("limit", 8, 16 * 1024);
+    w.set("memory-limit", 2048);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "5 workers");
+    let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
+    assert_eq!(unit_line(&unit, "MemoryMax"), "MemoryMax=2048M");
+    assert_eq!(unit_line(&unit, "MemoryHigh"), "MemoryHigh=1843M");
+}
+
+#[test]
+fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
+    let mut w = hook(on("too-big", 2, 4096), Event::ConfigChanged);
+    let running = w.running_options();
+    w.set("workers", 8).set("node-max-old-space-size", 2048);
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: workers, node-max-old-space-size: 8 × (2048+96) + 64 = 17216 MiB > 2764 MiB (MemoryHigh, 90% of 3072 MiB)",
+    );
+    assert_eq!(
+        w.running_options(),
+        running,
+        "the last good configuration serves"
+    );
+    w.unset("workers").unset("node-max-old-space-size");
+    w.set("memory-limit", 8192);
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: memory-limit: 8192 MiB is more than the machine's 4096 MiB",
+    );
+    w.unset("memory-limit");
+    // Explicit settings that fit are honoured.
+    w.set("workers", 3).set("node-max-old-space-size", 512);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "3 workers");
+    let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
+    assert!(unit_line(&unit, "ExecStart").contains("--max-old-space-size=512 "));
+}
+
+#[test]
+fn memory_report_names_every_process_and_the_caps() {
+    let w = hook(on("report", 2, 4096), Event::ConfigChanged);
+    let w = hook(w, Event::Action("memory-report".into()));
+    let r = w.action_results.clone().expect("results");
+    assert_eq!(r["processes"], "3");
+    assert_eq!(r["total-pss-mib"], "510");
+    assert_eq!(r["process-100.role"], "master");
+    assert_eq!(r["process-101.role"], "worker");
+    assert_eq!(r["process-102.pss-mib"], "170");
+    assert_eq!(r["process-102.anonymous-mib"], "120");
+    assert_eq!(r["process-102.heap-used-mib"], "60");
+    assert_eq!(r["process-102.heap-limit-mib"], "304");
+    assert_eq!(r["caps.workers"], "2");
+    assert_eq!(r["caps.heap-mib"], "256");
+    assert_eq!(r["caps.memory-max-mib"], "3072");
+    assert_eq!(r["caps.memory-high-mib"], "2764");
+}
