@@ -69,7 +69,11 @@ public class MongoAuthServerMain {
             } else if (!a.startsWith("--") && host == null) {
                 host = a;
             } else if (!a.startsWith("--") && port == null) {
-                port = Integer.parseInt(a);
+                try {
+                    port = Integer.parseInt(a);
+                } catch (NumberFormatException e) {
+                    usage("PORT must be a number, got " + a);
+                }
             } else {
                 usage("unexpected argument " + a);
             }
@@ -86,14 +90,25 @@ public class MongoAuthServerMain {
             users = usersArg.equals("-")
                 ? UserFile.parse(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), "stdin")
                 : UserFile.parse(Files.newBufferedReader(Path.of(usersArg), StandardCharsets.UTF_8), usersArg);
-        } catch (IOException | IllegalArgumentException e) {
+        } catch (IOException e) {
+            System.err.println("MongoAuthServerMain: cannot read users from " + usersArg + ": " + e);
+            System.exit(2);
+            return;
+        } catch (IllegalArgumentException e) {
             System.err.println("MongoAuthServerMain: cannot load users: " + e.getMessage());
             System.exit(2);
             return;
         }
 
         MongoServer server = new MongoServer(new AuthBackend(users, speculative, logCommands));
-        server.bind(host, port);
+        try {
+            server.bind(host, port);
+        } catch (Exception e) { // Netty rethrows BindException (checked) without declaring it
+            // MongoServer.bind leaves its Netty boss thread running after a failed bind (e.g. port in
+            // use), which would keep the JVM alive: exit explicitly.
+            System.err.println("MongoAuthServerMain: cannot listen on " + host + ":" + port + ": " + e);
+            System.exit(1);
+        }
         Runtime.getRuntime().addShutdownHook(new Thread(server::shutdownNow));
         InetSocketAddress bound = server.getLocalAddress();
         System.out.println("listening on " + host + ":" + bound.getPort());
@@ -527,6 +542,8 @@ final class AuthBackend extends MemoryBackend {
             if (!NO_AUTH_NEEDED.contains(command)) {
                 String denied = authorize(st, db, command, query);
                 if (denied != null) {
+                    log.info("refused command {} db={} from {}: {}", command, db, channel.remoteAddress(),
+                        st.authenticated.isEmpty() ? "not authenticated" : "not authorized for " + st.authenticated.values());
                     return error(13, "Unauthorized", denied);
                 }
             }
