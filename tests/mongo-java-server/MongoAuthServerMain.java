@@ -86,6 +86,7 @@ public class MongoAuthServerMain {
         }
 
         Map<UserKey, User> users;
+        long t0 = System.nanoTime();
         try {
             users = usersArg.equals("-")
                 ? UserFile.parse(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), "stdin")
@@ -100,6 +101,8 @@ public class MongoAuthServerMain {
             return;
         }
 
+        System.err.println("MongoAuthServerMain: " + users.size() + " users loaded, SCRAM keys derived in "
+            + (System.nanoTime() - t0) / 1_000_000 + " ms");
         MongoServer server = new MongoServer(new AuthBackend(users, speculative, logCommands));
         try {
             server.bind(host, port);
