@@ -13,7 +13,14 @@ public class MongoServerMain {
         String host = args.length > 0 ? args[0] : "127.0.0.1";
         int port = args.length > 1 ? Integer.parseInt(args[1]) : 27017;
         MongoServer server = new MongoServer(new MemoryBackend());
-        server.bind(host, port);
+        try {
+            server.bind(host, port);
+        } catch (Exception e) { // Netty rethrows BindException (checked) without declaring it
+            // MongoServer.bind leaves its Netty boss thread running after a failed bind (e.g. port in
+            // use), which kept the JVM alive forever: exit explicitly.
+            System.err.println("MongoServerMain: cannot listen on " + host + ":" + port + ": " + e);
+            System.exit(1);
+        }
         Runtime.getRuntime().addShutdownHook(new Thread(server::shutdownNow));
         System.out.println("listening on " + host + ":" + port);
         System.out.flush();
