@@ -68,6 +68,15 @@ if [ ! -f "$vendor/mongo-java-server/.complete" ]; then
       || fail "mvn could not fetch de.bwaldvogel:mongo-java-server"
   touch "$vendor/mongo-java-server/.complete"
 fi
+# The test servers, compiled once (a source launch takes seconds longer at every start).
+classes="$vendor/mongo-java-server/classes"
+for src in MongoServerMain MongoAuthServerMain; do
+  if [ ! -f "$classes/$src.class" ] || [ "$here/tests/mongo-java-server/$src.java" -nt "$classes/$src.class" ]; then
+    mkdir -p "$classes"
+    javac -d "$classes" -cp "$vendor/mongo-java-server/*" "$here/tests/mongo-java-server/$src.java" \
+      || fail "javac $src.java"
+  fi
+done
 
 # Node must satisfy the pinned parse-server's engines; the charm checks this itself too.
 node --version >/dev/null 2>&1 || fail "node is missing (the machine image ships Node 20)"

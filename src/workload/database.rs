@@ -224,7 +224,19 @@ fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<DbInfo,
     opts.app_name = Some("parse-server-charm".into());
     let client = mongodb::sync::Client::with_options(opts)
         .map_err(|e| DbError::BadUri(e.kind.to_string()))?;
-    match client.database("admin").run_command(doc! {"ping": 1}, None) {
+    // `ping` needs no login, even on a real mongod: listing the application's collections
+    // proves the credentials and the access parse-server needs.
+    let database = parsed.database.clone().unwrap_or_else(|| "admin".to_owned());
+    let result = client
+        .database("admin")
+        .run_command(doc! {"ping": 1}, None)
+        .and_then(|_| {
+            client.database(&database).run_command(
+                doc! {"listCollections": 1, "nameOnly": true, "authorizedCollections": true},
+                None,
+            )
+        });
+    match result {
         Ok(_) => Ok(DbInfo::default()),
         Err(e) => {
             let why = crate::juju::status::one_line(&e.kind.to_string(), 200);
@@ -233,6 +245,7 @@ fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<DbInfo,
                     || text.contains("AuthenticationFailed")
                     || text.contains("requires authentication")
                     || text.contains("Unauthorized")
+                    || text.contains("not authorized")
             };
             Err(match *e.kind {
                 ErrorKind::Authentication { .. } => DbError::Refused(why),
