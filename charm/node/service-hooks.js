@@ -1,13 +1,25 @@
-// Loaded into every parse-server process by the Parse Server charm (node --require): on
-// SIGUSR2 the process writes its V8 heap statistics to the service's state directory, for
-// the charm's memory-report action. Nothing else changes.
+// Loaded into every parse-server process by the Parse Server charm (node --require), before
+// parse-server itself:
+//
+// - On SIGUSR2 the process writes its V8 heap statistics to the service's state directory,
+//   for the charm's memory-report action.
+// - On SIGTERM (a stop or restart) the process drains instead of dropping its connections:
+//   for PARSE_SERVER_CHARM_DRAIN_SECONDS (set when a load balancer is related) its health
+//   check answers 503 while every other request is still served, so that the balancer takes
+//   the unit out of rotation; then it stops listening, lets the requests in flight finish and
+//   exits. parse-server's own SIGTERM handler would close the database and destroy every
+//   connection at once, failing the requests in flight.
 'use strict';
 
 const fs = require('fs');
 const v8 = require('v8');
 const path = require('path');
+const http = require('http');
+const cluster = require('cluster');
 
-const DIR = process.env.PARSE_SERVER_CHARM_STATE_DIR || '/var/lib/parse-server';
+const STATE_DIR = process.env.PARSE_SERVER_CHARM_STATE_DIR || '/var/lib/parse-server';
+const DRAIN_MS = 1000 * Number(process.env.PARSE_SERVER_CHARM_DRAIN_SECONDS || 0);
+const FINISH_MS = 20000;
 
 process.on('SIGUSR2', () => {
   const h = v8.getHeapStatistics();
@@ -17,7 +29,7 @@ process.on('SIGUSR2', () => {
     total_heap_size: h.total_heap_size,
     heap_size_limit: h.heap_size_limit,
   };
-  const file = path.join(DIR, `heap-${process.pid}.json`);
+  const file = path.join(STATE_DIR, `heap-${process.pid}.json`);
   try {
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(report));
     fs.renameSync(`${file}.tmp`, file);
@@ -25,3 +37,75 @@ process.on('SIGUSR2', () => {
     /* the report is best effort */
   }
 });
+
+const servers = [];
+const originalListen = http.Server.prototype.listen;
+http.Server.prototype.listen = function (...args) {
+  servers.push(this);
+  return originalListen.apply(this, args);
+};
+
+let draining = false;
+const originalEmit = http.Server.prototype.emit;
+http.Server.prototype.emit = function (event, req, res, ...rest) {
+  if (event === 'request' && draining && /\/health$/.test((req.url || '').split('?')[0])) {
+    res.writeHead(503, { 'Content-Type': 'application/json', Connection: 'close' });
+    res.end('{"status":"shutting down"}');
+    return true;
+  }
+  return originalEmit.call(this, event, req, res, ...rest);
+};
+
+function finish() {
+  const closing = servers.map(
+    s =>
+      new Promise(resolve => {
+        try {
+          s.close(() => resolve());
+          if (typeof s.closeIdleConnections === 'function') {
+            s.closeIdleConnections();
+          }
+        } catch {
+          resolve();
+        }
+      })
+  );
+  const deadline = new Promise(resolve => setTimeout(resolve, FINISH_MS).unref());
+  Promise.race([Promise.all(closing), deadline]).then(() => process.exit(0));
+}
+
+function onTerminate() {
+  if (draining) {
+    return;
+  }
+  draining = true;
+  if (cluster.isPrimary && !servers.length) {
+    // The cluster master: no new workers from now on; it ends when they have.
+    cluster.fork = () => null;
+    const done = () => {
+      if (Object.keys(cluster.workers || {}).length === 0) {
+        process.exit(0);
+      }
+    };
+    cluster.on('exit', done);
+    setTimeout(() => process.exit(0), DRAIN_MS + FINISH_MS).unref();
+    done();
+    return;
+  }
+  setTimeout(finish, DRAIN_MS);
+}
+
+process.on('SIGTERM', onTerminate);
+process.on('SIGINT', onTerminate);
+
+// parse-server registers its own SIGTERM/SIGINT handler (close the database, destroy every
+// connection at once): the drain above replaces it.
+for (const method of ['on', 'addListener', 'once', 'prependListener']) {
+  const original = process[method];
+  process[method] = function (event, listener) {
+    if ((event === 'SIGTERM' || event === 'SIGINT') && listener !== onTerminate) {
+      return process;
+    }
+    return original.call(this, event, listener);
+  };
+}

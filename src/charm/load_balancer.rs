@@ -20,7 +20,13 @@ pub struct LoadBalancers {
     pub addresses: Vec<String>,
     /// The first endpoint haproxy proxies for the application.
     pub public_url: Option<String>,
+    /// How long a stopping unit must keep serving while its health check fails, for the
+    /// balancers to take it out of rotation: their checks' fall × interval, plus 2 s.
+    pub drain_seconds: u32,
 }
+
+/// The legacy haproxy charm's default server check: `inter 2s`, `fall 3`.
+const LEGACY_CHECK_SECONDS: u32 = 2 * 3;
 
 impl Charm<'_> {
     /// Reads every balancer relation.
@@ -29,6 +35,14 @@ impl Charm<'_> {
         for endpoint in [HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT] {
             for id in self.tools.relation_ids(endpoint)? {
                 let units = self.tools.relation_list(&id)?;
+                let detect = if endpoint == HAPROXY_ROUTE_ENDPOINT {
+                    haproxy_route::CHECK_FALL * haproxy_route::CHECK_INTERVAL
+                } else {
+                    LEGACY_CHECK_SECONDS
+                };
+                if !units.is_empty() {
+                    lb.drain_seconds = lb.drain_seconds.max(detect + 2);
+                }
                 for unit in &units {
                     let bag = self.tools.relation_get(&id, unit)?;
                     let addr = bag

@@ -67,6 +67,7 @@ impl Charm<'_> {
             schema_hooks: database.schema_hooks,
             postgres_files: database.postgres,
             ca_pem: database.ca_pem.clone(),
+            drain_seconds: balancers.drain_seconds,
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");

@@ -226,7 +226,10 @@ fn check_mongodb(uri: &str, parsed: &DbUri, timeout: Duration) -> Result<DbInfo,
         .map_err(|e| DbError::BadUri(e.kind.to_string()))?;
     // `ping` needs no login, even on a real mongod: listing the application's collections
     // proves the credentials and the access parse-server needs.
-    let database = parsed.database.clone().unwrap_or_else(|| "admin".to_owned());
+    let database = parsed
+        .database
+        .clone()
+        .unwrap_or_else(|| "admin".to_owned());
     let result = client
         .database("admin")
         .run_command(doc! {"ping": 1}, None)

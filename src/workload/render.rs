@@ -46,6 +46,9 @@ pub struct ServiceSpec {
     pub postgres_files: bool,
     /// The database provider's TLS CA, written next to the option file.
     pub ca_pem: Option<String>,
+    /// On stop, how long the process answers its health check with 503 while still serving,
+    /// so that a load balancer takes it out of rotation first (0: no balancer).
+    pub drain_seconds: u32,
 }
 
 /// How long an instance trusts its schema cache, in seconds: another instance's schema
@@ -203,6 +206,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     ctx.insert("config_file", Paths::CONFIG_FILE);
     ctx.insert("node", &node);
     ctx.insert("heap_mib", &spec.heap_mib);
+    ctx.insert("drain_seconds", &spec.drain_seconds);
     ctx.insert("memory_max", &spec.memory_max_mib);
     ctx.insert("memory_high", &spec.memory_high_mib);
     ctx.insert("service_hooks", Paths::SERVICE_HOOKS);
@@ -253,6 +257,7 @@ mod tests {
             schema_hooks: false,
             postgres_files: false,
             ca_pem: None,
+            drain_seconds: 0,
         }
     }
 
