@@ -111,7 +111,21 @@ pub fn base_env(
         ("APT_LISTCHANGES_FRONTEND", "none".into()),
         ("JUJUSIM_UNIT_DIR", dir.display().to_string()),
     ];
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let mut env: Vec<(String, String)> =
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    env.extend(injected_env(std::env::vars()));
+    env
+}
+
+/// Fault injection for tests, never part of Juju's environment: every driver variable
+/// `JUJUSIM_HOOK_ENV_<NAME>=<value>` becomes `<NAME>=<value>` in the hook's environment.
+pub fn injected_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    vars.filter_map(|(k, v)| {
+        k.strip_prefix("JUJUSIM_HOOK_ENV_")
+            .filter(|name| !name.is_empty())
+            .map(|name| (name.to_owned(), v))
+    })
+    .collect()
 }
 
 /// A model-config value the driver was given through its environment ("" when unset).
@@ -538,6 +552,25 @@ pub fn run_action(dir: &Path, name: &str, args: &[String]) -> CmdResult<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn injected_variables_lose_their_prefix() {
+        let vars = vec![
+            (
+                "JUJUSIM_HOOK_ENV_PARSE_SERVER_CHARM_ABORT_AFTER".to_string(),
+                "files-written".to_string(),
+            ),
+            ("JUJUSIM_HOOK_ENV_".to_string(), "ignored".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        assert_eq!(
+            injected_env(vars.into_iter()),
+            vec![(
+                "PARSE_SERVER_CHARM_ABORT_AFTER".to_string(),
+                "files-written".to_string()
+            )]
+        );
+    }
 
     #[test]
     fn relation_hook_names() {
