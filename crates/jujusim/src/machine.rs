@@ -720,19 +720,56 @@ pub fn machine_up(dir: &Path, net: Option<&str>, ip: Option<&str>) -> CmdResult<
     Ok(0)
 }
 
+fn stat_fields(pid: i32) -> Option<(char, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((state, f.next()?.parse().ok()?))
+}
+
+/// At shutdown systemd stops every process of the machine (SIGSTOP) before it signals them.
+/// A process entered with nsenter has its nsenter parent outside the machine, and nsenter
+/// stops itself when its child stops; nothing outside resumes it, so it never reaps its
+/// child and the machine's PID namespace cannot finish. Resume such parents.
+fn resume_stopped_parents(pid_ns: &str) {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if ns_id(p, "pid") != pid_ns {
+            continue;
+        }
+        if let Some((_, parent)) = stat_fields(p) {
+            if parent > 0
+                && ns_id(parent, "pid") != pid_ns
+                && stat_fields(parent).is_some_and(|(st, _)| st == 'T')
+            {
+                // SAFETY: plain kill(2); SIGCONT only resumes the stopped nsenter.
+                unsafe { libc::kill(parent, libc::SIGCONT) };
+            }
+        }
+    }
+}
+
 /// Power the machine off (`systemctl poweroff` inside; SIGKILL if it hangs), release its
 /// cgroup. Keeps the disk. Idempotent.
 fn power_off(dir: &Path) -> CmdResult<()> {
     let rec = load_run(dir);
     if let Some(pid) = running_pid(dir) {
         let t0 = Instant::now();
+        let pid_ns = ns_id(pid, "pid");
         let _ = run_with_deadline(
             &in_unit(pid, &["systemctl", "poweroff", "--no-block"]),
             Duration::from_secs(10),
         )?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while pid_alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+            resume_stopped_parents(&pid_ns);
+            std::thread::sleep(Duration::from_millis(50));
         }
         if pid_alive(pid) {
             eprintln!(
@@ -743,6 +780,7 @@ fn power_off(dir: &Path) -> CmdResult<()> {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let deadline = Instant::now() + Duration::from_secs(10);
             while pid_alive(pid) {
+                resume_stopped_parents(&pid_ns);
                 if Instant::now() > deadline {
                     return Err(CmdError::runtime(format!(
                         "machine pid {pid} did not go away"

@@ -266,6 +266,10 @@ pub fn net_down(netdir: &Path) -> CmdResult<i32> {
         eprintln!("network {} is not up", netdir.display());
         return Ok(0);
     };
+    // Held open while we look: a freed namespace's number goes to the next new one.
+    let held = std::fs::File::open(format!("/proc/{}/ns/net", info.pid))
+        .ok()
+        .filter(|_| holder_alive(&info));
     if holder_alive(&info) {
         // SAFETY: plain kill(2) of the holder net-up started.
         unsafe { libc::kill(info.pid, libc::SIGTERM) };
@@ -280,7 +284,12 @@ pub fn net_down(netdir: &Path) -> CmdResult<i32> {
     }
     std::fs::remove_file(info_path(netdir))?;
     let _ = std::fs::remove_file(netdir.join("net.ready"));
-    let left = processes_in_netns(&info.netns);
+    let left = if held.is_some() {
+        processes_in_netns(&info.netns)
+    } else {
+        Vec::new()
+    };
+    drop(held);
     if !left.is_empty() {
         return Err(CmdError::runtime(format!(
             "network {} is down but processes still use its namespace: {left:?}",
