@@ -23,11 +23,31 @@ snapshot() {
   sort /proc/self/mounts | sed 's/^/host mount: /'
   ls /sys/class/net | sed 's/^/host network interface: /'
   find /etc/systemd/system -printf 'host unit file: %P -> %l\n' | sort
-  ss -Htln 2>/dev/null | awk '{print "host TCP listener: " $4}' | sort -u
+  # TCP listeners in the host's network namespace opened by processes of this repository
+  # (cwd or command line in it); on a shared host other work may open its own meanwhile.
+  ss -Htlnp 2>/dev/null | while read -r _ _ _ addr _ users; do
+    for p in $(grep -o 'pid=[0-9]*' <<<"$users" | cut -d= -f2); do
+      cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)
+      cwd=$(readlink "/proc/$p/cwd" 2>/dev/null)
+      case "$cwd/ $cmd" in
+        "$repo"/*|*" $repo"/*|*"$repo/"*) echo "host TCP listener: $addr ($cmd)" ;;
+      esac
+    done
+  done | sort -u
+  # systemd processes booted for units of this repository (their parent is the unshare of
+  # `jujusim machine-boot <unit dir>`), and the cgroups the units' boot records name.
   for p in $(pgrep -x systemd); do
-    echo "systemd process: $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+    parent=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+    booted_by=$(tr '\0' ' ' <"/proc/$parent/cmdline" 2>/dev/null)
+    case "$booted_by" in
+      *"$repo/"*) echo "systemd process of a test unit: $p (booted by: $booted_by)" ;;
+    esac
   done
-  ls -d /sys/fs/cgroup/unified/jujusim-* /sys/fs/cgroup/jujusim-* 2>/dev/null | sed 's/^/unit cgroup: /'
+  for rec in "$repo"/target/e2e/*/machine-run.json; do
+    [ -f "$rec" ] || continue
+    cg=$(sed -n 's/^ *"cgroup": "\(.*\)",$/\1/p' "$rec")
+    [ -n "$cg" ] && [ -d "$cg" ] && echo "unit cgroup left: $cg (unit $(dirname "$rec"))"
+  done
   # Anything still running from this repository's test units (a server a test leaked).
   for p in $(pgrep -f "$repo/target/e2e/"); do
     [ "$p" = $$ ] && continue
