@@ -62,7 +62,7 @@ pub struct BootRecord {
     pub mnt_ns: String,
 }
 
-/// Path of the unit's systemd and its arguments.
+/// The systemd every simulated machine boots: the host's own.
 pub const SYSTEMD: &str = "/lib/systemd/systemd";
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -798,9 +798,15 @@ fn power_off(dir: &Path) -> CmdResult<()> {
         eprintln!("machine {} is not running", dir.display());
     }
     if let Some(rec) = rec {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let started = Instant::now();
         while rec.holder > 0 && pid_alive(rec.holder) && comm(rec.holder) == "unshare" {
-            if Instant::now() > deadline {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err(CmdError::runtime(format!(
+                    "the machine's unshare process {} does not exit",
+                    rec.holder
+                )));
+            }
+            if started.elapsed() > Duration::from_secs(10) {
                 // SAFETY: plain kill(2) of the unshare process machine-up started.
                 unsafe { libc::kill(rec.holder, libc::SIGKILL) };
             }
