@@ -242,4 +242,5 @@ fn main() {
         rps[1] / rps[0],
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    unit.teardown();
 }

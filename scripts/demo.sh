@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# `make demo`: the packed charm deployed on a simulated local unit (own mount, network and PID
-# namespaces) with an embedded MongoDB-compatible database (mongo-java-server), related, serving
-# real requests; then torn down. DEMO_KEEP=1 leaves the unit up to try the printed commands.
+# `make demo`: the packed charm deployed on a simulated local unit (a machine booting this
+# host's own systemd as PID 1 of its own namespaces) with an embedded MongoDB-compatible database
+# (mongo-java-server), related, serving real requests; then torn down. DEMO_KEEP=1 leaves the
+# unit up to try the printed commands.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 charm=${1:?usage: demo.sh path/to/parse-server_amd64.charm}
 cargo build --quiet -p jujusim --manifest-path "$repo/Cargo.toml"
 sim="$repo/target/debug/jujusim"
 unit="$repo/.demo/unit-0"
-export JUJUSIM_EXTRA_PATH="$repo/.prereqs/bin"   # systemctl for a machine without systemd
-export JUJUSIM_KEEP_PATHS=$(cat "$repo/.prereqs/keep-paths")   # the Python behind it
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 mongo_pid=
@@ -24,7 +23,7 @@ teardown() {
 rm -rf "$unit"; mkdir -p "$unit"
 if [ "${DEMO_KEEP:-0}" != 1 ]; then trap teardown EXIT; fi
 
-say "A simulated machine for parse-server/0, and the charm unpacked on it"
+say "A simulated machine for parse-server/0 (it boots systemd), and the charm unpacked on it"
 machine_pid=$("$sim" machine-up "$unit")
 "$sim" deploy-charm "$unit" "$charm"
 

@@ -24,6 +24,10 @@ command -v unshare >/dev/null || apt_pkgs+=(util-linux)
 command -v nsenter >/dev/null || apt_pkgs+=(util-linux)
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
 command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)
+[ -x /lib/systemd/systemd ] || apt_pkgs+=(systemd)   # simulated units boot it as their PID 1
+command -v setpriv >/dev/null || apt_pkgs+=(util-linux)
+command -v ss >/dev/null || apt_pkgs+=(iproute2)
+command -v pg_createcluster >/dev/null || apt_pkgs+=(postgresql-common)
 command -v useradd >/dev/null || apt_pkgs+=(passwd)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root
@@ -39,25 +43,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   rustup target add x86_64-unknown-linux-musl || fail "rustup target add x86_64-unknown-linux-musl"
 fi
 
-# A real systemctl that works without systemd as PID 1.
-if ! command -v systemctl3.py >/dev/null; then
-  echo "prereqs: pip install docker-systemctl-replacement"
-  pip install -q "docker-systemctl-replacement==1.7.1097" || fail "pip install docker-systemctl-replacement"
-fi
-real_systemctl3=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/systemctl3.py
-[ -x "$real_systemctl3" ] || fail "systemctl3.py not found at $real_systemctl3 after pip install"
-# The `systemctl` simulated units use: only /etc/systemd/system, no SysV scripts, and a clean
-# environment (systemd starts services with one; systemctl3.py would pass its caller's on).
-mkdir -p "$vendor/bin"
-cat > "$vendor/bin/systemctl" <<SHIM
-#!/bin/sh
-exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\
-  SYSTEMD_UNIT_PATH=/etc/systemd/system SYSTEMD_SYSVINIT_PATH= "$real_systemctl3" "\$@"
-SHIM
-chmod 0755 "$vendor/bin/systemctl"
-# The Python that runs systemctl3.py may live under a directory simulated units overlay
-# (/root/.pyenv here): jujusim keeps these paths visible inside the units.
-python3 -c 'import sys; print(sys.base_prefix)' >"$vendor/keep-paths"
+# Simulated units run the host's own systemd and systemctl; what earlier versions of this
+# script installed for a machine without systemd goes.
+rm -f "$vendor/bin/systemctl" "$vendor/keep-paths"
+rmdir "$vendor/bin" 2>/dev/null || true
 
 # A MongoDB wire-protocol server: mongo-java-server from Maven Central.
 if [ ! -f "$vendor/mongo-java-server/.complete" ]; then

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod machine;
 mod mongodb;
 mod node_install;
 mod operations;

@@ -1,6 +1,7 @@
-//! End to end: the packed charm's dispatch on a simulated unit, real parse-server from npm,
-//! mongo-java-server as the database behind the `mongodb` relation, systemctl3.py reading the
-//! rendered unit. Follows the operator's path from deploy to teardown.
+//! End to end: the packed charm's dispatch on a simulated unit (a booted machine: the host's
+//! systemd runs the rendered unit), real parse-server from npm, mongo-java-server as the
+//! database behind the `mongodb` relation. Follows the operator's path from deploy to
+//! teardown.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -334,4 +335,5 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
     assert!(!unit.path("/opt/parse-server").exists());
     assert!(!unit.path("/var/lib/parse-server-charm").exists());
     assert!(!unit.path("/var/cache/parse-server-charm").exists());
+    unit.teardown();
 }

@@ -102,4 +102,5 @@ fn installs_node_from_the_mirror_when_the_machine_has_none() {
         service.contains("\nExecStart=/opt/parse-server/node/bin/node /opt/parse-server/releases/"),
         "{service}"
     );
+    unit.teardown();
 }

@@ -13,17 +13,17 @@ fn serves_from_postgresql_via_database_uri() {
     unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
 
     // A database that does not answer: waiting with the reason, hook still exits 0.
-    unit.config(&["database-uri=postgres://parse:pg-Secret-42@127.0.0.1:5999/parse"]);
+    unit.config_secret(
+        "database-uri",
+        "postgres://parse:pg-Secret-42@127.0.0.1:5999/parse",
+    );
     unit.hook("config-changed", &[]);
     unit.assert_status("waiting", "database at 127.0.0.1:5999 does not answer");
     assert!(unit.opened_ports().is_empty());
 
-    let setting = format!("database-uri={uri}");
-    unit.config(&[
-        "app-id=pgshop",
-        "master-key=pg-master-key-0123456789",
-        &setting,
-    ]);
+    unit.config(&["app-id=pgshop"]);
+    unit.config_secret("master-key", "pg-master-key-0123456789");
+    unit.config_secret("database-uri", &uri);
     unit.hook("config-changed", &[]);
     unit.assert_status("active", "serving on port 1337 at /parse");
     assert_eq!(unit.opened_ports(), vec!["1337/tcp"]);
@@ -73,4 +73,5 @@ fn serves_from_postgresql_via_database_uri() {
     unit.assert_status("maintenance", "stopped");
     assert!(unit.opened_ports().is_empty());
     assert!(unit.parse_server_pids().is_empty());
+    unit.teardown();
 }

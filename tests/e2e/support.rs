@@ -1,6 +1,12 @@
-//! Shared harness for the end-to-end tests: a simulated unit (its own mount, network and PID
-//! namespaces, driven by `jujusim`), the packed charm, and database servers started by the
-//! test itself on the unit's loopback.
+//! Shared harness for the end-to-end tests: a simulated unit (a machine that boots the host's
+//! own systemd as PID 1 of its own namespaces, driven by `jujusim`), the packed charm, and
+//! database servers started by the test itself on the unit's loopback, inside the unit, or
+//! on a model network.
+//!
+//! Every test ends with an explicit `Unit::teardown` (and `Network::teardown`): it powers the
+//! machine off and fails the test if anything of it is left on the host (processes in its
+//! namespaces, its cgroup) or if the host changed (sysctls, users and groups, mounts,
+//! network links). `Drop` only cleans up, best effort, after a test that failed earlier.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -65,58 +71,472 @@ pub fn require(program: &str) {
     );
 }
 
-/// One simulated Juju unit on its own simulated machine.
-pub struct Unit {
-    pub dir: PathBuf,
-    background: Vec<Child>,
+/// A figure a test measured, printed and appended to `target/e2e/figures.log`, which
+/// `scripts/e2e.sh` summarises after the run.
+pub fn record_figure(kind: &str, what: &str, value: f64, unit: &str) {
+    println!("figure: {kind} {what} {value:.3} {unit}");
+    let dir = Path::new(REPO).join("target/e2e");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("figures.log"))
+    {
+        // One write per line: tests append from two threads.
+        let _ = f.write_all(format!("{kind}\t{what}\t{value:.3}\t{unit}\n").as_bytes());
+    }
 }
 
-impl Unit {
-    /// A fresh machine with the packed charm unpacked in the unit's charm dir.
-    pub fn deploy(name: &str) -> Unit {
-        require("unshare");
-        require("nsenter");
-        require("systemctl3.py");
+/// What a simulated unit must never change on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostState {
+    /// `(name, value)`: the fs.protected_* settings a booting systemd would set from the
+    /// host's sysctl.d files if /proc/sys were writable, and a few other kernel-wide ones.
+    pub sysctls: Vec<(String, String)>,
+    /// `(file, content)` of the host's account files.
+    accounts: Vec<(String, String)>,
+    /// The host mount namespace's mounts (this process's /proc/self/mounts).
+    pub mounts: Vec<String>,
+    /// Network interfaces of the host's network namespace.
+    pub links: Vec<String>,
+}
+
+pub const HOST_SYSCTLS: [&str; 7] = [
+    "fs/protected_regular",
+    "fs/protected_fifos",
+    "fs/protected_hardlinks",
+    "fs/protected_symlinks",
+    "kernel/hostname",
+    "kernel/domainname",
+    "net/ipv4/ip_forward",
+];
+
+impl HostState {
+    pub fn take() -> HostState {
+        let sysctls = HOST_SYSCTLS
+            .iter()
+            .map(|k| {
+                let v = std::fs::read_to_string(Path::new("/proc/sys").join(k))
+                    .unwrap_or_else(|e| format!("<{e}>"));
+                (k.replace('/', "."), v.trim().to_owned())
+            })
+            .collect();
+        let accounts = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"]
+            .iter()
+            .map(|f| {
+                (
+                    f.to_string(),
+                    std::fs::read_to_string(f).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        mounts.sort();
+        let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        links.sort();
+        HostState {
+            sysctls,
+            accounts,
+            mounts,
+            links,
+        }
+    }
+
+    /// What changed from `self` to `now`, one line each (account files by name only).
+    pub fn changes(&self, now: &HostState) -> Vec<String> {
+        let mut out = Vec::new();
+        for ((k, before), (_, after)) in self.sysctls.iter().zip(&now.sysctls) {
+            if before != after {
+                out.push(format!("host sysctl {k} changed from {before} to {after}"));
+            }
+        }
+        for ((f, before), (_, after)) in self.accounts.iter().zip(&now.accounts) {
+            if before != after {
+                out.push(format!("host {f} changed"));
+            }
+        }
+        for m in now.mounts.iter().filter(|m| !self.mounts.contains(m)) {
+            out.push(format!("new mount in the host's mount namespace: {m}"));
+        }
+        for m in self.mounts.iter().filter(|m| !now.mounts.contains(m)) {
+            out.push(format!("mount gone from the host's mount namespace: {m}"));
+        }
+        if self.links != now.links {
+            out.push(format!(
+                "host network interfaces changed from {:?} to {:?}",
+                self.links, now.links
+            ));
+        }
+        out
+    }
+
+    /// Fails naming what changed since `self`.
+    pub fn assert_unchanged(&self, when: &str) {
+        let changes = self.changes(&HostState::take());
+        assert!(
+            changes.is_empty(),
+            "{when}: the host changed:\n{}",
+            changes.join("\n")
+        );
+    }
+}
+
+/// A reference to a process's namespace (an open `/proc/PID/ns/<kind>`), so that the kernel
+/// cannot free it and hand its number to a new namespace while a test looks for processes
+/// left in it.
+pub struct NsHold {
+    kind: &'static str,
+    id: String,
+    _fd: std::fs::File,
+}
+
+impl NsHold {
+    pub fn of(pid: u32, kind: &'static str) -> NsHold {
+        let path = format!("/proc/{pid}/ns/{kind}");
+        let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let id = std::fs::read_link(&path).unwrap().display().to_string();
+        NsHold { kind, id, _fd: fd }
+    }
+
+    /// Processes still in the namespace.
+    pub fn processes(&self) -> Vec<u32> {
+        processes_in_ns(self.kind, &self.id)
+    }
+}
+
+/// Host PIDs of processes in the namespace `ns` (`readlink /proc/PID/ns/<kind>`).
+pub fn processes_in_ns(kind: &str, ns: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    if ns.is_empty() {
+        return out;
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .is_ok_and(|p| p.display().to_string() == ns)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn describe(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            format!("{p} {}", cmd.trim())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Long-running processes a test started (servers), each in its own process group so that
+/// what they fork (postgres under runuser) goes with them.
+#[derive(Default)]
+struct Background(Vec<Child>);
+
+impl Background {
+    fn spawn(&mut self, cmd: &mut Command) -> u32 {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .expect("spawning a background process");
+        let pid = child.id();
+        self.0.push(child);
+        pid
+    }
+
+    fn kill_one(child: &mut Child) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn stop(&mut self, pid: u32) {
+        if let Some(i) = self.0.iter().position(|c| c.id() == pid) {
+            let mut child = self.0.remove(i);
+            Self::kill_one(&mut child);
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for mut c in self.0.drain(..) {
+            Self::kill_one(&mut c);
+        }
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> (Stdio, Stdio) {
+    let f = std::fs::File::create(dir.join(name)).unwrap();
+    (f.try_clone().unwrap().into(), f.into())
+}
+
+/// A model network (`jujusim net-up`): a bridge every unit on it reaches at the gateway.
+pub struct Network {
+    pub dir: PathBuf,
+    background: Background,
+    torn_down: bool,
+}
+
+impl Network {
+    pub const SUBNET: &'static str = "10.77.0.0/24";
+    pub const GATEWAY: &'static str = "10.77.0.1";
+
+    pub fn up(name: &str) -> Network {
         let dir = Path::new(REPO)
             .join("target/e2e")
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut unit = Unit {
-            dir,
-            background: Vec::new(),
-        };
-        let pid = unit.sim_ok(&["machine-up"]).trim().to_owned();
-        unit.sim_ok(&["deploy-charm", packed_charm().to_str().unwrap()]);
-        // The unit's network is its loopback only; npm reaches the registry through the
-        // model's proxy, as on a firewalled Juju model with juju-https-proxy set.
-        let log = std::fs::File::create(unit.dir.join("egress-proxy.log")).unwrap();
-        let proxy = Command::new(egress_proxy())
-            .args(["--netns-pid", &pid, "--listen", "127.0.0.1:3128"])
-            .args(["--allow", "registry.npmjs.org:443"])
+        let out = Command::new(sim())
+            .arg("net-up")
+            .arg(&dir)
+            .args(["--subnet", Self::SUBNET])
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting egress-proxy");
-        unit.background.push(proxy);
-        unit.wait_port(3128, Duration::from_secs(10));
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "net-up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Network {
+            dir,
+            background: Background::default(),
+            torn_down: false,
+        }
+    }
+
+    fn info(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("net.json")).unwrap()).unwrap()
+    }
+
+    /// Runs a command in the bridge's network namespace (host filesystem).
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        Command::new(sim())
+            .arg("net-exec")
+            .arg(&self.dir)
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts a server in the bridge's network namespace; returns its pid.
+    pub fn spawn(&mut self, cmd: &[&str], log: &str) -> u32 {
+        let (o, e) = log_file(&self.dir, log);
+        self.background.spawn(
+            Command::new(sim())
+                .arg("net-exec")
+                .arg(&self.dir)
+                .arg("--")
+                .args(cmd)
+                .stdin(Stdio::null())
+                .stdout(o)
+                .stderr(e),
+        )
+    }
+
+    /// Stops the servers, takes the network down, fails if anything is left in its
+    /// namespace.
+    pub fn teardown(mut self) {
+        self.torn_down = true;
+        self.background.stop_all();
+        let holder = self.info()["pid"].as_u64().expect("net.json pid") as u32;
+        let netns = NsHold::of(holder, "net");
+        let out = Command::new(sim())
+            .arg("net-down")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "net-down: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let left = netns.processes();
+        assert!(
+            left.is_empty(),
+            "processes left in the model network: {}",
+            describe(&left)
+        );
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if !self.torn_down {
+            self.background.stop_all();
+            let _ = Command::new(sim())
+                .arg("net-down")
+                .arg(&self.dir)
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+}
+
+/// One simulated Juju unit on its own simulated machine.
+pub struct Unit {
+    pub dir: PathBuf,
+    name: String,
+    background: Background,
+    /// The egress proxy's pid (in `background`), once the charm is deployed.
+    proxy: Option<u32>,
+    /// The host before this unit's machine first booted.
+    host_before: HostState,
+    torn_down: bool,
+}
+
+impl Unit {
+    /// A freshly booted machine, no charm yet (`net`: on a model network at `ip`).
+    pub fn boot(name: &str, net: Option<(&Network, &str)>) -> Unit {
+        require("unshare");
+        require("nsenter");
+        assert!(
+            Path::new("/lib/systemd/systemd").is_file(),
+            "/lib/systemd/systemd is missing: simulated units boot the host's systemd"
+        );
+        let dir = Path::new(REPO)
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let unit = Unit {
+            dir,
+            name: name.to_owned(),
+            background: Background::default(),
+            proxy: None,
+            host_before: HostState::take(),
+            torn_down: false,
+        };
+        let mut args = vec![];
+        let netdir;
+        if let Some((n, ip)) = net {
+            netdir = n.dir.display().to_string();
+            args = vec!["--net", netdir.as_str(), "--ip", ip];
+        }
+        unit.sim_ok(&[&["machine-up"], args.as_slice()].concat());
+        unit.check_boot();
         unit
     }
 
+    /// A freshly booted machine with the packed charm unpacked in the unit's charm dir and
+    /// the model's proxy on its loopback.
+    pub fn deploy(name: &str) -> Unit {
+        let mut unit = Unit::boot(name, None);
+        unit.deploy_charm();
+        unit
+    }
+
+    /// Unpacks the packed charm on the machine (`juju deploy`'s download), starts the egress
+    /// proxy that stands for the model's `juju-https-proxy`.
+    pub fn deploy_charm(&mut self) {
+        self.sim_ok(&["deploy-charm", packed_charm().to_str().unwrap()]);
+        self.start_proxy();
+    }
+
+    /// The unit's network is its loopback only; npm reaches the registry through the model's
+    /// proxy, as on a firewalled Juju model with juju-https-proxy set. It listens in the
+    /// machine's network namespace, so a reboot (a new namespace) needs a new one.
+    fn start_proxy(&mut self) {
+        if let Some(old) = self.proxy.take() {
+            self.background.stop(old);
+        }
+        let pid = self.machine_pid().to_string();
+        let (o, e) = log_file(&self.dir, "egress-proxy.log");
+        self.proxy = Some(
+            self.background.spawn(
+                Command::new(egress_proxy())
+                    .args(["--netns-pid", &pid, "--listen", "127.0.0.1:3128"])
+                    .args(["--allow", "registry.npmjs.org:443"])
+                    .stdin(Stdio::null())
+                    .stdout(o)
+                    .stderr(e),
+            ),
+        );
+        self.wait_port(3128, Duration::from_secs(10));
+    }
+
+    /// The last boot's record (`U/machine-run.json`).
+    pub fn boot_record(&self) -> Value {
+        serde_json::from_str(&self.read_unit_file("machine-run.json")).expect("machine-run.json")
+    }
+
+    /// Host PID of the unit's systemd.
+    pub fn machine_pid(&self) -> u32 {
+        self.read_unit_file("machine.pid")
+            .trim()
+            .parse()
+            .expect("machine.pid")
+    }
+
+    /// After every boot: systemd reached multi-user.target with nothing failed, and the host
+    /// kernel's settings are what they were (a booting systemd with a writable /proc/sys
+    /// applies the host's sysctl.d files to the host kernel).
+    fn check_boot(&self) {
+        let rec = self.boot_record();
+        let failed = self.exec(&["systemctl", "list-units", "--failed", "--no-legend"]);
+        assert_eq!(
+            rec["system_state"],
+            "running",
+            "{} booted {}: {}",
+            self.name,
+            rec["system_state"],
+            String::from_utf8_lossy(&failed.stdout)
+        );
+        let now = HostState::take();
+        assert_eq!(
+            now.sysctls, self.host_before.sysctls,
+            "booting {} changed the host's sysctls",
+            self.name
+        );
+        let ms = rec["boot_ms"].as_f64().unwrap_or(0.0);
+        record_figure("boot", &self.name, ms, "ms");
+    }
+
+    /// `jujusim machine-reboot`: power off, boot again from the same disk (no hook runs).
+    /// Processes started in the old machine's namespaces are gone or stranded; the model's
+    /// proxy is started again in the new one.
+    pub fn reboot(&mut self) {
+        self.sim_ok(&["machine-reboot"]);
+        self.check_boot();
+        if self.proxy.is_some() {
+            self.start_proxy();
+        }
+    }
+
+    /// Where the running unit's `p` is, seen from the host (`jujusim machine-path`).
     pub fn path(&self, p: &str) -> PathBuf {
-        self.dir.join("rootfs").join(p.trim_start_matches('/'))
+        PathBuf::from(self.sim_ok(&["machine-path", p]).trim())
     }
 
     /// Runs `jujusim <sub> <unit dir> <args...>`.
     pub fn sim(&self, sub: &str, args: &[&str]) -> Output {
         let mut cmd = Command::new(sim());
         cmd.arg(sub).arg(&self.dir).args(args);
-        cmd.env("JUJUSIM_EXTRA_PATH", Path::new(REPO).join(".prereqs/bin"));
         cmd.env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY);
-        let keep = std::fs::read_to_string(Path::new(REPO).join(".prereqs/keep-paths"))
-            .expect(".prereqs/keep-paths is missing: run `bash scripts/prereqs.sh`");
-        cmd.env("JUJUSIM_KEEP_PATHS", keep.trim());
         cmd.stdin(Stdio::null());
         cmd.output().expect("running jujusim")
     }
@@ -145,6 +565,11 @@ impl Unit {
         );
     }
 
+    /// How many hooks and actions have run on this unit.
+    pub fn hooks_run(&self) -> usize {
+        self.read_unit_file("hook-times.jsonl").lines().count()
+    }
+
     pub fn hook_output_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("hook-output.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -155,6 +580,25 @@ impl Unit {
         let mut argv = vec!["config"];
         argv.extend_from_slice(pairs);
         self.sim_ok(&argv);
+    }
+
+    /// Sets an option whose value is a secret (a database URI with a password): through a
+    /// 0600 file (`juju config --file`), never on a command line.
+    pub fn config_secret(&self, key: &str, value: &str) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = self.dir.join(".config-secret.yaml");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .unwrap();
+        writeln!(f, "{key}: {}", serde_json::to_string(value).unwrap()).unwrap();
+        drop(f);
+        let out = self.sim("config", &["--file", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&file);
+        assert!(out.status.success(), "config --file failed");
     }
 
     pub fn reset_config(&self, key: &str) {
@@ -207,83 +651,116 @@ impl Unit {
             .unwrap_or_default()
     }
 
-    /// Runs a command inside the unit's namespaces.
+    /// Runs a command inside the unit (all its namespaces).
     pub fn exec(&self, cmd: &[&str]) -> Output {
         let mut argv = vec!["--"];
         argv.extend_from_slice(cmd);
         self.sim("machine-exec", &argv)
     }
 
+    /// Runs a command inside the unit with `input` on its stdin (SQL with a password).
+    pub fn exec_with_input(&self, cmd: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(sim())
+            .arg("machine-exec")
+            .arg(&self.dir)
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command inside the unit; asserts it succeeded; returns its stdout.
+    pub fn exec_ok(&self, cmd: &[&str]) -> String {
+        let out = self.exec(cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?} in the unit failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `systemctl show -p PROP --value UNIT` inside the unit.
+    pub fn service_property(&self, unit: &str, prop: &str) -> String {
+        self.exec_ok(&["systemctl", "show", "-p", prop, "--value", unit])
+            .trim()
+            .to_owned()
+    }
+
+    /// The main PID (in the unit's PID namespace) of a service; 0 when it has none.
+    pub fn main_pid(&self, unit: &str) -> u32 {
+        self.service_property(unit, "MainPID").parse().unwrap_or(0)
+    }
+
+    /// What a service wrote to the unit's journal.
+    pub fn journal(&self, unit: &str) -> String {
+        self.exec_ok(&["journalctl", "-u", unit, "--no-pager", "-o", "cat"])
+    }
+
     /// Starts a long-running process in the unit's network namespace only (host filesystem).
     /// Returns its pid, for `stop_background`.
     pub fn spawn_on_loopback(&mut self, cmd: &[&str], log: &str) -> u32 {
-        let logf = std::fs::File::create(self.dir.join(log)).unwrap();
-        let child = Command::new(sim())
-            .arg("machine-exec")
-            .arg("--net-only")
-            .arg(&self.dir)
-            .arg("--")
-            .args(cmd)
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .expect("spawning a server in the unit's network namespace");
-        let pid = child.id();
-        self.background.push(child);
-        pid
+        let (o, e) = log_file(&self.dir, log);
+        self.background.spawn(
+            Command::new(sim())
+                .arg("machine-exec")
+                .arg("--net-only")
+                .arg(&self.dir)
+                .arg("--")
+                .args(cmd)
+                .stdin(Stdio::null())
+                .stdout(o)
+                .stderr(e),
+        )
     }
 
     /// Starts a long-running process inside all of the unit's namespaces (its filesystem, its
-    /// PID namespace), e.g. a service supervisor; returns the pid of its `nsenter`.
+    /// PID namespace); returns the pid of its `nsenter`.
     pub fn spawn_in_unit(&mut self, cmd: &[&str], log: &str) -> u32 {
-        let logf = std::fs::File::create(self.dir.join(log)).unwrap();
-        let child = Command::new(sim())
-            .arg("machine-exec")
-            .arg(&self.dir)
-            .arg("--")
-            .args(cmd)
-            .env("JUJUSIM_EXTRA_PATH", Path::new(REPO).join(".prereqs/bin"))
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
-                    Path::new(REPO).join(".prereqs/bin").display()
-                ),
-            )
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .expect("spawning a process in the unit");
-        let pid = child.id();
-        self.background.push(child);
-        pid
+        let (o, e) = log_file(&self.dir, log);
+        self.background.spawn(
+            Command::new(sim())
+                .arg("machine-exec")
+                .arg(&self.dir)
+                .arg("--")
+                .args(cmd)
+                .stdin(Stdio::null())
+                .stdout(o)
+                .stderr(e),
+        )
     }
 
-    /// Kills a process started with `spawn_on_loopback` and waits for it.
+    /// Kills a process started with `spawn_on_loopback`/`spawn_in_unit` (and its process
+    /// group) and waits for it.
     pub fn stop_background(&mut self, pid: u32) {
-        if let Some(i) = self.background.iter().position(|c| c.id() == pid) {
-            let mut child = self.background.remove(i);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.background.stop(pid);
     }
 
-    /// Waits until something listens on `port` on the unit's loopback.
-    pub fn wait_port(&self, port: u16, within: Duration) {
+    /// Waits until something listens on `port` of `host` as the unit sees it.
+    pub fn wait_addr(&self, host: &str, port: u16, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let out = self.exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")]);
+            let out = self.exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/{host}/{port}")]);
             if out.status.success() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "nothing listens on {port} after {within:?}"
+                "nothing listens on {host}:{port} after {within:?}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Waits until something listens on `port` on the unit's loopback.
+    pub fn wait_port(&self, port: u16, within: Duration) {
+        self.wait_addr("127.0.0.1", port, within)
     }
 
     /// An HTTP request from inside the unit with curl; headers come from a file so that keys
@@ -339,6 +816,11 @@ impl Unit {
         }
     }
 
+    /// Whether `<url>` answers 200 (e.g. parse-server's health endpoint).
+    pub fn healthy(&self, url: &str) -> bool {
+        self.http("GET", url, &[], None).0 == 200
+    }
+
     /// The generated master key, the way an operator gets it: the get-master-key action
     /// names the Juju secret, `juju show-secret --reveal` (here `jujusim secret-reveal`)
     /// shows it. The key is returned, never printed.
@@ -385,18 +867,62 @@ impl Unit {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// A file of the running unit's filesystem.
     pub fn read_text(&self, p: &str) -> String {
         std::fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+
+    /// Powers the machine off and checks that nothing of it is left and that the host is as
+    /// it was before the unit booted; fails the test otherwise.
+    pub fn teardown(mut self) {
+        self.torn_down = true;
+        self.background.stop_all();
+        let rec = self.boot_record();
+        let pid = self.machine_pid();
+        let held = ["pid", "net", "mnt"].map(|kind| NsHold::of(pid, kind));
+        let out = self.sim("machine-down", &[]);
+        assert!(
+            out.status.success(),
+            "machine-down {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // machine-down has waited for the machine's systemd; what is left in its
+        // namespaces (a server a test forgot, a process forked away from its group) would
+        // keep them alive.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for ns in &held {
+            let mut left = ns.processes();
+            while !left.is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                left = ns.processes();
+            }
+            assert!(
+                left.is_empty(),
+                "{}: processes left in the unit's {} namespace: {}",
+                self.name,
+                ns.kind,
+                describe(&left)
+            );
+        }
+        drop(held);
+        let cgroup = rec["cgroup"].as_str().unwrap_or_default();
+        assert!(
+            !cgroup.is_empty() && !Path::new(cgroup).exists(),
+            "{}: the unit's cgroup {cgroup} is still there",
+            self.name
+        );
+        self.host_before
+            .assert_unchanged(&format!("after unit {} went down", self.name));
     }
 }
 
 impl Drop for Unit {
     fn drop(&mut self) {
-        for c in &mut self.background {
-            let _ = c.kill();
-            let _ = c.wait();
+        if !self.torn_down {
+            self.background.stop_all();
+            let _ = self.sim("machine-down", &[]);
         }
-        let _ = self.sim("machine-down", &[]);
     }
 }
 

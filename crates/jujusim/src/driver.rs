@@ -8,7 +8,7 @@ use crate::lifecycle;
 use crate::setup::{self, InitOpts};
 use crate::state::with_state;
 use crate::state::{self, Bag};
-use crate::{charm, gojson, keyvalue, machine, package, relations, statusview};
+use crate::{boot, charm, gojson, keyvalue, machine, net, package, relations, statusview};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,10 @@ Usage: jujusim <command> U [args...]     (U = unit directory)
 Unit and model:
   init U --charm-dir DIR [--unit APP/N] [--model NAME] [--leader|--no-leader]
          [--address IP] [--exec-prefix JSON-ARGV] [--unit-charm-dir PATH]
-  config U [key=value ...] [--reset key[,key]]   (no args: print config JSON; one key: its value)
+  config U [key=value ...] [--file FILE] [--reset key[,key]]
+                               (no args: print config JSON; one key: its value; --file: a YAML
+                               map of options, optionally under the application's name, as
+                               `juju config --file`, so that secrets stay off command lines)
   relate U ENDPOINT REMOTE-APP                    (prints ENDPOINT:ID)
   remote-set U REL-ID REMOTE-UNIT [key=value ...] [--address IP]
   remote-app-set U REL-ID [key=value ...]
@@ -41,11 +44,20 @@ Hooks and actions:
   teardown U
   upgrade U                    upgrade-charm, config-changed, [leader-settings-changed], start
 
-Machine (namespaces):
-  machine-up U
+Machines (the host's systemd booted as PID 1 of the unit's own namespaces):
+  machine-up U [--net NETDIR --ip IP]   boot (disk: U/disk); prints the host PID of its systemd
   machine-exec [--net-only] U -- CMD [ARGS...]
-  machine-down U
+                               in all the unit's namespaces (--net-only: its network, the host's files)
+  machine-path U PATH          the host path of the running unit's PATH (/proc/<pid>/root/PATH)
+  machine-reboot U             power off and boot again from the same disk (no hook runs)
+  machine-down U               power off (systemctl poweroff; SIGKILL if it hangs); keeps the disk
   deploy-charm U FILE.charm [--unit APP/N] [--model NAME] [--leader|--no-leader] [--address IP]
+                               unpack into the running machine's agent dir
+
+Model network:
+  net-up NETDIR [--subnet CIDR]          a bridge at the subnet's first address (default 10.77.0.0/24)
+  net-exec NETDIR -- CMD [ARGS...]       in the bridge's network namespace, the host's files
+  net-down NETDIR
 ";
 
 /// Absolute (canonical when it exists) unit dir.
@@ -130,6 +142,7 @@ fn init_opts(p: &Parsed) -> CmdResult<InitOpts> {
         exec_prefix,
         unit_charm_dir: p.get("unit-charm-dir").map(str::to_string),
         machine_mode: false,
+        charm_in_machine: false,
     })
 }
 
@@ -181,10 +194,48 @@ fn cmd_hook(args: &[String]) -> CmdResult<i32> {
     hooks::run_hook(&dir, &req)
 }
 
+/// `key=value` pairs from a `juju config --file` YAML file: `{app: {k: v}}` or `{k: v}`.
+fn config_file_pairs(file: &str, app: &str) -> CmdResult<Vec<String>> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| CmdError::runtime(format!("{file}: {e}")))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)
+        .map_err(|e| CmdError::usage(format!("{file}: not YAML: {e}")))?;
+    let map = match doc.get(app) {
+        Some(serde_yaml::Value::Mapping(m)) => m.clone(),
+        _ => match doc {
+            serde_yaml::Value::Mapping(m) => m,
+            _ => {
+                return Err(CmdError::usage(format!(
+                    "{file}: expected a map of options"
+                )))
+            }
+        },
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let k = k
+                .as_str()
+                .ok_or_else(|| CmdError::usage(format!("{file}: option names are strings")))?;
+            let v = match v {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                _ => return Err(CmdError::usage(format!("{file}: {k}: not a scalar"))),
+            };
+            Ok(format!("{k}={v}"))
+        })
+        .collect()
+}
+
 fn cmd_config(args: &[String]) -> CmdResult<i32> {
-    let p = parsed!(&[opt("reset", None)], args, 1, None);
+    let p = parsed!(&[opt("reset", None), opt("file", None)], args, 1, None);
     let dir = existing_unit(&p.args[0])?;
-    let kvs = &p.args[1..];
+    let mut kvs = p.args[1..].to_vec();
+    if let Some(file) = p.get("file") {
+        let app = state::load(&dir)?.app;
+        kvs.extend(config_file_pairs(file, &app)?);
+    }
+    let kvs = kvs.as_slice();
     let resets: Vec<String> = p
         .all("reset")
         .iter()
@@ -397,7 +448,11 @@ fn cmd_secret_reveal(args: &[String]) -> CmdResult<i32> {
     Ok(0)
 }
 
-fn cmd_machine_exec(args: &[String]) -> CmdResult<i32> {
+/// `[--net-only] DIR [--] CMD...` → (net_only, DIR, index of CMD in args); None for --help.
+fn dir_and_command(
+    args: &[String],
+    net_only_flag: bool,
+) -> CmdResult<Option<(bool, PathBuf, usize)>> {
     let mut net_only = false;
     let mut dir = None;
     let mut i = 0;
@@ -405,10 +460,10 @@ fn cmd_machine_exec(args: &[String]) -> CmdResult<i32> {
         let a = &args[i];
         i += 1;
         match a.as_str() {
-            "--net-only" if dir.is_none() => net_only = true,
+            "--net-only" if dir.is_none() && net_only_flag => net_only = true,
             "-h" | "--help" if dir.is_none() => {
                 print!("{USAGE}");
-                return Ok(0);
+                return Ok(None);
             }
             s if dir.is_none() && s.starts_with('-') => {
                 return Err(CmdError::usage(format!(
@@ -423,8 +478,27 @@ fn cmd_machine_exec(args: &[String]) -> CmdResult<i32> {
             }
         }
     }
-    let dir = dir.ok_or_else(|| CmdError::usage("no unit dir specified"))?;
-    machine::machine_exec(&dir, net_only, &args[i..])
+    let dir = dir.ok_or_else(|| CmdError::usage("no directory specified"))?;
+    Ok(Some((net_only, dir, i)))
+}
+
+fn cmd_machine_exec(args: &[String]) -> CmdResult<i32> {
+    match dir_and_command(args, true)? {
+        Some((net_only, dir, i)) => machine::machine_exec(&dir, net_only, &args[i..]),
+        None => Ok(0),
+    }
+}
+
+fn cmd_net_exec(args: &[String]) -> CmdResult<i32> {
+    match dir_and_command(args, false)? {
+        Some((_, dir, i)) => net::net_exec(&dir, &args[i..]),
+        None => Ok(0),
+    }
+}
+
+fn cmd_machine_up(args: &[String]) -> CmdResult<i32> {
+    let p = parsed!(&[opt("net", None), opt("ip", None)], args, 1, Some(1));
+    machine::machine_up(&unit_dir(&p.args[0])?, p.get("net"), p.get("ip"))
 }
 
 fn cmd_deploy_charm(args: &[String]) -> CmdResult<i32> {
@@ -491,10 +565,28 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
         }
         "teardown" => one_unit(rest)?.map_or(Ok(0), |d| lifecycle::teardown(&d)),
         "upgrade" => one_unit(rest)?.map_or(Ok(0), |d| lifecycle::upgrade(&d)),
-        "machine-up" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_up(&d)),
-        "machine-init" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_init(&d)),
+        "machine-up" => cmd_machine_up(rest),
+        "machine-boot" => one_dir(rest)?.map_or(Ok(0), |d| boot::machine_boot(&d)),
         "machine-exec" => cmd_machine_exec(rest),
+        "machine-path" => {
+            let p = parsed!(&[], rest, 2, Some(2));
+            machine::machine_path(&unit_dir(&p.args[0])?, &p.args[1])
+        }
+        "machine-reboot" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_reboot(&d)),
         "machine-down" => one_dir(rest)?.map_or(Ok(0), |d| machine::machine_down(&d)),
+        "net-up" => {
+            let p = parsed!(&[opt("subnet", None)], rest, 1, Some(1));
+            net::net_up(
+                &unit_dir(&p.args[0])?,
+                p.get("subnet").unwrap_or(net::DEFAULT_SUBNET),
+            )
+        }
+        "net-hold" => {
+            let p = parsed!(&[], rest, 2, Some(2));
+            net::net_hold(&unit_dir(&p.args[0])?, &p.args[1])
+        }
+        "net-exec" => cmd_net_exec(rest),
+        "net-down" => one_dir(rest)?.map_or(Ok(0), |d| net::net_down(&d)),
         "deploy-charm" => cmd_deploy_charm(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}{}", crate::modelcli::USAGE);

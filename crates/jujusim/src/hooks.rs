@@ -170,10 +170,12 @@ pub fn find_handler(st: &State, kind: &str, name: &str) -> Handler {
 }
 
 fn cwd_for(st: &State) -> PathBuf {
-    // With an exec prefix the process enters its own cwd (nsenter --wd); the host-side cwd
-    // only has to exist.
+    // With an exec prefix the process enters its own cwd (nsenter --wdns); the host-side
+    // cwd only has to exist.
     let unit = PathBuf::from(&st.charm_dir);
-    if st.exec_prefix.is_none() && unit.is_dir() {
+    if st.exec_prefix.is_some() {
+        PathBuf::from("/")
+    } else if unit.is_dir() {
         unit
     } else {
         PathBuf::from(&st.host_charm_dir)

@@ -1,10 +1,12 @@
 //! jujusim: a simulator of Juju's hook tools, unit agent (hook/action runner, lifecycle
-//! macros) and a namespaced "machine" for testing a machine charm without Juju.
+//! macros) and simulated machines (the host's systemd booted as PID 1 of a unit's own
+//! namespaces) for testing a machine charm without Juju.
 //!
 //! If argv[0]'s basename is a hook tool name it acts as that tool (tool mode); otherwise it
 //! is the driver CLI (`jujusim <subcommand>`).
 
 mod actionparams;
+mod boot;
 mod charm;
 mod driver;
 mod errors;
@@ -21,6 +23,7 @@ mod machine;
 mod model;
 mod modelcli;
 mod modelstatus;
+mod net;
 mod output;
 mod package;
 mod ports;

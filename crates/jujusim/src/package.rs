@@ -1,4 +1,5 @@
-//! `jujusim deploy-charm`: unpack a `.charm` (zip) into the unit's rootfs agent dir, as `juju deploy`/`juju refresh` would.
+//! `jujusim deploy-charm`: unpack a `.charm` (zip) into the unit's agent dir on its running
+//! machine, as `juju deploy`/`juju refresh` would.
 
 use crate::errors::{CmdError, CmdResult};
 use crate::lifecycle::refresh_charm;
@@ -8,8 +9,10 @@ use crate::{charm, state};
 use std::path::Path;
 use std::process::Command;
 
-/// Unpack `charm_file` into `U/rootfs/var/lib/juju/agents/unit-<app>-<n>/charm` (cleared
-/// first); init the unit dir if it has no state yet, else re-read the charm's YAML.
+/// Unpack `charm_file` into `/var/lib/juju/agents/unit-<app>-<n>/charm` of the running
+/// machine (cleared first), written through the machine's root (`/proc/<pid>/root`), so it
+/// lands on the unit's disk like any write from inside; init the unit dir if it has no state
+/// yet, else re-read the charm's YAML.
 pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdResult<i32> {
     if !charm_file.is_file() {
         return Err(CmdError::runtime(format!(
@@ -18,6 +21,12 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
         )));
     }
     std::fs::create_dir_all(dir)?;
+    let pid = crate::machine::running_pid(dir).ok_or_else(|| {
+        CmdError::runtime(format!(
+            "machine {} is not running (jujusim machine-up first)",
+            dir.display()
+        ))
+    })?;
     let existing = state::state_path(dir).exists();
     let unit = if existing {
         state::load(dir)?.unit
@@ -43,7 +52,7 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
     crate::setup::split_unit(&unit)?;
     let agent = format!("unit-{}", unit.replace('/', "-"));
     let unit_path = format!("/var/lib/juju/agents/{agent}/charm");
-    let host = dir.join("rootfs").join(unit_path.trim_start_matches('/'));
+    let host = crate::machine::host_path(pid, &unit_path);
     if host.exists() {
         std::fs::remove_dir_all(&host)?;
     }
@@ -67,9 +76,8 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
             st.host_charm_dir = host.display().to_string();
             st.charm_dir = unit_path.clone();
             st.machine_mode = true;
-            if let Some(pid) = crate::machine::running_pid(dir) {
-                st.exec_prefix = Some(crate::machine::nsenter_prefix(pid, &unit_path));
-            }
+            st.charm_in_machine = true;
+            st.exec_prefix = Some(crate::machine::nsenter_prefix(pid, &unit_path));
             Ok(())
         })?;
         refresh_charm(dir)?;
@@ -78,6 +86,7 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
         opts.unit = Some(unit);
         opts.unit_charm_dir = Some(unit_path);
         opts.machine_mode = true;
+        opts.charm_in_machine = true;
         init_unit(dir, &opts)?;
     }
     eprintln!("deployed {} to {}", charm_file.display(), host.display());

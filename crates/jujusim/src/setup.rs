@@ -19,6 +19,9 @@ pub struct InitOpts {
     pub unit_charm_dir: Option<String>,
     /// The unit lives in a machine namespace.
     pub machine_mode: bool,
+    /// `charm_dir` is a path into the running machine (`/proc/<pid>/root/...`): used as is,
+    /// not canonicalized (that would resolve the machine's root to the host's).
+    pub charm_in_machine: bool,
 }
 
 /// Validate `app/N`.
@@ -48,10 +51,13 @@ pub fn make_tools(dir: &Path) -> CmdResult<()> {
 /// Create `U/state.json` (overwriting any previous state) and `U/tools`.
 pub fn init_unit(dir: &Path, o: &InitOpts) -> CmdResult<State> {
     std::fs::create_dir_all(dir)?;
-    let host = o
-        .charm_dir
-        .canonicalize()
-        .map_err(|e| CmdError::runtime(format!("charm dir {}: {e}", o.charm_dir.display())))?;
+    let host = if o.charm_in_machine {
+        o.charm_dir.clone()
+    } else {
+        o.charm_dir
+            .canonicalize()
+            .map_err(|e| CmdError::runtime(format!("charm dir {}: {e}", o.charm_dir.display())))?
+    };
     let info = charm::read_charm_dir(&host)?;
     let unit = o.unit.clone().unwrap_or_else(|| format!("{}/0", info.name));
     let (app, _) = split_unit(&unit)?;
@@ -68,8 +74,13 @@ pub fn init_unit(dir: &Path, o: &InitOpts) -> CmdResult<State> {
         leader: o.leader,
         charm_dir: charm_dir.clone(),
         host_charm_dir: host.display().to_string(),
-        address: o.address.clone().unwrap_or_else(|| "10.0.0.10".to_string()),
+        address: o
+            .address
+            .clone()
+            .or_else(|| machine::machine_ip(dir))
+            .unwrap_or_else(|| "10.0.0.10".to_string()),
         machine_mode: o.machine_mode,
+        charm_in_machine: o.charm_in_machine,
         ..Default::default()
     };
     st.apply_charm(&info);

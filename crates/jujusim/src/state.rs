@@ -184,8 +184,12 @@ pub struct State {
     pub leader: bool,
     /// Charm dir as the dispatch process sees it.
     pub charm_dir: String,
-    /// Charm dir on the host (where the driver looks for dispatch).
+    /// Charm dir on the host (where the driver looks for dispatch). For a charm deployed
+    /// into a machine: the path through the running machine's root (`/proc/<pid>/root/...`),
+    /// rewritten at every boot.
     pub host_charm_dir: String,
+    /// The charm was unpacked into the machine's own filesystem (`deploy-charm`).
+    pub charm_in_machine: bool,
     pub address: String,
     pub endpoints: BTreeMap<String, Endpoint>,
     pub extra_bindings: Vec<String>,

@@ -218,6 +218,7 @@ pub fn add_unit(model_dir: &Path, o: &AddUnit) -> CmdResult<(String, PathBuf)> {
                     exec_prefix: o.exec_prefix.clone(),
                     unit_charm_dir: o.unit_charm_dir.clone().or(m.unit_charm_dir.clone()),
                     machine_mode: false,
+                    charm_in_machine: false,
                 },
             )?;
         }

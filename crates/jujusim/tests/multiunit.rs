@@ -1056,51 +1056,6 @@ fn model_from_a_packed_charm() {
     let out = s.ok(&["add-unit", m2.to_str().unwrap()]);
     assert!(out.starts_with("parse/0 "), "{out}");
     s.ok(&["settle", m2.to_str().unwrap()]);
-    // A unit prepared by deploy-charm (machine mode) joins the model; with its machine
-    // down its hooks cannot run, and the model holds it in error.
-    let u = s.root.join("machine-1");
-    s.ok(&[
-        "deploy-charm",
-        u.to_str().unwrap(),
-        file.to_str().unwrap(),
-        "--unit",
-        "parse/1",
-        "--address",
-        "192.0.2.1",
-    ]);
-    let out = s.ok(&[
-        "add-unit",
-        m2.to_str().unwrap(),
-        "--unit-dir",
-        u.to_str().unwrap(),
-    ]);
-    assert!(out.starts_with("parse/1 "), "{out}");
-    let o = s.run(&["settle", m2.to_str().unwrap()]);
-    assert_eq!(o.code, 1);
-    assert!(
-        o.stderr
-            .contains("hook \"install\" could not run: the unit's machine is not running"),
-        "{}",
-        o.stderr
-    );
-    let st: Value =
-        serde_json::from_str(&s.ok(&["status", m2.to_str().unwrap(), "--format=json"])).unwrap();
-    let u1 = &st["applications"]["parse"]["units"]["parse/1"];
-    assert_eq!(u1["juju-status"]["current"], "error");
-    assert_eq!(u1["address"], "192.0.2.1");
-    assert_eq!(
-        st["applications"]["parse"]["units"]["parse/0"]["pending-events"], 2,
-        "settle stopped at the failure, parse/0's joins of parse/1 still queued: {st}"
-    );
-    // The next settle runs the other units' events and still reports the unit in error.
-    let o = s.run(&["settle", m2.to_str().unwrap()]);
-    assert_eq!(o.code, 1);
-    assert_eq!(o.stdout.lines().count(), 2, "{}", o.stdout);
-    assert!(
-        o.stderr.contains("not settled: units in error: parse/1"),
-        "{}",
-        o.stderr
-    );
     let help = s.ok(&["help"]);
     assert!(
         help.contains("add-unit M") && help.contains("settle M [--max N]"),
