@@ -25,7 +25,10 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
 
     // Deploy: install → leader-elected → config-changed → start. No database yet.
     unit.deploy_hooks(&["app-id=shop"]);
-    unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
+    unit.assert_status(
+        "blocked",
+        "add a relation to mongodb or postgresql (or set database-uri)",
+    );
     assert!(unit.opened_ports().is_empty());
     assert_eq!(
         unit.status()["workload-version"],
@@ -59,10 +62,17 @@ fn deploy_relate_serve_reconfigure_and_tear_down() {
         "mongodb-relation-changed",
         &["--relation", &rel, "--remote-unit", "mongodb/0"],
     );
-    unit.assert_status(
-        "active",
-        "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0",
-    );
+    // Workers sized to the machine: one per CPU here (memory is plenty), with their PSS.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (kind, message) = unit.workload();
+    assert_eq!(kind, "active", "{message}");
+    let expected = if workers == 1 {
+        "serving on port 1337 at /parse, 1 worker, ".to_owned()
+    } else {
+        format!("serving on port 1337 at /parse, {workers} workers, ")
+    };
+    assert!(message.starts_with(&expected), "{message}");
+    assert!(message.ends_with(" MiB, parse-server 9.10.0"), "{message}");
     assert_eq!(unit.opened_ports(), vec!["1337/tcp"]);
     let options: Value =
         serde_json::from_str(&unit.read_text("/etc/parse-server/config.json")).unwrap();

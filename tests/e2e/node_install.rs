@@ -99,7 +99,7 @@ fn installs_node_from_the_mirror_when_the_machine_has_none() {
     unit.assert_status("active", "serving on port 1337");
     let service = unit.read_text("/etc/systemd/system/parse-server.service");
     assert!(
-        service.contains("\nExecStart=/opt/parse-server/node/bin/node /opt/parse-server/releases/"),
+        service.contains("\nExecStart=/opt/parse-server/node/bin/node --max-old-space-size="),
         "{service}"
     );
     unit.teardown();

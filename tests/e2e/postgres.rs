@@ -10,7 +10,10 @@ fn serves_from_postgresql_via_database_uri() {
     let uri = start_postgres(&mut unit, 5432, "pg-Secret-42");
 
     unit.deploy_hooks(&[]);
-    unit.assert_status("blocked", "add a relation to mongodb (or set database-uri)");
+    unit.assert_status(
+        "blocked",
+        "add a relation to mongodb or postgresql (or set database-uri)",
+    );
 
     // A database that does not answer: waiting with the reason, hook still exits 0.
     unit.config_secret(

@@ -29,11 +29,11 @@ Model of several units (M = model directory; events are queued, `settle` runs th
   config M [key=value ...] [--reset key[,key]]   (no args: config JSON; one key: its value)
   relate M ENDPOINT REMOTE-APP                    (prints ENDPOINT:ID)
   remote-set M REL-ID REMOTE-UNIT [key=value ...] [--address IP]
-  remote-app-set M REL-ID [key=value ...]
+  remote-app-set M REL-ID [key=value ...] [--file FILE]
   remote-leave M REL-ID REMOTE-UNIT
   relation-break M REL-ID
-  remote-secret-add M --grant REL-ID [--grant ...] [--owner APP] key=value ...   (prints the URI)
-  remote-secret-set M URI key=value ...
+  remote-secret-add M --grant REL-ID [--grant ...] [--owner APP] [--file FILE] key=value ...   (prints the URI)
+  remote-secret-set M URI [--file FILE] key=value ...      (--file: a YAML map, values off the command line)
   settle M [--max N]         (one line per hook: `UNIT HOOK exit=CODE [relation=..] [remote-unit=..]
                               [remote-app=..] [departing-unit=..] [secret=..]`)
   resolve M UNIT [--no-retry]
@@ -88,13 +88,28 @@ fn specs(cmd: &str) -> Vec<Spec> {
         ],
         "config" => vec![opt("reset", None)],
         "remote-set" => vec![opt("address", None)],
-        "remote-secret-add" => vec![opt("grant", None), opt("owner", None)],
+        "remote-secret-add" => vec![opt("grant", None), opt("owner", None), opt("file", None)],
+        "remote-secret-set" | "remote-app-set" => vec![opt("file", None)],
         "settle" => vec![opt("max", None)],
         "resolve" => vec![flag("no-retry", None)],
         "events" | "status" => vec![opt("format", None)],
         "secret-reveal" => vec![opt("key", None)],
         _ => Vec::new(),
     }
+}
+
+/// `key=value` arguments plus those of a `--file` (a YAML or JSON mapping of strings, as
+/// `relation-set --file` reads), so that secret values need not be on a command line.
+fn with_file_pairs(p: &Parsed, args: &[String]) -> CmdResult<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(f) = p.get("file") {
+        let text = crate::keyvalue::read_file_arg(f)?;
+        for (k, v) in crate::keyvalue::parse_settings(&text)? {
+            out.push(format!("{k}={v}"));
+        }
+    }
+    out.extend(args.iter().cloned());
+    Ok(out)
 }
 
 /// Absolute path (canonical when it exists).
@@ -241,7 +256,7 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
         }
         "remote-app-set" => {
             arity(p, 2, None)?;
-            topology::remote_app_set(dir, &a[1], &a[2..])?;
+            topology::remote_app_set(dir, &a[1], &with_file_pairs(p, &a[2..])?)?;
             Ok(0)
         }
         "remote-leave" => {
@@ -255,15 +270,16 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
             Ok(0)
         }
         "remote-secret-add" => {
-            arity(p, 2, None)?;
+            arity(p, 1, None)?;
             let grants: Vec<String> = p.all("grant").iter().map(|s| s.to_string()).collect();
-            let uri = topology::remote_secret_add(dir, p.get("owner"), &grants, &a[1..])?;
+            let kvs = with_file_pairs(p, &a[1..])?;
+            let uri = topology::remote_secret_add(dir, p.get("owner"), &grants, &kvs)?;
             println!("{uri}");
             Ok(0)
         }
         "remote-secret-set" => {
-            arity(p, 3, None)?;
-            topology::remote_secret_set(dir, &a[1], &a[2..])?;
+            arity(p, 2, None)?;
+            topology::remote_secret_set(dir, &a[1], &with_file_pairs(p, &a[2..])?)?;
             Ok(0)
         }
         "settle" => {
