@@ -18,6 +18,7 @@ command -v musl-gcc >/dev/null || apt_pkgs+=(musl-tools)
 command -v zip >/dev/null || apt_pkgs+=(zip)
 command -v file >/dev/null || apt_pkgs+=(file)
 command -v wrk >/dev/null || apt_pkgs+=(wrk)
+command -v haproxy >/dev/null || apt_pkgs+=(haproxy)
 command -v unzip >/dev/null || apt_pkgs+=(unzip)
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v unshare >/dev/null || apt_pkgs+=(util-linux)
@@ -33,8 +34,15 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root
   echo "prereqs: apt-get install ${apt_pkgs[*]}"
   apt-get update -qq || fail "apt-get update"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null \
-    || fail "apt-get install ${apt_pkgs[*]}"
+  # Packages with a service (postgresql, haproxy) must not start it on the host: the tests
+  # start their own servers inside simulated units and networks.
+  policy=/usr/sbin/policy-rc.d
+  had_policy=0; [ -e "$policy" ] && had_policy=1
+  [ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 0755 "$policy"; }
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null || rc=$?
+  [ "$had_policy" = 1 ] || rm -f "$policy"
+  [ "$rc" = 0 ] || fail "apt-get install ${apt_pkgs[*]}"
 fi
 
 # Static charm binary: the musl target.

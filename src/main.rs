@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use parse_server_charm::charm::{Charm, Timeouts};
-use parse_server_charm::juju::{CliHookTools, HookTools, JujuContext};
+use parse_server_charm::juju::{CachedTools, CliHookTools, HookTools, JujuContext};
 use parse_server_charm::workload::paths::Paths;
 use parse_server_charm::workload::probe::SystemProbes;
 use parse_server_charm::workload::systemd::Systemctl;
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tools = CliHookTools::new(ctx.path.clone());
+    let tools = CachedTools::new(CliHookTools::new(ctx.path.clone()));
     let service = Systemctl::new(ctx.path.clone());
     let charm = Charm {
         ctx: &ctx,

@@ -26,7 +26,7 @@ impl Charm<'_> {
         self.ensure_release_installed(&config)?;
         let node = self.ensure_node(&config)?;
         let version = config.parse_server_version.as_str();
-        self.tools.application_version_set(version)?;
+        self.publish_application_version(version)?;
         self.check_options_known(&config)?;
 
         let mut peers = self.peers()?;
@@ -103,6 +103,34 @@ impl Charm<'_> {
             ));
         }
         Ok(Status::active(message))
+    }
+
+    /// The Version column of `juju status`, set when it changes (the charm remembers what it
+    /// set last in its own state: Juju's value cannot be read back).
+    fn publish_application_version(&self, version: &str) -> Step<()> {
+        let record = self.paths.charm_state().join("application-version");
+        if std::fs::read_to_string(&record).is_ok_and(|v| v == version) {
+            return Ok(());
+        }
+        self.tools.application_version_set(version)?;
+        files::ensure_dir(
+            &self.paths.charm_state(),
+            FileMode {
+                mode: 0o700,
+                uid: 0,
+                gid: 0,
+            },
+        )?;
+        files::write_if_changed(
+            &record,
+            version.as_bytes(),
+            FileMode {
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            },
+        )?;
+        Ok(())
     }
 
     /// A file of the charm's own (code parse-server loads), written when it differs.

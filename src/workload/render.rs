@@ -173,6 +173,22 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         _ => Map::new(),
     };
     db_options.insert("schemaCacheTtl".into(), SCHEMA_CACHE_TTL.into());
+    // parse-server's own PostgreSQL URI parser (PostgresConfigParser, 9.10.0) passes the
+    // user and password on percent-encoded (`new URL(uri).password`), so a password with a
+    // space, a quote or a backslash never authenticates. Its databaseOptions win over the
+    // URI: the decoded values go there.
+    if spec.database_uri.starts_with("postgres://")
+        || spec.database_uri.starts_with("postgresql://")
+    {
+        if let Some(u) = super::database::DbUri::parse(&spec.database_uri) {
+            if let Some(user) = u.user {
+                db_options.insert("user".into(), user.into());
+            }
+            if let Some(password) = u.password {
+                db_options.insert("password".into(), password.into());
+            }
+        }
+    }
     if spec.schema_hooks {
         db_options.insert("enableSchemaHooks".into(), true.into());
     } else {
@@ -372,6 +388,26 @@ mod tests {
             v.get("cluster").is_none(),
             "one worker runs without the cluster master"
         );
+    }
+
+    #[test]
+    fn postgresql_credentials_reach_parse_server_decoded() {
+        let mut s = spec();
+        s.database_uri =
+            "postgres://parse:it%27s%20%22q%22%20%5C%20%24HOME%20x@127.0.0.1:5432/parse".into();
+        let r = render(&s).unwrap();
+        let v: Value = serde_json::from_str(&r.config_json).unwrap();
+        assert_eq!(
+            v["databaseOptions"]["password"],
+            json!("it's \"q\" \\ $HOME x")
+        );
+        assert_eq!(v["databaseOptions"]["user"], json!("parse"));
+        // Not for MongoDB, whose driver decodes the URI itself.
+        assert!(render(&spec())
+            .unwrap()
+            .config_json
+            .find("\"password\"")
+            .is_none());
     }
 
     #[test]

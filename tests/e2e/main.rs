@@ -2,10 +2,13 @@
 //! simulated units, against the real workload (parse-server from npm, real databases). One
 //! test binary; each module is one scenario family.
 
+mod model;
 mod support;
 
+mod hostile;
 mod machine;
 mod mongodb;
 mod node_install;
 mod operations;
 mod postgres;
+mod scale_out;

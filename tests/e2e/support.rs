@@ -357,6 +357,11 @@ impl Network {
         )
     }
 
+    /// Stops one server started with `spawn`.
+    pub fn stop(&mut self, pid: u32) {
+        self.background.stop(pid);
+    }
+
     /// Stops the servers, takes the network down, fails if anything is left in its
     /// namespace.
     pub fn teardown(mut self) {
@@ -454,6 +459,19 @@ impl Unit {
     /// proxy that stands for the model's `juju-https-proxy`.
     pub fn deploy_charm(&mut self) {
         self.sim_ok(&["deploy-charm", packed_charm().to_str().unwrap()]);
+        self.start_proxy();
+    }
+
+    /// The same for a unit of a model: named `unit`, at `address` on the model network.
+    pub fn deploy_charm_as(&mut self, unit: &str, address: &str) {
+        self.sim_ok(&[
+            "deploy-charm",
+            packed_charm().to_str().unwrap(),
+            "--unit",
+            unit,
+            "--address",
+            address,
+        ]);
         self.start_proxy();
     }
 
@@ -563,6 +581,19 @@ impl Unit {
             out.status.code(),
             self.hook_output_tail()
         );
+    }
+
+    /// Runs one hook with extra variables in its environment (the simulator's
+    /// `JUJUSIM_HOOK_ENV_<NAME>`); returns how it exited, without asserting.
+    pub fn hook_with_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(sim());
+        cmd.arg("hook").arg(&self.dir).arg(name).args(args);
+        cmd.env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY);
+        for (k, v) in env {
+            cmd.env(format!("JUJUSIM_HOOK_ENV_{k}"), v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd.output().expect("running jujusim")
     }
 
     /// How many hooks and actions have run on this unit.
@@ -926,16 +957,21 @@ impl Drop for Unit {
     }
 }
 
-/// Starts mongo-java-server on the unit's loopback at `port`; returns its pid.
-pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
+/// The test MongoDB servers' class path (compiled by scripts/prereqs.sh).
+fn mongo_class_path() -> String {
     require("java");
     let jars = Path::new(REPO).join(".prereqs/mongo-java-server");
     assert!(
-        jars.join(".complete").exists(),
-        "mongo-java-server is not fetched: run `bash scripts/prereqs.sh`"
+        jars.join("classes/MongoAuthServerMain.class").exists(),
+        "the test MongoDB servers are not built: run `bash scripts/prereqs.sh`"
     );
-    let cp = format!("{}/*", jars.display());
-    let main = Path::new(REPO).join("tests/mongo-java-server/MongoServerMain.java");
+    format!("{}:{}/*", jars.join("classes").display(), jars.display())
+}
+
+/// Starts mongo-java-server (no authentication) on the unit's loopback at `port`; returns
+/// its pid.
+pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
+    let cp = mongo_class_path();
     let port_s = port.to_string();
     let pid = unit.spawn_on_loopback(
         &[
@@ -943,7 +979,7 @@ pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
             "-Xmx256m",
             "-cp",
             &cp,
-            main.to_str().unwrap(),
+            "MongoServerMain",
             "127.0.0.1",
             &port_s,
         ],
@@ -951,6 +987,65 @@ pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
     );
     unit.wait_port(port, Duration::from_secs(60));
     pid
+}
+
+/// Starts the MongoDB server that enforces SCRAM on the unit's loopback at `host` (an IPv4
+/// or IPv6 address) and `port`, with `users` (`user`, `auth db`, `roles`, `password`) from a
+/// 0600 file; returns its pid.
+pub fn start_mongo_auth_server(
+    unit: &mut Unit,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+) -> u32 {
+    use std::os::unix::fs::OpenOptionsExt;
+    let cp = mongo_class_path();
+    let file = unit.dir.join("mongo-users");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .unwrap();
+    for (user, db, roles, password) in users {
+        writeln!(f, "{user} {db} {roles} {password}").unwrap();
+    }
+    drop(f);
+    let port_s = port.to_string();
+    let pid = unit.spawn_on_loopback(
+        &[
+            "java",
+            "-Xmx256m",
+            "-cp",
+            &cp,
+            "MongoAuthServerMain",
+            host,
+            &port_s,
+            "--users",
+            file.to_str().unwrap(),
+        ],
+        "mongo-auth-server.log",
+    );
+    unit.wait_addr(host.trim_matches(['[', ']']), port, Duration::from_secs(60));
+    pid
+}
+
+/// `n` random letters and digits (passwords the test hands out, as Charmed PostgreSQL does).
+pub fn random_alnum(n: usize) -> String {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n * 2];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    bytes
+        .iter()
+        .map(|b| {
+            b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"[(*b as usize) % 57] as char
+        })
+        .take(n)
+        .collect()
 }
 
 /// Whether a TCP port on the host's loopback is free (the unit's loopback is separate).
@@ -1027,7 +1122,8 @@ pub fn start_postgres(unit: &mut Unit, port: u16, password: &str) -> String {
     unit.wait_port(port, Duration::from_secs(30));
     // SQL on stdin, through the unix socket.
     let sql = format!(
-        "CREATE ROLE parse LOGIN PASSWORD '{password}';\nCREATE DATABASE parse OWNER parse;\n"
+        "CREATE ROLE parse LOGIN PASSWORD '{}';\nCREATE DATABASE parse OWNER parse;\n",
+        password.replace('\'', "''")
     );
     let mut psql = Command::new("runuser")
         .args([
@@ -1058,7 +1154,23 @@ pub fn start_postgres(unit: &mut Unit, port: u16, password: &str) -> String {
         "psql: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("postgres://parse:{password}@127.0.0.1:{port}/parse")
+    format!(
+        "postgres://parse:{}@127.0.0.1:{port}/parse",
+        percent_encode(password)
+    )
+}
+
+/// Percent-encodes everything but unreserved characters (a URI's user or password).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Unit {

@@ -219,3 +219,14 @@ fn get_master_key_names_the_secret_never_the_key() {
         .unwrap()
         .contains("juju run parse-server/leader"));
 }
+
+#[test]
+fn a_hook_asks_each_question_once() {
+    let mut w = serving("asks-once");
+    w.reads.borrow_mut().clear();
+    let w = hook(w, Event::UpdateStatus);
+    for (call, n) in w.reads.borrow().iter() {
+        assert_eq!(*n, 1, "{call} asked {n} times in one hook");
+    }
+    assert!(w.reads.borrow().len() >= 5);
+}

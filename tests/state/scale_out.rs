@@ -270,7 +270,12 @@ fn charmed_postgresql_files_in_the_database_and_the_postgis_hint() {
     );
     assert_eq!(
         o["databaseOptions"],
-        json!({"schemaCacheTtl": 60, "enableSchemaHooks": true})
+        json!({
+            "schemaCacheTtl": 60,
+            "enableSchemaHooks": true,
+            "user": "relation-5",
+            "password": "Xy7q2w9e0r1t2y3u"
+        })
     );
     assert!(w
         .file("/opt/parse-server/charm/postgres-files-adapter.js")

@@ -17,7 +17,8 @@ use std::time::Duration;
 use parse_server_charm::charm::{Charm, Timeouts};
 use parse_server_charm::juju::hook_tools::ToolResult;
 use parse_server_charm::juju::{
-    Databag, Event, HookTools, JujuContext, ProxySettings, RelationKind, Status, StatusKind,
+    CachedTools, Databag, Event, HookTools, JujuContext, ProxySettings, RelationKind, Status,
+    StatusKind,
 };
 use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
@@ -102,6 +103,8 @@ pub struct World {
     pub postgis: bool,
     /// Secrets whose `secret-get` is refused.
     pub unreadable_secrets: BTreeSet<String>,
+    /// Read-only hook-tool calls, by tool and argument.
+    pub reads: RefCell<BTreeMap<String, usize>>,
     /// Every database URI the probe was asked about (the last one is what renders).
     pub probed_uris: RefCell<Vec<String>>,
     pub held_ports: BTreeSet<u16>,
@@ -164,6 +167,7 @@ impl World {
             postgis: true,
             unreadable_secrets: BTreeSet::new(),
             probed_uris: RefCell::new(Vec::new()),
+            reads: RefCell::new(BTreeMap::new()),
             held_ports: BTreeSet::new(),
             public_address: "10.0.0.10".into(),
             ingress_address: Some("10.0.0.10".into()),
@@ -377,6 +381,13 @@ impl HookTools for Sim {
         Ok(self.0.borrow().config.clone())
     }
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<String>> {
+        *self
+            .0
+            .borrow()
+            .reads
+            .borrow_mut()
+            .entry(format!("relation-ids {endpoint}"))
+            .or_default() += 1;
         Ok(self
             .0
             .borrow()
@@ -718,7 +729,8 @@ pub fn run_with(
         world.secrets.clone(),
     );
     let paths = world.paths();
-    let sim = Sim(RefCell::new(world));
+    // As on a unit: the hook tools remember a hook's reads.
+    let sim = CachedTools::new(Sim(RefCell::new(world)));
     let timeouts = Timeouts {
         database: Duration::from_millis(10),
         health_after_start: Duration::ZERO,
@@ -728,14 +740,14 @@ pub fn run_with(
         let charm = Charm {
             ctx: &ctx,
             tools: &sim,
-            service: &sim,
-            probes: &sim,
+            service: sim.inner(),
+            probes: sim.inner(),
             paths: paths.clone(),
             timeouts,
         };
         charm.run()
     }));
-    let mut world = sim.0.into_inner();
+    let mut world = sim.into_inner().0.into_inner();
     let exit = match outcome {
         Ok(Ok(())) => Exit::Ok,
         Ok(Err(e)) => Exit::Error(format!("{e:#}")),

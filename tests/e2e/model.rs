@@ -1,0 +1,751 @@
+//! A model of several units (`jujusim model-init`, `add-unit`, `settle`): each unit a booted
+//! machine on one model network, and the test playing the other applications (Charmed
+//! PostgreSQL, Charmed MongoDB, haproxy) from what the charm publishes.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{packed_charm, require, sim, Network, Unit, REPO, UNIT_PROXY};
+
+/// The application under test.
+pub const APP: &str = "parse-server";
+
+/// A model: its directory, its network, its units (booted machines).
+pub struct Model {
+    pub dir: PathBuf,
+    pub net: Network,
+    pub units: Vec<(String, Unit)>,
+    name: String,
+    /// The number of the next unit (Juju never reuses one).
+    next: usize,
+}
+
+impl Model {
+    pub fn new(name: &str) -> Model {
+        let net = Network::up(&format!("{name}-net"));
+        let dir = Path::new(REPO)
+            .join("target/e2e")
+            .join(format!("{name}-model-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = Model {
+            dir,
+            net,
+            units: Vec::new(),
+            name: name.to_owned(),
+            next: 0,
+        };
+        model.ok(
+            "model-init",
+            &["--charm", packed_charm().to_str().unwrap(), "--app", APP],
+        );
+        model
+    }
+
+    /// `jujusim <sub> M <args>`.
+    pub fn run(&self, sub: &str, args: &[&str]) -> Output {
+        Command::new(sim())
+            .arg(sub)
+            .arg(&self.dir)
+            .args(args)
+            .env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running jujusim")
+    }
+
+    pub fn ok(&self, sub: &str, args: &[&str]) -> String {
+        let out = self.run(sub, args);
+        assert!(
+            out.status.success(),
+            "jujusim {sub} {args:?}: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.hook_tails()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn hook_tails(&self) -> String {
+        self.units
+            .iter()
+            .map(|(n, u)| format!("--- {n}:\n{}", u.hook_output_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `juju add-unit`: a new machine on the model network with the charm unpacked, joined
+    /// to the model (its hooks are queued; `settle` runs them). Returns the unit's name.
+    pub fn add_unit(&mut self) -> String {
+        let n = self.next;
+        self.next += 1;
+        let ip = format!("10.77.0.{}", 11 + n);
+        let unit_name = format!("{APP}/{n}");
+        let mut unit = Unit::boot(&format!("{}-u{n}", self.name), Some((&self.net, &ip)));
+        unit.deploy_charm_as(&unit_name, &ip);
+        self.ok("add-unit", &["--unit-dir", unit.dir.to_str().unwrap()]);
+        self.units.push((unit_name.clone(), unit));
+        unit_name
+    }
+
+    /// Runs every queued hook; returns what ran (one line per hook).
+    pub fn settle(&self) -> String {
+        self.ok("settle", &["--max", "400"])
+    }
+
+    pub fn config(&self, pairs: &[&str]) {
+        self.ok("config", pairs);
+    }
+
+    pub fn relate(&self, endpoint: &str, remote_app: &str) -> String {
+        self.ok("relate", &[endpoint, remote_app]).trim().to_owned()
+    }
+
+    pub fn remote_set(&self, rel: &str, unit: &str, pairs: &[&str], address: Option<&str>) {
+        let mut args = vec![rel, unit];
+        args.extend_from_slice(pairs);
+        if let Some(a) = address {
+            args.extend_from_slice(&["--address", a]);
+        }
+        self.ok("remote-set", &args);
+    }
+
+    /// The remote application's databag; values through a 0600 file, never argv.
+    pub fn remote_app_set(&self, rel: &str, pairs: &[(&str, &str)]) {
+        let file = self.secret_file(pairs);
+        self.ok("remote-app-set", &[rel, "--file", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(file);
+    }
+
+    /// A secret the provider `owner` grants to `rel`; returns its URI.
+    pub fn remote_secret_add(&self, rel: &str, owner: &str, pairs: &[(&str, &str)]) -> String {
+        let file = self.secret_file(pairs);
+        let uri = self.ok(
+            "remote-secret-add",
+            &[
+                "--grant",
+                rel,
+                "--owner",
+                owner,
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        );
+        let _ = std::fs::remove_file(file);
+        uri.trim().to_owned()
+    }
+
+    pub fn remote_secret_set(&self, uri: &str, pairs: &[(&str, &str)]) {
+        let file = self.secret_file(pairs);
+        self.ok(
+            "remote-secret-set",
+            &[uri, "--file", file.to_str().unwrap()],
+        );
+        let _ = std::fs::remove_file(file);
+    }
+
+    fn secret_file(&self, pairs: &[(&str, &str)]) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = self.dir.join(".pairs.json");
+        let map: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .unwrap();
+        f.write_all(Value::Object(map).to_string().as_bytes())
+            .unwrap();
+        file
+    }
+
+    /// model.json.
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("model.json")).unwrap())
+            .unwrap()
+    }
+
+    fn relation(&self, rel: &str) -> Value {
+        let id = rel.rsplit(':').next().unwrap();
+        self.state()["relations"][id].clone()
+    }
+
+    /// Our application's databag on `rel`.
+    pub fn app_bag(&self, rel: &str) -> serde_json::Map<String, Value> {
+        self.relation(rel)["app_bag"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every unit databag on `rel` (ours and the remote ones), by unit.
+    pub fn unit_bags(&self, rel: &str) -> serde_json::Map<String, Value> {
+        self.relation(rel)["unit_bags"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok("status", &["--format=json"])).unwrap()
+    }
+
+    /// `(workload status, message)` of every unit.
+    pub fn workloads(&self) -> Vec<(String, String, String)> {
+        let s = self.status();
+        let units = s["applications"][APP]["units"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        units
+            .iter()
+            .map(|(name, u)| {
+                (
+                    name.clone(),
+                    u["workload-status"]["current"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    u["workload-status"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn assert_all(&self, kind: &str, part: &str) {
+        for (name, k, m) in self.workloads() {
+            assert_eq!(k, kind, "{name}: {m}\n{}", self.hook_tails());
+            assert!(m.contains(part), "{name}: {m:?} lacks {part:?}");
+        }
+    }
+
+    pub fn leader(&self) -> String {
+        self.state()["leader"].as_str().unwrap_or("").to_owned()
+    }
+
+    pub fn unit(&self, name: &str) -> &Unit {
+        &self.units.iter().find(|(n, _)| n == name).expect(name).1
+    }
+
+    /// The generated master key, from the model's own secret store (what
+    /// `juju show-secret --reveal` shows).
+    pub fn master_key(&self) -> String {
+        self.ok("secret-reveal", &["master-key", "--key", "master-key"])
+            .trim()
+            .to_owned()
+    }
+
+    /// `juju remove-unit`: queues its teardown; after `settle` its machine is powered off.
+    pub fn remove_unit(&mut self, name: &str) {
+        self.ok("remove-unit", &[name]);
+        self.settle();
+        let i = self.units.iter().position(|(n, _)| n == name).unwrap();
+        let (_, unit) = self.units.remove(i);
+        unit.teardown();
+    }
+
+    pub fn teardown(mut self) {
+        for (_, u) in self.units.drain(..) {
+            u.teardown();
+        }
+        let Model { net, .. } = self;
+        net.teardown();
+    }
+}
+
+/// A PostgreSQL server on the model network (what Charmed PostgreSQL runs), with
+/// passwords required from every client.
+pub struct Postgres {
+    pub host: String,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// `s` as an SQL string literal.
+pub fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Postgres {
+    pub fn start(model: &mut Model, port: u16) -> Postgres {
+        let bin = Path::new(PG_BIN);
+        assert!(
+            bin.join("postgres").exists(),
+            "PostgreSQL 15 is not installed: run `bash scripts/prereqs.sh`"
+        );
+        let dir = model.dir.join("postgresql");
+        std::fs::create_dir_all(dir.join("sock")).unwrap();
+        assert!(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success());
+        let data = dir.join("data");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut hba = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("pg_hba.conf"))
+            .unwrap();
+        writeln!(hba, "host all all 10.77.0.0/24 scram-sha-256").unwrap();
+        let host = Network::GATEWAY.to_owned();
+        model.net.spawn(
+            &[
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                bin.join("postgres").to_str().unwrap(),
+                "-D",
+                data.to_str().unwrap(),
+                "-c",
+                &format!("listen_addresses={host}"),
+                "-c",
+                &format!("port={port}"),
+                "-c",
+                &format!("unix_socket_directories={}", dir.join("sock").display()),
+                "-c",
+                "fsync=off",
+            ],
+            "postgresql.log",
+        );
+        let pg = Postgres { host, port, dir };
+        for _ in 0..150 {
+            if pg.psql("SELECT 1;").is_ok() {
+                return pg;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("PostgreSQL did not start: see {}", pg.dir.display());
+    }
+
+    /// Runs SQL (on stdin, over the unix socket) as the superuser.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        let mut child = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-h",
+            ])
+            .arg(self.dir.join("sock"))
+            .args(["-p", &self.port.to_string(), "-d", "postgres"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// What Charmed PostgreSQL does for a relation: a user `relation-<id>` with its own
+    /// password, owning the requested database.
+    pub fn create_relation_user(&self, user: &str, password: &str, database: &str) {
+        self.psql(&format!(
+            "CREATE ROLE \"{user}\" LOGIN PASSWORD {};\nCREATE DATABASE \"{database}\" OWNER \"{user}\";\n",
+            sql_literal(password)
+        ))
+        .expect("creating the relation user");
+    }
+}
+
+/// A MongoDB wire-protocol server that enforces SCRAM (mongo-java-server with
+/// tests/mongo-java-server/MongoAuthServerMain.java) on the model network.
+pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &str, &str, &str)]) {
+    require("java");
+    use std::os::unix::fs::OpenOptionsExt;
+    let jars = Path::new(REPO).join(".prereqs/mongo-java-server");
+    assert!(
+        jars.join("classes/MongoAuthServerMain.class").exists(),
+        "the test MongoDB server is not built: run `bash scripts/prereqs.sh`"
+    );
+    let file = model.dir.join("mongo-users");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .unwrap();
+    for (user, db, roles, password) in users {
+        writeln!(f, "{user} {db} {roles} {password}").unwrap();
+    }
+    drop(f);
+    let cp = format!("{}:{}/*", jars.join("classes").display(), jars.display());
+    model.net.spawn(
+        &[
+            "java",
+            "-Xmx256m",
+            "-cp",
+            &cp,
+            "MongoAuthServerMain",
+            Network::GATEWAY,
+            &port.to_string(),
+            "--users",
+            file.to_str().unwrap(),
+        ],
+        "mongo-auth-server.log",
+    );
+    for _ in 0..150 {
+        let out = model.net.exec(&[
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{}/{port}", Network::GATEWAY),
+        ]);
+        if out.status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the MongoDB server did not start");
+}
+
+/// haproxy as the haproxy charm would configure it from what the charm published.
+pub struct Haproxy {
+    pub port: u16,
+    cfg: PathBuf,
+    pid: Option<u32>,
+}
+
+/// A backend server: its name, address and port, and its check line.
+pub type Server = (String, String, u16);
+
+impl Haproxy {
+    pub fn new(model: &Model, port: u16) -> Haproxy {
+        require("haproxy");
+        Haproxy {
+            port,
+            cfg: model.dir.join("haproxy.cfg"),
+            pid: None,
+        }
+    }
+
+    /// haproxy.cfg for a `haproxy-route` backend (the route from our application databag,
+    /// the servers from every unit's `address`), as haproxy-operator's template renders it
+    /// (retries and redispatch, `option httpchk` on the check path, leastconn).
+    pub fn render_route(
+        &self,
+        app: &serde_json::Map<String, Value>,
+        addresses: &[String],
+    ) -> String {
+        let j = |k: &str| -> Value {
+            app.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(Value::Null)
+        };
+        let service = j("service").as_str().unwrap_or("backend").to_owned();
+        let ports: Vec<u64> = j("ports")
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let paths: Vec<String> = j("paths")
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let check = j("check");
+        let retry = j("retry");
+        let mut cfg = self.preamble();
+        if paths.is_empty() {
+            cfg.push_str(&format!("    default_backend {service}\n"));
+        } else {
+            cfg.push_str(&format!(
+                "    acl acl_path_{service} path_beg -i {}\n",
+                paths.join(" ")
+            ));
+            cfg.push_str(&format!(
+                "    use_backend {service} if acl_path_{service}\n"
+            ));
+        }
+        cfg.push_str(&format!(
+            "\nbackend {service}\n    option forwardfor\n    balance leastconn\n"
+        ));
+        if let Some(count) = retry["count"].as_u64() {
+            cfg.push_str(&format!("    retries {count}\n"));
+            if retry["redispatch"].as_bool() == Some(true) {
+                cfg.push_str("    option redispatch\n");
+            }
+        }
+        let check_line = match check["path"].as_str() {
+            Some(path) => {
+                cfg.push_str(&format!("    option httpchk GET {path}\n"));
+                format!(
+                    " check inter {}s rise {} fall {}",
+                    check["interval"].as_u64().unwrap_or(2),
+                    check["rise"].as_u64().unwrap_or(2),
+                    check["fall"].as_u64().unwrap_or(3)
+                )
+            }
+            None => " check".to_owned(),
+        };
+        for (i, addr) in addresses.iter().enumerate() {
+            for p in &ports {
+                cfg.push_str(&format!(
+                    "    server {service}_{p}_{i} {addr}:{p}{check_line}\n"
+                ));
+            }
+        }
+        cfg
+    }
+
+    /// haproxy.cfg for the legacy `http` interface (`website`): every unit's
+    /// `private-address` and `port`, the legacy charm's defaults.
+    pub fn render_website(&self, bags: &[(String, u16)]) -> String {
+        let mut cfg = self.preamble();
+        cfg.push_str("    default_backend website\n\nbackend website\n    balance leastconn\n    option httpchk GET /parse/health\n");
+        for (i, (addr, port)) in bags.iter().enumerate() {
+            cfg.push_str(&format!(
+                "    server website_{i} {addr}:{port} maxconn 100 check inter 2s rise 2 fall 3\n"
+            ));
+        }
+        cfg
+    }
+
+    fn preamble(&self) -> String {
+        format!(
+            "global\n    maxconn 4096\n\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
+            Network::GATEWAY,
+            self.port
+        )
+    }
+
+    /// (Re)starts haproxy with `cfg` in the model network's namespace.
+    pub fn apply(&mut self, model: &mut Model, cfg: &str) {
+        std::fs::write(&self.cfg, cfg).unwrap();
+        if let Some(pid) = self.pid.take() {
+            model.net_stop(pid);
+        }
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&self.cfg)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}\n{cfg}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        self.pid = Some(model.net.spawn(
+            &["haproxy", "-db", "-f", self.cfg.to_str().unwrap()],
+            "haproxy.log",
+        ));
+        for _ in 0..100 {
+            let out = model.net.exec(&[
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{}/{}", Network::GATEWAY, self.port),
+            ]);
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("haproxy did not listen");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}:{}{path}", Network::GATEWAY, self.port)
+    }
+}
+
+impl Model {
+    fn net_stop(&mut self, pid: u32) {
+        self.net.stop(pid);
+    }
+}
+
+/// One HTTP request from the model network (the load balancer's side), headers through a
+/// file. Returns `(status, body)`.
+pub fn http_from_net(
+    model: &Model,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let hfile = model.dir.join(".curl-headers");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&hfile)
+        .unwrap();
+    for (k, v) in headers {
+        writeln!(f, "{k}: {v}").unwrap();
+    }
+    drop(f);
+    let bfile = model.dir.join(".curl-body");
+    std::fs::write(&bfile, body.unwrap_or(b"")).unwrap();
+    let hf = format!("@{}", hfile.display());
+    let bf = format!("@{}", bfile.display());
+    let mut argv = vec![
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "-H",
+        &hf,
+    ];
+    if body.is_some() {
+        argv.extend_from_slice(&["--data-binary", &bf]);
+    }
+    argv.push(url);
+    let out = model.net.exec(&argv);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// What a bounded load run through the balancer gave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub requests: u64,
+    pub failed: u64,
+    pub per_second: f64,
+}
+
+/// Starts `wrk` from the model network against `url` for `seconds`; `finish` waits for it.
+pub struct LoadRun {
+    child: std::process::Child,
+}
+
+impl LoadRun {
+    pub fn start(
+        model: &Model,
+        url: &str,
+        app_id: &str,
+        seconds: u32,
+        connections: u32,
+    ) -> LoadRun {
+        require("wrk");
+        let header = format!("X-Parse-Application-Id: {app_id}");
+        let child = Command::new(sim())
+            .arg("net-exec")
+            .arg(&model.net.dir)
+            .args([
+                "--",
+                "wrk",
+                "-t2",
+                &format!("-c{connections}"),
+                &format!("-d{seconds}s"),
+                "--timeout",
+                "10s",
+                "-H",
+                &header,
+                url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk");
+        LoadRun { child }
+    }
+
+    pub fn finish(self) -> Load {
+        let out = self.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        parse_wrk(&text).unwrap_or_else(|| {
+            panic!(
+                "unreadable wrk output:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
+/// Requests, failures (non-2xx/3xx answers and socket errors) and req/s from wrk's report.
+pub fn parse_wrk(text: &str) -> Option<Load> {
+    let num = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().unwrap_or(0);
+    let mut load = Load::default();
+    for line in text.lines().map(str::trim) {
+        if let Some((n, _)) = line.split_once(" requests in ") {
+            load.requests = num(n);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            load.failed += num(v);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            for part in v.split(',') {
+                if let Some(n) = part.split_whitespace().last() {
+                    load.failed += num(n);
+                }
+            }
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
+            load.per_second = v.trim().parse().unwrap_or(0.0);
+        }
+    }
+    (load.requests > 0).then_some(load)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrk_reports_are_read() {
+        let l = super::parse_wrk(
+            "  1234 requests in 10.00s, 1.2MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 5\nRequests/sec:    123.40\n",
+        )
+        .unwrap();
+        assert_eq!((l.requests, l.failed), (1234, 8));
+        assert!((l.per_second - 123.4).abs() < 0.01);
+    }
+}
