@@ -222,7 +222,7 @@ fn get_master_key_names_the_secret_never_the_key() {
 
 #[test]
 fn a_hook_asks_each_question_once() {
-    let mut w = serving("asks-once");
+    let w = serving("asks-once");
     w.reads.borrow_mut().clear();
     let w = hook(w, Event::UpdateStatus);
     for (call, n) in w.reads.borrow().iter() {
