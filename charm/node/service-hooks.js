@@ -1,6 +1,11 @@
 // Loaded into every parse-server process by the Parse Server charm (node --require), before
 // parse-server itself:
 //
+// - No log files: parse-server builds a default logger as its modules load, before it reads
+//   its options, and that logger writes files under ./logs unless parse-server's defaults see
+//   PARSE_SERVER_LOGS_FOLDER=null. The CLI reads the same variable as a folder named "null"
+//   (and it wins over the option file), so it is set only while the defaults load; the option
+//   file's "logsFolder": null then turns off the files of the logger parse-server configures.
 // - On SIGUSR2 the process writes its V8 heap statistics to the service's state directory,
 //   for the charm's memory-report action.
 // - On SIGTERM (a stop or restart) the process drains instead of dropping its connections:
@@ -16,6 +21,27 @@ const v8 = require('v8');
 const path = require('path');
 const http = require('http');
 const cluster = require('cluster');
+
+(function defaultsWithoutLogFiles() {
+  const main = process.argv[1];
+  if (!main) {
+    return;
+  }
+  const defaults = path.join(path.dirname(main), '..', 'lib', 'defaults.js');
+  const before = process.env.PARSE_SERVER_LOGS_FOLDER;
+  process.env.PARSE_SERVER_LOGS_FOLDER = 'null';
+  try {
+    require(defaults);
+  } catch {
+    /* not parse-server's layout: nothing to keep from writing */
+  } finally {
+    if (before === undefined) {
+      delete process.env.PARSE_SERVER_LOGS_FOLDER;
+    } else {
+      process.env.PARSE_SERVER_LOGS_FOLDER = before;
+    }
+  }
+})();
 
 const STATE_DIR = process.env.PARSE_SERVER_CHARM_STATE_DIR || '/var/lib/parse-server';
 const DRAIN_MS = 1000 * Number(process.env.PARSE_SERVER_CHARM_DRAIN_SECONDS || 0);

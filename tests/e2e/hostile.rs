@@ -88,15 +88,18 @@ fn any_printable_secret_works_and_none_reaches_the_journal() {
     unit.hook("config-changed", &[]);
     unit.assert_status("active", "serving");
 
-    // No log files beside the journal (PARSE_SERVER_LOGS_FOLDER=null would make a folder
-    // named "null"; the option file's JSON null does not).
+    // No log files beside the journal, anywhere the service may write: parse-server's
+    // default logger makes ./logs as its modules load (the service hooks keep it from it),
+    // and PARSE_SERVER_LOGS_FOLDER=null would make a folder named "null".
     let listing = unit.exec_ok(&["ls", "-A", "/var/lib/parse-server"]);
     assert!(
         !listing
             .split_whitespace()
             .any(|f| f == "logs" || f == "null"),
-        "log files: {listing}"
+        "log folders: {listing}"
     );
+    let files = unit.exec_ok(&["find", "/var/lib/parse-server", "-name", "parse-server.*"]);
+    assert!(files.trim().is_empty(), "log files: {files}");
     unit.teardown();
 }
 
