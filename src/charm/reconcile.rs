@@ -93,14 +93,16 @@ impl Charm<'_> {
             if workers == 1 { "" } else { "s" },
         );
         if info.postgis == Some(false) {
-            let app = match &database.source {
-                Source::Relation { remote_app, .. } => remote_app.as_str(),
-                Source::Config => "<postgresql>",
+            // A related Charmed PostgreSQL turns the extension on with its own config; a
+            // database given by `database-uri` is the operator's to change.
+            let hint = match &database.source {
+                Source::Relation { remote_app, .. } => format!(
+                    "`{}`",
+                    postgresql_client::postgis_hint(remote_app, database.version.as_deref())
+                ),
+                Source::Config => "the postgis extension in the database".to_string(),
             };
-            message.push_str(&format!(
-                "; geo queries need `{}`",
-                postgresql_client::postgis_hint(app, database.version.as_deref())
-            ));
+            message.push_str(&format!("; geo queries need {hint}"));
         }
         Ok(Status::active(message))
     }

@@ -291,6 +291,19 @@ fn charmed_postgresql_files_in_the_database_and_the_postgis_hint() {
 }
 
 #[test]
+fn a_postgresql_of_the_operators_without_postgis_gets_no_juju_advice() {
+    let mut w = World::new("postgis-uri");
+    w.postgis = false;
+    w.set("database-uri", "postgres://parse:pw123456@db.example/parse");
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Active,
+        "; geo queries need the postgis extension in the database",
+    );
+    assert!(!w.status().message.contains("juju config"));
+}
+
+#[test]
 fn two_database_sources_are_refused_by_name_and_nothing_serving_is_touched() {
     let mut w = World::new("two-sources");
     relate_charmed_postgresql(&mut w);
