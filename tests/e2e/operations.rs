@@ -3,7 +3,7 @@
 //! cluster workers and the heap limit reach the processes, upgrade-charm restarts nothing,
 //! and a non-leader waits for the leader's master key.
 
-use crate::support::{start_mongo_java_server, Unit};
+use crate::support::{record_figure, start_mongo_java_server, Unit};
 use serde_json::Value;
 
 #[test]
@@ -137,6 +137,7 @@ fn day_two_operations() {
     let user = unit.exec(&["ps", "-o", "user=", "-p", &pids[0].to_string()]);
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "parse-server");
     assert_eq!(count(&unit), 1);
+    memory_is_shown_as_proc_says(&unit, &pids);
 
     // upgrade-charm with nothing new restarts nothing.
     unit.hook("upgrade-charm", &[]);
@@ -198,4 +199,65 @@ fn a_non_leader_without_the_key_waits() {
     assert!(unit.parse_server_pids().is_empty());
     assert!(unit.opened_ports().is_empty());
     unit.teardown();
+}
+
+/// The status's memory figure is the service's PSS: within 10% of what /proc says right after
+/// the hook. The memory-report action returns every process of the service (the cluster
+/// master and each worker) with PSS, anonymous memory, V8 heap used and limit, and the caps.
+fn memory_is_shown_as_proc_says(unit: &Unit, pids: &[u32]) {
+    unit.hook("update-status", &[]);
+    let (_, message) = unit.workload();
+    let shown: f64 = message
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" MiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no memory figure in {message:?}"));
+    let field_kib = |pid: u32, field: &str| -> f64 {
+        let rollup = unit.exec_ok(&["cat", &format!("/proc/{pid}/smaps_rollup")]);
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} for {pid}: {rollup}"))
+    };
+    let measured: f64 = pids.iter().map(|&p| field_kib(p, "Pss:")).sum::<f64>() / 1024.0;
+    assert!(
+        (shown - measured).abs() <= 0.1 * measured,
+        "status says {shown} MiB, /proc says {measured:.1} MiB ({message})"
+    );
+    record_figure(
+        "memory",
+        "status figure / proc PSS",
+        shown / measured,
+        "ratio",
+    );
+
+    let out = unit.sim("action", &["memory-report"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("action JSON");
+    assert_eq!(report["status"], "completed", "{report}");
+    let r = &report["results"];
+    assert_eq!(r["processes"], pids.len().to_string(), "{report}");
+    assert_eq!(r["caps"]["workers"], "2", "{report}");
+    assert_eq!(r["caps"]["heap-mib"], "256", "{report}");
+    let mut roles = Vec::new();
+    for pid in pids {
+        let p = &r[format!("process-{pid}")];
+        roles.push(p["role"].as_str().unwrap_or_default().to_owned());
+        for field in ["pss-mib", "anonymous-mib", "heap-used-mib"] {
+            let v: u64 = p[field].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+            assert!(v > 0, "process {pid}: {field} in {report}");
+        }
+        // --max-old-space-size=256: V8's limit is the old space plus the young generation.
+        let limit: u64 = p["heap-limit-mib"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (256..=400).contains(&limit),
+            "process {pid}: heap limit {limit} MiB"
+        );
+    }
+    roles.sort();
+    assert_eq!(roles, ["master", "worker", "worker"], "{report}");
 }
