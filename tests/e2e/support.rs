@@ -369,6 +369,26 @@ impl Network {
         self.background.stop_all();
         let holder = self.info()["pid"].as_u64().expect("net.json pid") as u32;
         let netns = NsHold::of(holder, "net");
+        // A killed server's children may outlive it by a moment: PostgreSQL's backends lead
+        // their own process groups and leave only when they see the postmaster gone. Those
+        // still here after the wait are leaks.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left: Vec<u32> = netns
+                .processes()
+                .into_iter()
+                .filter(|p| *p != holder)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes left in the model network 20 s after its servers were killed: {}",
+                describe(&left)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let out = Command::new(sim())
             .arg("net-down")
             .arg(&self.dir)
