@@ -33,9 +33,11 @@ const DROP_IN_DIR: &str = "/etc/systemd/system/parse-server.service.d";
 const DROP_IN: &str = "/etc/systemd/system/parse-server.service.d/bench.conf";
 /// Rounds of each (workers, heap) comparison, in alternating order (charm first, then V8
 /// first, ...), so that drift on the machine does not favour one side.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 6;
 /// Objects in GameScore before the query is measured.
 const SEED_OBJECTS: usize = 300;
+/// Rounds of the login cases.
+const LOGIN_ROUNDS: usize = 3;
 const MIB: f64 = 1024.0;
 
 fn hook_times(dir: &Path, hook: &str) -> Vec<(f64, f64)> {
@@ -340,6 +342,16 @@ struct Comparison {
     v8: Run,
     charm_limits: Vec<String>,
     v8_limits: Vec<String>,
+    /// Round by round, charm/V8: (req/s, peak PSS per worker).
+    paired: Vec<(f64, f64)>,
+}
+
+fn paired_ratios(charm: &[Run], v8: &[Run]) -> Vec<(f64, f64)> {
+    charm
+        .iter()
+        .zip(v8)
+        .map(|(c, v)| (c.rps / v.rps, c.worker_peak_pss / v.worker_peak_pss))
+        .collect()
 }
 
 /// Runs the GameScore query with wrk (2 s warm-up, then `seconds`) while a thread samples
@@ -454,6 +466,16 @@ fn status_figure_cost(procs: &Path, runs: usize) -> (Vec<f64>, usize) {
     (times, n)
 }
 
+/// The host's 1, 5 and 15 minute load averages: how busy the shared machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn expected_processes(workers: usize) -> usize {
     if workers > 1 {
         workers + 1
@@ -507,7 +529,10 @@ fn main() {
         charm.display(),
         std::fs::metadata(&charm).unwrap().len() as f64 / 1048576.0
     );
-    println!("this machine: {cpus} CPUs");
+    println!(
+        "this machine: {cpus} CPUs; load average at the start: {}",
+        loadavg()
+    );
 
     let mut unit = Unit::deploy("bench");
     let db_password = random_alnum(24);
@@ -564,7 +589,6 @@ fn main() {
         .count() as f64
         / RUNS as f64;
     let dispatch_kb = dispatch_vmhwm_kb(&unit.dir, "update-status");
-    let (cost_n, cost_n_procs) = status_figure_cost(&procs, 500);
     let base = null_charm_update_status(RUNS);
     let (our_ms, our_rss) = (
         median(ours.iter().map(|t| t.0).collect()),
@@ -609,7 +633,9 @@ fn main() {
          process of the service sampled every 200 ms; median of {ROUNDS} rounds, order \
          alternating)"
     );
-    let mut cost_1 = (Vec::new(), 0);
+    // What the status's memory figure costs, by number of processes (measured idle, a few
+    // seconds after the phase's last restart).
+    let mut costs: Vec<(Vec<f64>, usize)> = Vec::new();
     let mut summary: Vec<Comparison> = Vec::new();
     for workers in [1, n_workers] {
         if workers == 1 {
@@ -669,15 +695,15 @@ fn main() {
         // Back to the charm's own service.
         set_drop_in(&unit, None);
         restart(&unit, &procs, expect);
-        if workers == 1 {
-            cost_1 = status_figure_cost(&procs, 500);
-        }
+        std::thread::sleep(Duration::from_secs(5));
+        costs.push(status_figure_cost(&procs, 500));
         summary.push(Comparison {
             workers,
             charm: median_run(&runs["charm"]),
             v8: median_run(&runs["V8"]),
             charm_limits: limits.remove("charm").unwrap_or_default(),
             v8_limits: limits.remove("V8").unwrap_or_default(),
+            paired: paired_ratios(&runs["charm"], &runs["V8"]),
         });
     }
     let mut goal_met = true;
@@ -688,6 +714,7 @@ fn main() {
         v8: v,
         charm_limits: lc,
         v8_limits: lv,
+        paired,
     } in &summary
     {
         println!(
@@ -742,8 +769,20 @@ fn main() {
             v.service_peak_pss / v.rps,
             "MiB/(r/s)",
         );
-        let mem = c.worker_peak_pss / v.worker_peak_pss;
-        let thr = c.rps / v.rps;
+        let fmt = |xs: &[f64]| {
+            xs.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mem = median(paired.iter().map(|p| p.1).collect());
+        let thr = median(paired.iter().map(|p| p.0).collect());
+        println!(
+            "  charm/V8 round by round (the two runs of a round are adjacent in time): req/s [{}] \
+             median {thr:.2}; peak PSS per worker [{}] median {mem:.2}",
+            fmt(&paired.iter().map(|p| p.0).collect::<Vec<_>>()),
+            fmt(&paired.iter().map(|p| p.1).collect::<Vec<_>>()),
+        );
         let met = mem <= 0.6 && thr >= 0.95;
         goal_met &= met;
         goal_lines.push(format!(
@@ -752,7 +791,10 @@ fn main() {
             if met { "met" } else { "NOT met" }
         ));
     }
-    println!("goal (peak memory per worker <= 0.6 of V8's default at >= 0.95 of its req/s):");
+    println!(
+        "goal (peak memory per worker <= 0.6 of V8's default at >= 0.95 of its req/s; medians of \
+         the round-by-round ratios):"
+    );
     for l in &goal_lines {
         println!("  {l}");
     }
@@ -805,11 +847,12 @@ fn main() {
     );
     let login_url = format!("{BASE}/login");
     let mut maps_native = false;
-    let mut login_rows = Vec::new();
+    let mut login_rows: Vec<(usize, Option<usize>, f64)> = Vec::new();
     let doubled = 2 * cpus;
     // (workers, UV_THREADPOOL_SIZE): the asked comparison at the charm's default workers,
     // and one worker with a pool of 1 against the default, which shows whether the pool is
-    // on the login path at all.
+    // on the login path at all. Rounds in alternating order, so that each comparison's two
+    // runs are adjacent in time.
     let cases: Vec<(usize, Option<usize>)> = vec![
         (n_workers, None),
         (n_workers, Some(doubled)),
@@ -817,54 +860,70 @@ fn main() {
         (1, Some(1)),
     ];
     let mut current_workers = n_workers;
-    for (workers, pool) in &cases {
-        if *workers != current_workers {
-            if *workers == 1 {
-                unit.config(&["workers=1"]);
-            } else {
-                unit.reset_config("workers");
+    for round in 0..LOGIN_ROUNDS {
+        let mut order = cases.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (workers, pool) in order {
+            if workers != current_workers {
+                if workers == 1 {
+                    unit.config(&["workers=1"]);
+                } else {
+                    unit.reset_config("workers");
+                }
+                unit.hook("config-changed", &[]);
+                unit.assert_status("active", "serving");
+                current_workers = workers;
             }
-            unit.hook("config-changed", &[]);
-            unit.assert_status("active", "serving");
-            current_workers = *workers;
-        }
-        let expect = expected_processes(*workers);
-        set_drop_in(
-            &unit,
-            pool.map(|n| format!("[Service]\nEnvironment=UV_THREADPOOL_SIZE={n}\n"))
-                .as_deref(),
-        );
-        restart(&unit, &procs, expect);
-        let pids = service_pids(&procs);
-        for pid in &pids {
-            assert_eq!(
-                environ_var(*pid, "UV_THREADPOOL_SIZE"),
-                pool.map(|n| n.to_string()),
-                "pid {pid}"
+            let expect = expected_processes(workers);
+            set_drop_in(
+                &unit,
+                pool.map(|n| format!("[Service]\nEnvironment=UV_THREADPOOL_SIZE={n}\n"))
+                    .as_deref(),
             );
+            restart(&unit, &procs, expect);
+            let pids = service_pids(&procs);
+            for pid in &pids {
+                assert_eq!(
+                    environ_var(*pid, "UV_THREADPOOL_SIZE"),
+                    pool.map(|n| n.to_string()),
+                    "pid {pid}"
+                );
+            }
+            let _warm = wrk(&unit, &login_script, &login_url, 8, 2);
+            let r = wrk(&unit, &login_script, &login_url, 8, 8);
+            let threads: Vec<String> = pids.iter().map(|p| threads(*p).to_string()).collect();
+            maps_native |= pids.iter().any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/maps"))
+                    .is_ok_and(|m| m.contains("bcrypt") && m.contains(".node"))
+            });
+            let label = pool.map_or("unset (libuv: 4)".to_owned(), |n| n.to_string());
+            println!(
+                "  round {} workers={workers} UV_THREADPOOL_SIZE={label:<16}: {r:>6.1} logins/s; \
+                 threads per process after the load [{}]",
+                round + 1,
+                threads.join(", ")
+            );
+            login_rows.push((workers, pool, r));
         }
-        let _warm = wrk(&unit, &login_script, &login_url, 8, 2);
-        let r = wrk(&unit, &login_script, &login_url, 8, 10);
-        let threads: Vec<String> = pids.iter().map(|p| threads(*p).to_string()).collect();
-        maps_native |= pids.iter().any(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/maps"))
-                .is_ok_and(|m| m.contains("bcrypt") && m.contains(".node"))
-        });
-        let label = pool.map_or("unset (libuv: 4)".to_owned(), |n| n.to_string());
-        println!(
-            "  workers={workers} UV_THREADPOOL_SIZE={label:<16}: {r:>6.1} logins/s; \
-             threads per process after the load [{}]",
-            threads.join(", ")
-        );
-        login_rows.push((*workers, *pool, r));
     }
     set_drop_in(&unit, None);
     restart(&unit, &procs, expected_processes(current_workers));
-    let rate = |w: usize, p: Option<usize>| {
+    let rates = |w: usize, p: Option<usize>| -> Vec<f64> {
         login_rows
             .iter()
-            .find(|(a, b, _)| *a == w && *b == p)
-            .map_or(f64::NAN, |r| r.2)
+            .filter(|(a, b, _)| *a == w && *b == p)
+            .map(|r| r.2)
+            .collect()
+    };
+    let login_ratio = |w: usize, a: Option<usize>, b: Option<usize>| -> (f64, Vec<f64>) {
+        let per_round: Vec<f64> = rates(w, a)
+            .iter()
+            .zip(rates(w, b))
+            .map(|(x, y)| x / y)
+            .collect();
+        (median(per_round.clone()), per_round)
     };
     println!(
         "bcrypt: @node-rs/bcrypt {} ({}), bcryptjs {}; the processes map {}",
@@ -889,9 +948,23 @@ fn main() {
             "no native bcrypt module: bcryptjs on the main thread"
         }
     );
+    for (w, p) in &cases {
+        println!(
+            "workers={w} UV_THREADPOOL_SIZE={}: median {:.1} logins/s",
+            p.map_or("unset".to_owned(), |n| n.to_string()),
+            median(rates(*w, *p))
+        );
+    }
+    let fmt = |xs: &[f64]| {
+        xs.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (r, per) = login_ratio(n_workers, Some(doubled), None);
     println!(
-        "workers={n_workers}: UV_THREADPOOL_SIZE={doubled} / unset = {:.2}{}",
-        rate(n_workers, Some(doubled)) / rate(n_workers, None),
+        "workers={n_workers}: UV_THREADPOOL_SIZE={doubled} / unset = {r:.2} (rounds [{}]){}",
+        fmt(&per),
         if doubled == 4 {
             " (2x the CPUs is libuv's default 4 on this machine: the same setting twice, the \
              ratio shows the noise)"
@@ -899,15 +972,19 @@ fn main() {
             ""
         }
     );
+    let (r, per) = login_ratio(1, Some(1), None);
     println!(
-        "workers=1: UV_THREADPOOL_SIZE=1 / unset = {:.2}",
-        rate(1, Some(1)) / rate(1, None)
+        "workers=1: UV_THREADPOOL_SIZE=1 / unset = {r:.2} (rounds [{}])",
+        fmt(&per)
+    );
+    println!(
+        "unset: workers={n_workers} / workers=1 = {:.2}",
+        median(rates(n_workers, None)) / median(rates(1, None))
     );
 
     // What the status's memory figure costs a hook.
     println!("\n== the memory figure in the status: cgroup.procs + every process's smaps_rollup");
-    let cost_n = (cost_n, cost_n_procs);
-    for (times, n) in [&cost_1, &cost_n] {
+    for (times, n) in &costs {
         println!(
             "{n} process{}: median {:.3} ms, p90 {:.3} ms over {} runs",
             if *n == 1 { "" } else { "es" },
@@ -919,12 +996,13 @@ fn main() {
     println!(
         "update-status median {our_ms:.1} ms ({n_workers} workers): the figure's reads are {:.1}% \
          of it",
-        100.0 * median(cost_n.0.clone()) / our_ms
+        100.0 * median(costs[costs.len() - 1].0.clone()) / our_ms
     );
 
     unit.teardown();
     println!(
-        "\nbench wall time (after the build): {:.0} s",
-        started.elapsed().as_secs_f64()
+        "\nbench wall time (after the build): {:.0} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
     );
 }
