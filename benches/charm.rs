@@ -125,8 +125,19 @@ fn null_charm_update_status(runs: usize) -> Vec<(f64, f64)> {
     }
     unit.assert_status("active", "ok");
     let times = hook_times(&unit.dir, "update-status");
+    let dir = unit.dir.clone();
     unit.teardown();
+    remove_unit_dir(&dir);
     times
+}
+
+/// After a teardown that passed (the machine is down, nothing of it is mounted): its disk
+/// (an overlay upper directory holding the npm install) is not kept. A failed run keeps it.
+fn remove_unit_dir(dir: &Path) {
+    let _ = Command::new("rm")
+        .args(["-rf", "--one-file-system"])
+        .arg(dir)
+        .status();
 }
 
 /// The host path of the service's `cgroup.procs` (host PIDs: the kernel translates them to
@@ -466,6 +477,31 @@ fn status_figure_cost(procs: &Path, runs: usize) -> (Vec<f64>, usize) {
     (times, n)
 }
 
+/// The same reads one process at a time: `(role, RSS MiB, mappings, median ms)` each, to
+/// show what the cost follows.
+fn status_figure_cost_per_process(procs: &Path, runs: usize) -> Vec<(String, f64, usize, f64)> {
+    let ps = snapshot(procs);
+    ps.iter()
+        .map(|p| {
+            let role = if ps.iter().any(|q| q.ppid == p.pid) {
+                "master"
+            } else {
+                "worker"
+            };
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", p.pid))
+                .map_or(0, |m| m.lines().count());
+            let times: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(memory::process(Path::new("/"), p.pid));
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            (role.to_owned(), p.rss_kib as f64 / MIB, maps, median(times))
+        })
+        .collect()
+}
+
 /// The host's 1, 5 and 15 minute load averages: how busy the shared machine was.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -636,6 +672,7 @@ fn main() {
     // What the status's memory figure costs, by number of processes (measured idle, a few
     // seconds after the phase's last restart).
     let mut costs: Vec<(Vec<f64>, usize)> = Vec::new();
+    let mut per_process_costs = Vec::new();
     let mut summary: Vec<Comparison> = Vec::new();
     for workers in [1, n_workers] {
         if workers == 1 {
@@ -697,6 +734,7 @@ fn main() {
         restart(&unit, &procs, expect);
         std::thread::sleep(Duration::from_secs(5));
         costs.push(status_figure_cost(&procs, 500));
+        per_process_costs.push(status_figure_cost_per_process(&procs, 200));
         summary.push(Comparison {
             workers,
             charm: median_run(&runs["charm"]),
@@ -984,13 +1022,19 @@ fn main() {
 
     // What the status's memory figure costs a hook.
     println!("\n== the memory figure in the status: cgroup.procs + every process's smaps_rollup");
-    for (times, n) in &costs {
+    for ((times, n), each) in costs.iter().zip(&per_process_costs) {
         println!(
-            "{n} process{}: median {:.3} ms, p90 {:.3} ms over {} runs",
+            "{n} process{}: median {:.3} ms, p90 {:.3} ms over {} runs; one at a time: {}",
             if *n == 1 { "" } else { "es" },
             median(times.clone()),
             percentile(times.clone(), 0.9),
-            times.len()
+            times.len(),
+            each.iter()
+                .map(|(role, rss, maps, ms)| format!(
+                    "{role} (RSS {rss:.0} MiB, {maps} mappings) {ms:.3} ms"
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     println!(
@@ -999,7 +1043,9 @@ fn main() {
         100.0 * median(costs[costs.len() - 1].0.clone()) / our_ms
     );
 
+    let dir = unit.dir.clone();
     unit.teardown();
+    remove_unit_dir(&dir);
     println!(
         "\nbench wall time (after the build): {:.0} s; load average at the end: {}",
         started.elapsed().as_secs_f64(),
