@@ -33,7 +33,7 @@ const DROP_IN_DIR: &str = "/etc/systemd/system/parse-server.service.d";
 const DROP_IN: &str = "/etc/systemd/system/parse-server.service.d/bench.conf";
 /// Rounds of each (workers, heap) comparison, in alternating order (charm first, then V8
 /// first, ...), so that drift on the machine does not favour one side.
-const ROUNDS: usize = 6;
+const ROUNDS: usize = 8;
 /// Objects in GameScore before the query is measured.
 const SEED_OBJECTS: usize = 300;
 /// Rounds of the login cases.
@@ -210,6 +210,11 @@ fn threads(pid: u32) -> usize {
 
 /// Runs wrk inside the unit; returns requests per second. Fails on any non-2xx answer.
 fn wrk(unit: &Unit, script: &Path, url: &str, conns: u32, seconds: u32) -> f64 {
+    wrk_counts(unit, script, url, conns, seconds).0
+}
+
+/// The same, with the number of requests wrk completed: `(req/s, requests)`.
+fn wrk_counts(unit: &Unit, script: &Path, url: &str, conns: u32, seconds: u32) -> (f64, f64) {
     let out = unit.exec(&[
         "wrk",
         "-t2",
@@ -226,10 +231,30 @@ fn wrk(unit: &Unit, script: &Path, url: &str, conns: u32, seconds: u32) -> f64 {
     if let Some(l) = text.lines().find(|l| l.contains("Socket errors")) {
         println!("  (wrk: {})", l.trim());
     }
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"));
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
+    (rps, requests)
+}
+
+/// CPU time the service's cgroup has used (`cpu.stat` usage_usec, always there in the
+/// unified hierarchy), in ms.
+fn service_cpu_ms(procs: &Path) -> f64 {
+    std::fs::read_to_string(procs.with_file_name("cpu.stat"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |us| us / 1000.0)
 }
 
 /// Writes a wrk script (0600: a login script holds a test user's password).
@@ -330,6 +355,9 @@ impl Heap {
 #[derive(Clone, Debug, Default)]
 struct Run {
     rps: f64,
+    /// CPU time of the whole service per request over the measured run (ms): less sensitive
+    /// than req/s to what else the shared machine runs.
+    cpu_per_request: f64,
     /// Mean over the workers of each worker's peak PSS while wrk ran.
     worker_peak_pss: f64,
     /// The largest worker peak.
@@ -353,15 +381,21 @@ struct Comparison {
     v8: Run,
     charm_limits: Vec<String>,
     v8_limits: Vec<String>,
-    /// Round by round, charm/V8: (req/s, peak PSS per worker).
-    paired: Vec<(f64, f64)>,
+    /// Round by round, charm/V8: (req/s, peak PSS per worker, CPU per request).
+    paired: Vec<(f64, f64, f64)>,
 }
 
-fn paired_ratios(charm: &[Run], v8: &[Run]) -> Vec<(f64, f64)> {
+fn paired_ratios(charm: &[Run], v8: &[Run]) -> Vec<(f64, f64, f64)> {
     charm
         .iter()
         .zip(v8)
-        .map(|(c, v)| (c.rps / v.rps, c.worker_peak_pss / v.worker_peak_pss))
+        .map(|(c, v)| {
+            (
+                c.rps / v.rps,
+                c.worker_peak_pss / v.worker_peak_pss,
+                c.cpu_per_request / v.cpu_per_request,
+            )
+        })
         .collect()
 }
 
@@ -388,10 +422,13 @@ fn measure(unit: &Unit, procs: &Path, script: &Path, seconds: u32) -> Run {
             (peaks, service_peak, samples)
         });
         let _warm = wrk(unit, script, QUERY, 32, 2);
-        let r = wrk(unit, script, QUERY, 32, seconds);
+        let cpu0 = service_cpu_ms(procs);
+        let (r, requests) = wrk_counts(unit, script, QUERY, 32, seconds);
+        let cpu = service_cpu_ms(procs) - cpu0;
         stop.store(true, Ordering::SeqCst);
-        (r, sampler.join().unwrap())
+        ((r, cpu / requests), sampler.join().unwrap())
     });
+    let (rps, cpu_per_request) = rps;
     let is_master = |pid: u32| peaks.values().any(|(_, ppid)| *ppid == pid);
     let workers: Vec<u32> = peaks.keys().copied().filter(|p| !is_master(*p)).collect();
     let master: Option<u32> = peaks.keys().copied().find(|p| is_master(*p));
@@ -409,6 +446,7 @@ fn measure(unit: &Unit, procs: &Path, script: &Path, seconds: u32) -> Run {
         .collect();
     Run {
         rps,
+        cpu_per_request,
         worker_peak_pss: mean(&worker_peaks),
         worker_peak_pss_max: worker_peaks.iter().copied().fold(0.0, f64::max),
         master_peak_pss: master.map_or(0.0, |m| peaks[&m].0 as f64 / MIB),
@@ -425,6 +463,7 @@ fn median_run(runs: &[Run]) -> Run {
     let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
     Run {
         rps: m(|r| r.rps),
+        cpu_per_request: m(|r| r.cpu_per_request),
         worker_peak_pss: m(|r| r.worker_peak_pss),
         worker_peak_pss_max: m(|r| r.worker_peak_pss_max),
         master_peak_pss: m(|r| r.master_peak_pss),
@@ -711,11 +750,12 @@ fn main() {
                 }
                 let run = measure(&unit, &procs, &query_script, 8);
                 println!(
-                    "  round {} {:<5}: {:>6.0} req/s, worker peak PSS {:>5.0} MiB (max {:.0}), \
+                    "  round {} {:<5}: {:>6.0} req/s, {:.2} CPU ms/req, worker peak PSS {:>5.0} MiB (max {:.0}), \
                      VmHWM {:>5.0} MiB, after {:>5.0} MiB, service peak {:>5.0} MiB, {} samples",
                     round + 1,
                     heap.name(),
                     run.rps,
+                    run.cpu_per_request,
                     run.worker_peak_pss,
                     run.worker_peak_pss_max,
                     run.worker_vmhwm,
@@ -762,6 +802,12 @@ fn main() {
             lv.join(", ")
         );
         ratio_line("req/s", c.rps, v.rps, "req/s");
+        ratio_line(
+            "service CPU per request",
+            c.cpu_per_request,
+            v.cpu_per_request,
+            "ms",
+        );
         ratio_line(
             "peak PSS per worker",
             c.worker_peak_pss,
@@ -815,17 +861,27 @@ fn main() {
         };
         let mem = median(paired.iter().map(|p| p.1).collect());
         let thr = median(paired.iter().map(|p| p.0).collect());
+        let cpu = median(paired.iter().map(|p| p.2).collect());
         println!(
-            "  charm/V8 round by round (the two runs of a round are adjacent in time): req/s [{}] \
-             median {thr:.2}; peak PSS per worker [{}] median {mem:.2}",
+            "  charm/V8 round by round (the two runs of a round are adjacent in time):\n    \
+             req/s                   [{}] median {thr:.2}\n    \
+             peak PSS per worker     [{}] median {mem:.2}\n    \
+             CPU per request         [{}] median {cpu:.2}",
             fmt(&paired.iter().map(|p| p.0).collect::<Vec<_>>()),
             fmt(&paired.iter().map(|p| p.1).collect::<Vec<_>>()),
+            fmt(&paired.iter().map(|p| p.2).collect::<Vec<_>>()),
         );
         let met = mem <= 0.6 && thr >= 0.95;
         goal_met &= met;
+        let spread = |i: usize| {
+            let xs: Vec<f64> = paired.iter().map(|p| [p.0, p.1, p.2][i]).collect();
+            (percentile(xs.clone(), 0.25), percentile(xs, 0.75))
+        };
+        let (t25, t75) = spread(0);
         goal_lines.push(format!(
             "workers={workers}: peak PSS per worker {mem:.2} of V8's (goal <= 0.60), req/s \
-             {thr:.2} of V8's (goal >= 0.95): {}",
+             {thr:.2} of V8's (goal >= 0.95; rounds' quartiles {t25:.2}-{t75:.2}; CPU per \
+             request {cpu:.2} of V8's): {}",
             if met { "met" } else { "NOT met" }
         ));
     }
@@ -930,7 +986,9 @@ fn main() {
                 );
             }
             let _warm = wrk(&unit, &login_script, &login_url, 8, 2);
-            let r = wrk(&unit, &login_script, &login_url, 8, 8);
+            let cpu0 = service_cpu_ms(&procs);
+            let (r, logins) = wrk_counts(&unit, &login_script, &login_url, 8, 8);
+            let cpu_per_login = (service_cpu_ms(&procs) - cpu0) / logins;
             let threads: Vec<String> = pids.iter().map(|p| threads(*p).to_string()).collect();
             maps_native |= pids.iter().any(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/maps"))
@@ -938,8 +996,8 @@ fn main() {
             });
             let label = pool.map_or("unset (libuv: 4)".to_owned(), |n| n.to_string());
             println!(
-                "  round {} workers={workers} UV_THREADPOOL_SIZE={label:<16}: {r:>6.1} logins/s; \
-                 threads per process after the load [{}]",
+                "  round {} workers={workers} UV_THREADPOOL_SIZE={label:<16}: {r:>6.1} logins/s, \
+                 {cpu_per_login:.0} CPU ms/login; threads per process after the load [{}]",
                 round + 1,
                 threads.join(", ")
             );
