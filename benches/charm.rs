@@ -541,6 +541,24 @@ fn status_figure_cost_per_process(procs: &Path, runs: usize) -> Vec<(String, f64
         .collect()
 }
 
+/// How long a fixed piece of CPU work takes this process right now (ms, best of 3): how much
+/// of the shared machine's CPU is there for the benchmark at that moment.
+fn cpu_gauge_ms() -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for _ in 0..20_000_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            std::hint::black_box(x);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// The host's 1, 5 and 15 minute load averages: how busy the shared machine was.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -605,8 +623,10 @@ fn main() {
         std::fs::metadata(&charm).unwrap().len() as f64 / 1048576.0
     );
     println!(
-        "this machine: {cpus} CPUs; load average at the start: {}",
-        loadavg()
+        "this machine: {cpus} CPUs; load average at the start: {}; CPU gauge (a fixed loop, \
+         best of 3; higher: less CPU for the benchmark) {:.0} ms",
+        loadavg(),
+        cpu_gauge_ms()
     );
 
     let mut unit = Unit::deploy("bench");
@@ -748,10 +768,12 @@ fn main() {
                         cmdline(pid)
                     );
                 }
+                let gauge = cpu_gauge_ms();
                 let run = measure(&unit, &procs, &query_script, 8);
                 println!(
                     "  round {} {:<5}: {:>6.0} req/s, {:.2} CPU ms/req, worker peak PSS {:>5.0} MiB (max {:.0}), \
-                     VmHWM {:>5.0} MiB, after {:>5.0} MiB, service peak {:>5.0} MiB, {} samples",
+                     VmHWM {:>5.0} MiB, after {:>5.0} MiB, service peak {:>5.0} MiB, {} samples; \
+                     CPU gauge {gauge:.0} ms",
                     round + 1,
                     heap.name(),
                     run.rps,
@@ -999,6 +1021,7 @@ fn main() {
                 );
             }
             let _warm = wrk(&unit, &login_script, &login_url, 8, 2);
+            let gauge = cpu_gauge_ms();
             let cpu0 = service_cpu_ms(&procs);
             let (r, logins) = wrk_counts(&unit, &login_script, &login_url, 8, 8);
             let cpu_per_login = (service_cpu_ms(&procs) - cpu0) / logins;
@@ -1010,7 +1033,8 @@ fn main() {
             let label = pool.map_or("unset (libuv: 4)".to_owned(), |n| n.to_string());
             println!(
                 "  round {} workers={workers} UV_THREADPOOL_SIZE={label:<16}: {r:>6.1} logins/s, \
-                 {cpu_per_login:.0} CPU ms/login; threads per process after the load [{}]",
+                 {cpu_per_login:.0} CPU ms/login; threads per process after the load [{}]; CPU \
+                 gauge {gauge:.0} ms",
                 round + 1,
                 threads.join(", ")
             );
