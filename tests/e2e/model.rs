@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{packed_charm, require, sim, Network, Unit, REPO, UNIT_PROXY};
+use crate::support::{
+    curl_through_files, packed_charm, require, sim, Network, Unit, REPO, UNIT_PROXY,
+};
 
 /// The application under test.
 pub const APP: &str = "parse-server";
@@ -607,8 +609,8 @@ impl Model {
     }
 }
 
-/// One HTTP request from the model network (the load balancer's side), headers through a
-/// file. Returns `(status, body)`.
+/// One HTTP request from the model network (the load balancer's side), with curl
+/// (`curl_through_files`). Returns `(status, body)`.
 pub fn http_from_net(
     model: &Model,
     method: &str,
@@ -616,45 +618,14 @@ pub fn http_from_net(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> (u16, String) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let hfile = model.dir.join(".curl-headers");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&hfile)
-        .unwrap();
-    for (k, v) in headers {
-        writeln!(f, "{k}: {v}").unwrap();
-    }
-    drop(f);
-    let bfile = model.dir.join(".curl-body");
-    std::fs::write(&bfile, body.unwrap_or(b"")).unwrap();
-    let hf = format!("@{}", hfile.display());
-    let bf = format!("@{}", bfile.display());
-    let mut argv = vec![
-        "curl",
-        "-sS",
-        "--max-time",
-        "20",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-X",
+    curl_through_files(
+        &model.dir,
+        |argv| model.net.exec(argv),
         method,
-        "-H",
-        &hf,
-    ];
-    if body.is_some() {
-        argv.extend_from_slice(&["--data-binary", &bf]);
-    }
-    argv.push(url);
-    let out = model.net.exec(&argv);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+        url,
+        headers,
+        body,
+    )
 }
 
 /// What a bounded load run through the balancer gave.

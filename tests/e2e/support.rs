@@ -245,6 +245,65 @@ fn describe(pids: &[u32]) -> String {
         .join("; ")
 }
 
+/// One HTTP request with curl, run by `exec` (inside a unit, or on the model network), its
+/// headers and body passed through files in `dir` (mode 0600) so that keys never appear on a
+/// command line. Returns `(status code, body)`; with no HTTP answer, 0 and curl's message.
+pub fn curl_through_files(
+    dir: &Path,
+    exec: impl FnOnce(&[&str]) -> Output,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let private = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .unwrap()
+    };
+    let hfile = dir.join("curl-headers");
+    let mut f = private(&hfile);
+    for (k, v) in headers {
+        writeln!(f, "{k}: {v}").unwrap();
+    }
+    drop(f);
+    let bfile = dir.join("curl-body");
+    private(&bfile).write_all(body.unwrap_or(b"")).unwrap();
+    let hf = format!("@{}", hfile.display());
+    let bf = format!("@{}", bfile.display());
+    let mut argv = vec![
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "-H",
+        &hf,
+    ];
+    if body.is_some() {
+        argv.extend_from_slice(&["--data-binary", &bf]);
+    }
+    argv.push(url);
+    let out = exec(&argv);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    match code.trim().parse() {
+        Ok(c) if c > 0 => (c, body.to_owned()),
+        // No HTTP answer: say why (curl's own message) in place of a body.
+        _ => (0, String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
 /// Long-running processes a test started (servers), each in its own process group so that
 /// what they fork (postgres under runuser) goes with them.
 #[derive(Default)]
@@ -814,8 +873,8 @@ impl Unit {
         self.wait_addr("127.0.0.1", port, within)
     }
 
-    /// An HTTP request from inside the unit with curl; headers come from a file so that keys
-    /// never appear on a command line. Returns `(status code, body)`.
+    /// An HTTP request from inside the unit with curl (`curl_through_files`). Returns
+    /// `(status code, body)`.
     pub fn http(
         &self,
         method: &str,
@@ -823,48 +882,14 @@ impl Unit {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> (u16, String) {
-        let hfile = self.dir.join("curl-headers");
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&hfile)
-                .unwrap();
-            for (k, v) in headers {
-                writeln!(f, "{k}: {v}").unwrap();
-            }
-        }
-        let bfile = self.dir.join("curl-body");
-        std::fs::write(&bfile, body.unwrap_or("")).unwrap();
-        let hf = format!("@{}", hfile.display());
-        let bf = format!("@{}", bfile.display());
-        let mut argv = vec![
-            "curl",
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-X",
+        curl_through_files(
+            &self.dir,
+            |argv| self.exec(argv),
             method,
-            "-H",
-            &hf,
-        ];
-        if body.is_some() {
-            argv.extend_from_slice(&["--data-binary", &bf]);
-        }
-        argv.push(url);
-        let out = self.exec(&argv);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        match code.trim().parse() {
-            Ok(c) if c > 0 => (c, body.to_owned()),
-            // No HTTP answer: say why (curl's own message) in place of a body.
-            _ => (0, String::from_utf8_lossy(&out.stderr).into_owned()),
-        }
+            url,
+            headers,
+            body.map(str::as_bytes),
+        )
     }
 
     /// Whether `<url>` answers 200 (e.g. parse-server's health endpoint).
