@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    curl_through_files, packed_charm, require, sim, Network, Unit, REPO, UNIT_PROXY,
+    curl_through_files, mongo_auth_server_command, packed_charm, require, sim, Network, Unit, REPO,
+    UNIT_PROXY,
 };
 
 /// The application under test.
@@ -402,40 +403,9 @@ impl Postgres {
 /// A MongoDB wire-protocol server that enforces SCRAM (mongo-java-server with
 /// tests/mongo-java-server/MongoAuthServerMain.java) on the model network.
 pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &str, &str, &str)]) {
-    require("java");
-    use std::os::unix::fs::OpenOptionsExt;
-    let jars = Path::new(REPO).join(".prereqs/mongo-java-server");
-    assert!(
-        jars.join("classes/MongoAuthServerMain.class").exists(),
-        "the test MongoDB server is not built: run `bash scripts/prereqs.sh`"
-    );
-    let file = model.dir.join("mongo-users");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&file)
-        .unwrap();
-    for (user, db, roles, password) in users {
-        writeln!(f, "{user} {db} {roles} {password}").unwrap();
-    }
-    drop(f);
-    let cp = format!("{}:{}/*", jars.join("classes").display(), jars.display());
-    model.net.spawn(
-        &[
-            "java",
-            "-Xmx256m",
-            "-cp",
-            &cp,
-            "MongoAuthServerMain",
-            Network::GATEWAY,
-            &port.to_string(),
-            "--users",
-            file.to_str().unwrap(),
-        ],
-        "mongo-auth-server.log",
-    );
+    let command = mongo_auth_server_command(&model.dir, Network::GATEWAY, port, users);
+    let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+    model.net.spawn(&argv, "mongo-auth-server.log");
     for _ in 0..150 {
         let out = model.net.exec(&[
             "bash",

@@ -245,6 +245,18 @@ fn describe(pids: &[u32]) -> String {
         .join("; ")
 }
 
+/// A file only its owner can read (it holds keys or passwords), created empty.
+pub fn private_file(path: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// One HTTP request with curl, run by `exec` (inside a unit, or on the model network), its
 /// headers and body passed through files in `dir` (mode 0600) so that keys never appear on a
 /// command line. Returns `(status code, body)`; with no HTTP answer, 0 and curl's message.
@@ -256,24 +268,14 @@ pub fn curl_through_files(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> (u16, String) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let private = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .unwrap()
-    };
     let hfile = dir.join("curl-headers");
-    let mut f = private(&hfile);
+    let mut f = private_file(&hfile);
     for (k, v) in headers {
         writeln!(f, "{k}: {v}").unwrap();
     }
     drop(f);
     let bfile = dir.join("curl-body");
-    private(&bfile).write_all(body.unwrap_or(b"")).unwrap();
+    private_file(&bfile).write_all(body.unwrap_or(b"")).unwrap();
     let hf = format!("@{}", hfile.display());
     let bf = format!("@{}", bfile.display());
     let mut argv = vec![
@@ -1034,44 +1036,47 @@ pub fn start_mongo_java_server(unit: &mut Unit, port: u16) -> u32 {
     pid
 }
 
-/// Starts the MongoDB server that enforces SCRAM on the unit's loopback at `host` (an IPv4
-/// or IPv6 address) and `port`, with `users` (`user`, `auth db`, `roles`, `password`) from a
-/// 0600 file; returns its pid.
+/// The command that starts MongoAuthServerMain (mongo-java-server with SCRAM enforced) on
+/// `host` and `port`, with `users` (`user`, `auth db`, `roles`, `password`) written to
+/// `dir/mongo-users` (mode 0600).
+pub fn mongo_auth_server_command(
+    dir: &Path,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+) -> Vec<String> {
+    let file = dir.join("mongo-users");
+    let mut f = private_file(&file);
+    for (user, db, roles, password) in users {
+        writeln!(f, "{user} {db} {roles} {password}").unwrap();
+    }
+    drop(f);
+    [
+        "java",
+        "-Xmx256m",
+        "-cp",
+        &mongo_class_path(),
+        "MongoAuthServerMain",
+        host,
+        &port.to_string(),
+        "--users",
+        file.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Starts the SCRAM MongoDB server (`mongo_auth_server_command`) inside the unit on `host`
+/// (loopback or IPv6 address) and `port`; returns its pid.
 pub fn start_mongo_auth_server(
     unit: &mut Unit,
     host: &str,
     port: u16,
     users: &[(&str, &str, &str, &str)],
 ) -> u32 {
-    use std::os::unix::fs::OpenOptionsExt;
-    let cp = mongo_class_path();
-    let file = unit.dir.join("mongo-users");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&file)
-        .unwrap();
-    for (user, db, roles, password) in users {
-        writeln!(f, "{user} {db} {roles} {password}").unwrap();
-    }
-    drop(f);
-    let port_s = port.to_string();
-    let pid = unit.spawn_on_loopback(
-        &[
-            "java",
-            "-Xmx256m",
-            "-cp",
-            &cp,
-            "MongoAuthServerMain",
-            host,
-            &port_s,
-            "--users",
-            file.to_str().unwrap(),
-        ],
-        "mongo-auth-server.log",
-    );
+    let command = mongo_auth_server_command(&unit.dir, host, port, users);
+    let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+    let pid = unit.spawn_on_loopback(&argv, "mongo-auth-server.log");
     unit.wait_addr(host.trim_matches(['[', ']']), port, Duration::from_secs(60));
     pid
 }
