@@ -260,16 +260,10 @@ fn service_cpu_ms(procs: &Path) -> f64 {
 /// Writes a wrk script (0600: a login script holds a test user's password).
 fn wrk_script(unit: &Unit, name: &str, text: &str) -> PathBuf {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = unit.dir.join(name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
+    support::private_file(&path)
+        .write_all(text.as_bytes())
         .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
     path
 }
 

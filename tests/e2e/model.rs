@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    curl_through_files, mongo_auth_server_command, packed_charm, require, sim, Network, Unit, REPO,
-    UNIT_PROXY,
+    curl_through_files, mongo_auth_server_command, packed_charm, private_file, require, sim,
+    Network, Unit, REPO, UNIT_PROXY,
 };
 
 /// The application under test.
@@ -152,19 +152,12 @@ impl Model {
     }
 
     fn secret_file(&self, pairs: &[(&str, &str)]) -> PathBuf {
-        use std::os::unix::fs::OpenOptionsExt;
         let file = self.dir.join(".pairs.json");
         let map: serde_json::Map<String, Value> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
             .collect();
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&file)
-            .unwrap();
+        let mut f = private_file(&file);
         f.write_all(Value::Object(map).to_string().as_bytes())
             .unwrap();
         file

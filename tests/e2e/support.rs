@@ -697,15 +697,8 @@ impl Unit {
     /// Sets an option whose value is a secret (a database URI with a password): through a
     /// 0600 file (`juju config --file`), never on a command line.
     pub fn config_secret(&self, key: &str, value: &str) {
-        use std::os::unix::fs::OpenOptionsExt;
         let file = self.dir.join(".config-secret.yaml");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&file)
-            .unwrap();
+        let mut f = private_file(&file);
         writeln!(f, "{key}: {}", serde_json::to_string(value).unwrap()).unwrap();
         drop(f);
         let out = self.sim("config", &["--file", file.to_str().unwrap()]);
