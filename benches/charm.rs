@@ -563,6 +563,17 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// One worker, or the charm's default (one per CPU here), applied by config-changed.
+fn set_workers(unit: &Unit, workers: usize) {
+    if workers == 1 {
+        unit.config(&["workers=1"]);
+    } else {
+        unit.reset_config("workers");
+    }
+    unit.hook("config-changed", &[]);
+    unit.assert_status("active", "serving");
+}
+
 fn expected_processes(workers: usize) -> usize {
     if workers > 1 {
         workers + 1
@@ -728,13 +739,7 @@ fn main() {
     let mut per_process_costs = Vec::new();
     let mut summary: Vec<Comparison> = Vec::new();
     for workers in [1, n_workers] {
-        if workers == 1 {
-            unit.config(&["workers=1"]);
-        } else {
-            unit.reset_config("workers");
-        }
-        unit.hook("config-changed", &[]);
-        unit.assert_status("active", "serving");
+        set_workers(&unit, workers);
         let (_, message) = unit.workload();
         println!("workers={workers}: status \"{message}\"");
         let expect = expected_processes(workers);
@@ -990,13 +995,7 @@ fn main() {
         }
         for (workers, pool) in order {
             if workers != current_workers {
-                if workers == 1 {
-                    unit.config(&["workers=1"]);
-                } else {
-                    unit.reset_config("workers");
-                }
-                unit.hook("config-changed", &[]);
-                unit.assert_status("active", "serving");
+                set_workers(&unit, workers);
                 current_workers = workers;
             }
             let expect = expected_processes(workers);
