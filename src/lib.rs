@@ -5,4 +5,6 @@ pub mod charm;
 pub mod config;
 pub mod juju;
 pub mod relations;
+pub mod text;
+pub mod uri;
 pub mod workload;

@@ -4,8 +4,10 @@
 // shared between units. Installed by the Parse Server charm; loaded as
 // {"module": "<this file>", "options": {"databaseURI": "postgresql://…"}}.
 //
-// pg-promise is one of parse-server's own dependencies: it is loaded from the release that
-// runs this process (require.main is parse-server's CLI).
+// pg-promise and parse-server's own PostgreSQL URI parser are loaded from the release that
+// runs this process (require.main is parse-server's CLI), so that this adapter connects
+// exactly as parse-server does: the same TLS options (`ssl`, `ca`) and, the URI naming no
+// user, the same credentials (PGUSER/PGPASSWORD, which the charm's service hooks set).
 'use strict';
 
 const TABLE = '"_CharmFiles"';
@@ -16,7 +18,10 @@ class PostgresFilesAdapter {
       throw new Error('PostgresFilesAdapter needs options.databaseURI');
     }
     const pgp = require.main.require('pg-promise')({ noWarnings: true });
-    this._db = pgp(options.databaseURI);
+    const parser = require.main.require(
+      '../lib/Adapters/Storage/Postgres/PostgresConfigParser'
+    );
+    this._db = pgp(parser.getDatabaseOptionsFromURI(options.databaseURI));
     this._pgp = pgp;
     this._ready = null;
   }

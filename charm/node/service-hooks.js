@@ -6,6 +6,10 @@
 //   PARSE_SERVER_LOGS_FOLDER=null. The CLI reads the same variable as a folder named "null"
 //   (and it wins over the option file), so it is set only while the defaults load; the option
 //   file's "logsFolder": null then turns off the files of the logger parse-server configures.
+// - PostgreSQL's user and password come from the charm's credentials file (0640, root and
+//   the service's group) as PGUSER/PGPASSWORD, which parse-server's PostgreSQL client (pg)
+//   reads when its URI names none: parse-server's own URI parser would hand them on still
+//   percent-encoded, so a password with a space or a quote would never authenticate.
 // - On SIGUSR2 the process writes its V8 heap statistics to the service's state directory,
 //   for the charm's memory-report action.
 // - On SIGTERM (a stop or restart) the process drains instead of dropping its connections:
@@ -40,6 +44,24 @@ const cluster = require('cluster');
     } else {
       process.env.PARSE_SERVER_LOGS_FOLDER = before;
     }
+  }
+})();
+
+(function databaseCredentials() {
+  const file =
+    process.env.PARSE_SERVER_CHARM_DATABASE_CREDENTIALS ||
+    '/etc/parse-server/database-credentials.json';
+  let credentials;
+  try {
+    credentials = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return; /* no PostgreSQL credentials to give (MongoDB, or none in the URI) */
+  }
+  if (typeof credentials.user === 'string') {
+    process.env.PGUSER = credentials.user;
+  }
+  if (typeof credentials.password === 'string') {
+    process.env.PGPASSWORD = credentials.password;
   }
 })();
 

@@ -11,8 +11,8 @@ use crate::juju::{Event, RelationKind};
 use crate::relations::database_client::{self, Answer, ProviderData};
 use crate::relations::mongodb::{self, MongoRelation};
 use crate::relations::{mongodb_client, postgresql_client};
+use crate::uri::DbUri;
 use crate::workload::database::DbError;
-use crate::workload::paths::Paths;
 
 /// The endpoint names from metadata.yaml.
 pub const MONGODB_LEGACY_ENDPOINT: &str = "mongodb";
@@ -43,12 +43,11 @@ impl Source {
 /// The database the service is to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Database {
-    pub uri: String,
+    pub uri: DbUri,
     pub source: Source,
-    /// The provider's TLS CA, to be written next to the option file.
+    /// The provider's TLS CA: parse-server (and the charm's check) speak TLS verified with
+    /// it.
     pub ca_pem: Option<String>,
-    /// PostgreSQL (so parse-server's default GridFS files adapter cannot work).
-    pub postgres: bool,
     /// Schema changes can be pushed to every instance (PostgreSQL's LISTEN/NOTIFY, or a
     /// MongoDB replica set's change streams).
     pub schema_hooks: bool,
@@ -57,14 +56,13 @@ pub struct Database {
 }
 
 impl Database {
-    fn from_uri(uri: &str, source: Source) -> Database {
-        let postgres = uri.starts_with("postgres://") || uri.starts_with("postgresql://");
+    fn from_uri(uri: DbUri, source: Source) -> Database {
+        let schema_hooks = uri.is_postgres() || uri.option_ignore_case("replicaSet").is_some();
         Database {
-            uri: uri.to_owned(),
+            uri,
             source,
             ca_pem: None,
-            postgres,
-            schema_hooks: postgres || uri.contains("replicaSet="),
+            schema_hooks,
             version: None,
         }
     }
@@ -127,7 +125,10 @@ impl Charm<'_> {
         let (endpoint, id) = sources.remove(0);
         match (endpoint, id) {
             ("database-uri", _) => Ok(Database::from_uri(
-                config.database_uri.as_deref().unwrap_or_default(),
+                config
+                    .database_uri
+                    .clone()
+                    .expect("a database-uri source has a URI"),
                 Source::Config,
             )),
             (MONGODB_LEGACY_ENDPOINT, Some(id)) => self.legacy_mongodb(&id, config),
@@ -154,7 +155,7 @@ impl Charm<'_> {
                 }
                 let uri = mongodb::mongodb_uri(&endpoints, &config.database_name);
                 Ok(Database::from_uri(
-                    &uri,
+                    uri,
                     Source::Relation {
                         endpoint: MONGODB_LEGACY_ENDPOINT,
                         remote_app: "mongodb".into(),
@@ -195,17 +196,22 @@ impl Charm<'_> {
                 Ok(pem) => Some(pem),
                 Err(why) => return waiting(format!("{endpoint} relation: {why}")),
             },
+            (None, true) => return waiting(format!("waiting for {kind} to share its TLS CA")),
             _ => None,
         };
-        let ca_file = ca_pem.as_ref().map(|_| Paths::DATABASE_CA_FILE);
         let answer = if postgres {
-            postgresql_client::connection(&provider, &config.database_name, ca_file)
+            postgresql_client::connection(&provider, &config.database_name)
         } else {
-            mongodb_client::connection(&provider, &config.database_name, ca_file)
+            mongodb_client::connection(&provider, &config.database_name)
         };
         match answer {
             Answer::Incomplete(why) => waiting(why),
             Answer::Unusable(why) => waiting(format!("{endpoint} relation: {why}")),
+            Answer::OtherDatabase { served } => blocked(format!(
+                "database-name: the {endpoint} relation serves database {served}, not {}: \
+                 remove and re-add the relation (or set database-name back)",
+                config.database_name
+            )),
             Answer::Ready { uri, replica_set } => Ok(Database {
                 uri,
                 source: Source::Relation {
@@ -213,7 +219,6 @@ impl Charm<'_> {
                     remote_app,
                 },
                 ca_pem,
-                postgres,
                 schema_hooks: postgres || replica_set,
                 version: provider.version.clone(),
             }),
@@ -245,7 +250,7 @@ impl Charm<'_> {
             )),
             Err(e) => waiting(format!(
                 "{endpoint} relation: cannot read its secret ({})",
-                crate::juju::status::one_line(&e.detail, 60)
+                crate::text::one_line(&e.detail, 60)
             )),
         }
     }
@@ -254,7 +259,10 @@ impl Charm<'_> {
     /// operator's to fix when the URI is theirs, the provider's when it came from a
     /// relation; a server that does not answer may come back by itself.
     pub(super) fn check_database(&self, db: &Database) -> Step<crate::workload::database::DbInfo> {
-        match self.probes.database(&db.uri, self.timeouts.database) {
+        match self
+            .probes
+            .database(&db.uri, db.ca_pem.as_deref(), self.timeouts.database)
+        {
             Ok(info) => Ok(info),
             Err(DbError::Unreachable(why)) => waiting(why),
             Err(DbError::BadUri(why) | DbError::Refused(why)) => match &db.source {

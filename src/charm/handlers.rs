@@ -2,8 +2,11 @@
 
 use anyhow::{Context, Result};
 
+use super::master_key::MASTER_KEY_FIELD;
 use super::{Charm, MASTER_KEY_SECRET};
+use crate::config::CharmConfig;
 use crate::juju::{Databag, Status};
+use crate::workload::service_files;
 use crate::workload::systemd::SERVICE_UNIT;
 use crate::workload::user;
 
@@ -62,31 +65,24 @@ impl Charm<'_> {
     }
 
     /// Per process of the service (cluster master and workers): PSS and anonymous memory
-    /// from /proc, V8 heap used and limit as the process reports them; and the configured
-    /// caps.
+    /// from /proc, V8 heap used and limit as the process reports them; and the caps of the
+    /// configuration that runs (whatever the configuration says now: an invalid one does
+    /// not stop the report).
     fn memory_report(&self) -> Result<()> {
-        let config = match crate::config::CharmConfig::from_raw(&self.tools.config_get()?) {
-            Ok(c) => c,
-            Err(errors) => {
-                self.tools
-                    .action_fail(&crate::config::errors_message(&errors))?;
-                return Ok(());
-            }
-        };
         let mut results = Databag::new();
         let mib = |kib: u64| (kib / 1024).to_string();
-        if let Ok(s) = crate::workload::sizing::size(
-            self.probes.machine(),
-            crate::workload::sizing::Requested {
-                workers: config.workers,
-                heap_mib: config.node_max_old_space_size,
-                memory_limit_mib: config.memory_limit,
-            },
-        ) {
-            results.insert("caps.workers".into(), s.workers.to_string());
-            results.insert("caps.heap-mib".into(), s.heap_mib.to_string());
-            results.insert("caps.memory-max-mib".into(), s.memory_max_mib.to_string());
-            results.insert("caps.memory-high-mib".into(), s.memory_high_mib.to_string());
+        if let Some(r) = service_files::current(&self.paths)? {
+            let caps = r.caps();
+            results.insert("caps.workers".into(), caps.workers.to_string());
+            for (key, value) in [
+                ("caps.heap-mib", caps.heap_mib.map(u64::from)),
+                ("caps.memory-max-mib", caps.memory_max_mib),
+                ("caps.memory-high-mib", caps.memory_high_mib),
+            ] {
+                if let Some(v) = value {
+                    results.insert(key.into(), v.to_string());
+                }
+            }
         }
         let Some(memory) = self.probes.service_memory() else {
             self.tools.action_fail("parse-server is not running")?;
@@ -115,48 +111,84 @@ impl Charm<'_> {
         Ok(())
     }
 
-    /// Tells where the master key is. The key itself is never an action result: results
-    /// travel to the hook tool on its command line. The operator reveals the Juju secret.
+    /// Tells where the master key parse-server serves with is. The key itself is never an
+    /// action result: results travel to the hook tool on its command line. The operator
+    /// reveals the Juju secret, or reads the config.
     fn get_master_key(&self) -> Result<()> {
-        let configured = self
-            .tools
-            .config_get()?
+        let app = &self.ctx.app_name;
+        let raw = self.tools.config_get()?;
+        let configured = raw
             .get("master-key")
             .and_then(|v| v.as_str())
-            .is_some_and(|s| !s.is_empty());
-        let results = if configured {
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let configured_valid = configured.is_some()
+            && match CharmConfig::from_raw(&raw) {
+                Ok(_) => true,
+                Err(errors) => errors.iter().all(|e| e.option != "master-key"),
+            };
+        let running = service_files::current(&self.paths)?.and_then(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.config_json).ok()?;
+            v.get("masterKey")?.as_str().map(str::to_owned)
+        });
+        let peers = self.peers()?;
+        let secret_id = match peers.master_key_secret() {
+            Some(id) => Some(id),
+            // Only the owner (the leader) can look the secret up by label.
+            None if peers.is_leader() => self.tools.secret_id(MASTER_KEY_SECRET)?,
+            None => None,
+        };
+        let generated = match &secret_id {
+            Some(id) => self
+                .tools
+                .secret_get_by_id(id, false)?
+                .and_then(|mut c| c.remove(MASTER_KEY_FIELD)),
+            None => None,
+        };
+        let serves = |key: &Option<String>| key.is_some() && (running.is_none() || running == *key);
+        let mut results = if configured_valid && serves(&configured) {
             Databag::from([
                 ("source".to_owned(), "config".to_owned()),
+                ("reveal".to_owned(), format!("juju config {app} master-key")),
+            ])
+        } else if let (Some(id), true) = (&secret_id, serves(&generated)) {
+            Databag::from([
+                ("source".to_owned(), "generated".to_owned()),
+                ("secret-id".to_owned(), id.clone()),
                 (
                     "reveal".to_owned(),
-                    "juju config parse-server master-key".to_owned(),
+                    format!("juju show-secret --reveal {id}"),
+                ),
+            ])
+        } else if secret_id.is_none() && !peers.is_leader() {
+            self.tools.action_fail(&format!(
+                "run this action on the leader: juju run {app}/leader get-master-key"
+            ))?;
+            return Ok(());
+        } else if running.is_some() {
+            // Neither: a key configured before, kept while the current value is invalid.
+            Databag::from([
+                ("source".to_owned(), "earlier-config".to_owned()),
+                (
+                    "reveal".to_owned(),
+                    "the master-key value before the current one".to_owned(),
                 ),
             ])
         } else {
-            match self.tools.secret_id(MASTER_KEY_SECRET)? {
-                Some(id) => Databag::from([
-                    ("source".to_owned(), "generated".to_owned()),
-                    ("secret-id".to_owned(), id.clone()),
-                    (
-                        "reveal".to_owned(),
-                        format!("juju show-secret --reveal {id}"),
-                    ),
-                ]),
-                // Only the owner (the leader) can look the secret up by label.
-                None if !self.tools.is_leader()? => {
-                    self.tools.action_fail(
-                        "run this action on the leader: juju run parse-server/leader get-master-key",
-                    )?;
-                    return Ok(());
-                }
-                None => {
-                    self.tools.action_fail(
-                        "no master key yet: the leader generates it on its next hook",
-                    )?;
-                    return Ok(());
-                }
-            }
+            self.tools.action_fail(
+                "no master key yet: the leader generates one at its next hook unless master-key is set",
+            )?;
+            return Ok(());
         };
+        if configured.is_some() && !configured_valid {
+            results.insert(
+                "note".into(),
+                format!(
+                    "master-key is invalid (see juju status {app}): parse-server keeps serving with \
+                     the key above"
+                ),
+            );
+        }
         self.tools.action_set(&results)?;
         Ok(())
     }

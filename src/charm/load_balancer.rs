@@ -1,14 +1,23 @@
 //! The load balancers in front of the units: `haproxy-route` (haproxy 2.8) and the legacy
 //! `website` (interface `http`, what a plain `juju deploy haproxy` still gives). The charm
-//! publishes where each unit serves, believes `X-Forwarded-For` only from the balancers'
-//! own addresses, and takes the public URL from haproxy when the operator gave none.
+//! publishes where each unit serves and takes the public URL from haproxy when the operator
+//! gave none.
+//!
+//! `X-Forwarded-For` (the client address `master-key-ips` is checked against) is believed
+//! only from haproxy-route balancers, which the route asks to set the header to the address
+//! the request came from (`rewrites`: `http-request set-header X-Forwarded-For %[src]`), so a
+//! client's own header never reaches parse-server. A `website` consumer cannot be asked for
+//! that: parse-server sees its address as the client's.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use super::peers::Peers;
 use super::{Charm, Step};
-use crate::config::{rules, CharmConfig};
+use crate::config::CharmConfig;
 use crate::relations::haproxy_route::{self, Route};
 use crate::relations::website;
+use crate::uri::HttpUrl;
 
 pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
 pub const WEBSITE_ENDPOINT: &str = "website";
@@ -16,8 +25,9 @@ pub const WEBSITE_ENDPOINT: &str = "website";
 /// What the balancers related to this unit are and offer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadBalancers {
-    /// Their units' addresses (to trust for `X-Forwarded-For`), sorted.
-    pub addresses: Vec<String>,
+    /// The haproxy-route balancers' unit addresses (whose `X-Forwarded-For` parse-server
+    /// believes: they set it themselves), sorted.
+    pub trusted: Vec<String>,
     /// The first endpoint haproxy proxies for the application.
     pub public_url: Option<String>,
     /// How long a stopping unit must keep serving while its health check fails, for the
@@ -43,13 +53,15 @@ impl Charm<'_> {
                 if !units.is_empty() {
                     lb.drain_seconds = lb.drain_seconds.max(detect + 2);
                 }
-                for unit in &units {
-                    let bag = self.tools.relation_get(&id, unit)?;
-                    let addr = bag
-                        .get("ingress-address")
-                        .or_else(|| bag.get("private-address"));
-                    if let Some(ip) = addr.and_then(|a| a.parse::<IpAddr>().ok()) {
-                        lb.addresses.push(ip.to_string());
+                if endpoint == HAPROXY_ROUTE_ENDPOINT {
+                    for unit in &units {
+                        let bag = self.tools.relation_get(&id, unit)?;
+                        let addr = bag
+                            .get("ingress-address")
+                            .or_else(|| bag.get("private-address"));
+                        if let Some(ip) = addr.and_then(|a| a.parse::<IpAddr>().ok()) {
+                            lb.trusted.push(ip.to_string());
+                        }
                     }
                 }
                 if endpoint == HAPROXY_ROUTE_ENDPOINT && lb.public_url.is_none() {
@@ -64,41 +76,61 @@ impl Charm<'_> {
                 }
             }
         }
-        lb.addresses.sort();
-        lb.addresses.dedup();
+        lb.trusted.sort();
+        lb.trusted.dedup();
         Ok(lb)
     }
 
-    /// Publishes this unit (and, as the leader, the application's route) to every balancer.
-    pub(super) fn publish_to_load_balancers(&self, config: &CharmConfig, leader: bool) -> Step<()> {
-        for id in self.tools.relation_ids(HAPROXY_ROUTE_ENDPOINT)? {
-            if leader {
-                let public = config
-                    .public_server_url
-                    .as_deref()
-                    .and_then(|u| rules::http_url(u).ok());
-                let hostname = public
-                    .as_ref()
-                    .map(|u| u.host.clone())
-                    .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['));
-                let wanted = haproxy_route::app_databag(&Route {
-                    service: self.ctx.app_name.clone(),
-                    port: config.port,
-                    mount_path: config.mount_path.clone(),
-                    hostname,
-                    allow_http: public.as_ref().is_some_and(|u| !u.https),
-                });
-                let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
-                if !haproxy_route::is_published(&current, &wanted, haproxy_route::APP_KEYS) {
-                    let mut update = wanted.clone();
-                    for k in haproxy_route::APP_KEYS {
-                        if !wanted.contains_key(*k) && current.contains_key(*k) {
-                            update.insert((*k).to_owned(), String::new());
-                        }
+    /// The leader's route on every haproxy-route relation: the backend, its health check,
+    /// the header rewrite, and every port a unit serves on (the configured one, and the old
+    /// one while units still serve there during a rolling restart).
+    pub(super) fn publish_route(&self, config: &CharmConfig, peers: &Peers) -> Step<()> {
+        if !peers.is_leader() {
+            return Ok(());
+        }
+        let ids = self.tools.relation_ids(HAPROXY_ROUTE_ENDPOINT)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let public = config
+            .public_server_url
+            .as_deref()
+            .and_then(|u| HttpUrl::parse(u).ok());
+        let mut ports: BTreeSet<u16> = peers.serving_ports();
+        ports.insert(config.port);
+        let wanted = haproxy_route::app_databag(&Route {
+            service: self.ctx.app_name.clone(),
+            ports: ports.into_iter().collect(),
+            mount_path: config.mount_path.clone(),
+            hostname: public
+                .as_ref()
+                .and_then(|u| u.dns_name().map(str::to_owned)),
+            allow_http: public.as_ref().is_some_and(|u| !u.https),
+        });
+        for id in ids {
+            let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
+            if !haproxy_route::is_published(&current, &wanted, haproxy_route::APP_KEYS) {
+                let mut update = wanted.clone();
+                for k in haproxy_route::APP_KEYS {
+                    if !wanted.contains_key(*k) && current.contains_key(*k) {
+                        update.insert((*k).to_owned(), String::new());
                     }
-                    self.tools.relation_set_app(&id, &update)?;
                 }
+                self.tools.relation_set_app(&id, &update)?;
             }
+        }
+        Ok(())
+    }
+
+    /// After the service serves: the route again (the leader's own port may have moved),
+    /// this unit's address on every haproxy-route relation, and `website`.
+    pub(super) fn publish_to_load_balancers(
+        &self,
+        config: &CharmConfig,
+        peers: &Peers,
+    ) -> Step<()> {
+        self.publish_route(config, peers)?;
+        for id in self.tools.relation_ids(HAPROXY_ROUTE_ENDPOINT)? {
             if let Some(addr) = self.tools.ingress_address(HAPROXY_ROUTE_ENDPOINT)? {
                 let wanted = haproxy_route::unit_databag(&addr);
                 let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;

@@ -5,10 +5,9 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::peers::master_key_secret;
+use super::peers::Peers;
 use super::{waiting, Charm, Step};
 use crate::config::CharmConfig;
-use crate::relations::peers::{self, Peers};
 use crate::workload::files::{self, FileMode};
 
 /// The Juju secret's label (owned by the application, so every unit reads the same key).
@@ -20,16 +19,12 @@ impl Charm<'_> {
     /// The configured master key, else the application's generated one: its secret's ID is
     /// in the peer relation (the secret itself is the store); a non-leader waits for the
     /// leader to generate it.
-    pub(super) fn master_key(
-        &self,
-        config: &CharmConfig,
-        peers: &mut Option<Peers>,
-        leader: bool,
-    ) -> Step<String> {
+    pub(super) fn master_key(&self, config: &CharmConfig, peers: &Peers) -> Step<String> {
         if let Some(k) = &config.master_key {
             return Ok(k.clone());
         }
-        if let Some(uri) = master_key_secret(peers.as_ref()) {
+        let leader = peers.is_leader();
+        if let Some(uri) = peers.master_key_secret() {
             if let Some(k) = self
                 .tools
                 .secret_get_by_id(&uri, false)?
@@ -46,10 +41,8 @@ impl Charm<'_> {
             .and_then(|mut c| c.remove(MASTER_KEY_FIELD))
         {
             if leader {
-                if let (Some(p), Some(id)) =
-                    (peers.as_mut(), self.tools.secret_id(MASTER_KEY_SECRET)?)
-                {
-                    self.set_peer_app_data(p, &[(peers::MASTER_KEY_SECRET, &id)])?;
+                if let Some(id) = self.tools.secret_id(MASTER_KEY_SECRET)? {
+                    peers.set_master_key_secret(&id)?;
                 }
             }
             return Ok(k);
@@ -58,9 +51,7 @@ impl Charm<'_> {
             return waiting("waiting for the leader to generate the master key");
         }
         let (key, uri) = self.generate_master_key()?;
-        if let Some(p) = peers.as_mut() {
-            self.set_peer_app_data(p, &[(peers::MASTER_KEY_SECRET, &uri)])?;
-        }
+        peers.set_master_key_secret(&uri)?;
         Ok(key)
     }
 

@@ -28,7 +28,7 @@ pub use database_source::{
 };
 pub use load_balancer::{HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT};
 pub use master_key::MASTER_KEY_SECRET;
-pub use peers::PEER_ENDPOINT;
+pub use peers::{Peers, PEER_ENDPOINT};
 
 /// How a step stops the hook early.
 #[derive(Debug)]
@@ -65,14 +65,20 @@ pub struct Timeouts {
     pub health_after_start: Duration,
     /// Between two health checks while waiting.
     pub health_poll: Duration,
+    /// How long the restart grant holds: a live holder's hook restarts, waits for health and
+    /// may roll back (two health waits and a drain) well within it; a holder whose machine
+    /// died keeps the others waiting no longer.
+    pub grant_lease: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
+        let health_after_start = Duration::from_secs(90);
         Timeouts {
             database: Duration::from_secs(5),
-            health_after_start: Duration::from_secs(90),
+            health_after_start,
             health_poll: Duration::from_millis(250),
+            grant_lease: 2 * health_after_start + Duration::from_secs(60),
         }
     }
 }
@@ -97,14 +103,31 @@ impl Charm<'_> {
             Event::Remove => self.remove(),
             Event::Action(name) => self.action(name),
             _ => {
-                let status = match self.reconcile() {
+                // The peer relation is read before anything can stop the hook: whatever
+                // stops this unit's own reconcile, its stale request is withdrawn and the
+                // leader keeps rolling restarts moving.
+                let peers = self.peers()?;
+                let status = match self.reconcile(&peers) {
                     Ok(status) | Err(Stop::Report(status)) => status,
                     Err(Stop::Bug(e)) => return Err(e),
                 };
+                peers.finish(self.probes.now())?;
                 self.tools.status_set(&status)?;
                 Ok(())
             }
         }
+    }
+
+    /// The peer relation for this hook.
+    fn peers(&self) -> anyhow::Result<Peers<'_>> {
+        let leader = self.tools.is_leader()?;
+        Ok(Peers::read(
+            self.tools,
+            &self.ctx.unit_name,
+            &self.ctx.app_name,
+            leader,
+            self.timeouts.grant_lease.as_secs(),
+        )?)
     }
 
     /// Shows `maintenance` while a long step runs.

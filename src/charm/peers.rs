@@ -1,158 +1,267 @@
-//! What the units of the application agree on through the peer relation: the generated
-//! master key's secret ID, the leader's first start, and rolling restarts (one unit at a
-//! time, each after the previous one is healthy again).
+//! The peer relation as one value: read once at the start of a hook, written through (each
+//! write is a `relation-set` and updates what the value holds), with the rolling-restart
+//! protocol as its methods.
+//!
+//! - A unit that serves nothing starts without asking (it takes no capacity away); a
+//!   non-leader never starts before the leader's first start (`initialised`).
+//! - A unit that serves and must restart asks (`restart-request`) and waits for the grant.
+//! - After the restart (or the rollback) it withdraws; a hook that did not ask withdraws any
+//!   request left from before ([`Peers::finish`]), so a unit that stopped for another reason
+//!   (invalid config, its machine too small) never holds the queue.
+//! - The leader keeps the grant moving at the end of every hook it runs, whatever stopped
+//!   its own reconcile, and right after it asks itself: the only two places that grant.
+//!   The grant is a lease: a holder whose machine died with it is passed over once the
+//!   lease ends (see `relations::peers::next_grant`).
 
-use super::{waiting, Charm, Step};
-use crate::juju::Databag;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::juju::hook_tools::ToolResult;
+use crate::juju::{Databag, HookTools};
 use crate::relations::peers::{
-    self, Peers, ADDRESS, INITIALISED, RESTART_GRANT, RESTART_REQUEST, SERVING,
+    self, Grant, ADDRESS, INITIALISED, MASTER_KEY_SECRET, RESTART_GRANT, RESTART_GRANT_AT,
+    RESTART_REQUEST, SERVING, SERVING_PORT,
 };
 
 /// The peer endpoint from metadata.yaml.
 pub const PEER_ENDPOINT: &str = "parse-peers";
 
-impl Charm<'_> {
-    /// The peer relation as this unit sees it (`None` before Juju created it).
-    pub(super) fn peers(&self) -> Step<Option<Peers>> {
-        let Some(id) = self.tools.relation_ids(PEER_ENDPOINT)?.into_iter().next() else {
-            return Ok(None);
+/// The relation's data as this unit sees it.
+#[derive(Debug, Clone, Default)]
+struct Bags {
+    id: String,
+    app: Databag,
+    own: Databag,
+    /// The other units' bags, by unit name.
+    others: BTreeMap<String, Databag>,
+}
+
+/// Whether this unit may (re)start the service now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    Go,
+    /// Not yet: why, for the status.
+    Wait(String),
+}
+
+/// The peer relation for one hook.
+pub struct Peers<'a> {
+    tools: &'a dyn HookTools,
+    unit: String,
+    leader: bool,
+    /// How long a grant holds, in seconds.
+    lease: u64,
+    /// `None` before Juju created the relation.
+    bags: RefCell<Option<Bags>>,
+    /// Whether this hook asked to restart (a request it did not renew is withdrawn).
+    asked: Cell<bool>,
+}
+
+impl<'a> Peers<'a> {
+    /// Reads the relation (every bag once).
+    pub fn read(
+        tools: &'a dyn HookTools,
+        unit: &str,
+        app: &str,
+        leader: bool,
+        lease: u64,
+    ) -> ToolResult<Peers<'a>> {
+        let bags = match tools.relation_ids(PEER_ENDPOINT)?.into_iter().next() {
+            None => None,
+            Some(id) => {
+                let app_bag = tools.relation_get_app(&id, app)?;
+                let own = tools.relation_get(&id, unit)?;
+                let mut others = BTreeMap::new();
+                for u in tools.relation_list(&id)? {
+                    let bag = tools.relation_get(&id, &u)?;
+                    others.insert(u, bag);
+                }
+                Some(Bags {
+                    id,
+                    app: app_bag,
+                    own,
+                    others,
+                })
+            }
         };
-        let app = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
-        let own = self.tools.relation_get(&id, &self.ctx.unit_name)?;
-        let mut others = std::collections::BTreeMap::new();
-        for unit in self.tools.relation_list(&id)? {
-            let bag = self.tools.relation_get(&id, &unit)?;
-            others.insert(unit, bag);
-        }
-        Ok(Some(Peers {
-            relation_id: id,
-            app,
-            own,
-            others,
-        }))
+        Ok(Peers {
+            tools,
+            unit: unit.to_owned(),
+            leader,
+            lease,
+            bags: RefCell::new(bags),
+            asked: Cell::new(false),
+        })
     }
 
-    /// Sets keys of this unit's peer databag that differ.
-    fn set_own_peer_data(&self, peers: &mut Peers, pairs: &[(&str, &str)]) -> Step<()> {
-        let changed: Databag = pairs
-            .iter()
-            .filter(|(k, v)| peers.own.get(*k).map(String::as_str).unwrap_or("") != *v)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
-        self.tools.relation_set(&peers.relation_id, &changed)?;
-        for (k, v) in changed {
-            if v.is_empty() {
-                peers.own.remove(&k);
-            } else {
-                peers.own.insert(k, v);
-            }
-        }
-        Ok(())
+    pub fn is_leader(&self) -> bool {
+        self.leader
     }
 
-    /// Sets keys of the application's peer databag that differ (leader only).
-    pub(super) fn set_peer_app_data(&self, peers: &mut Peers, pairs: &[(&str, &str)]) -> Step<()> {
-        let changed: Databag = pairs
-            .iter()
-            .filter(|(k, v)| peers.app.get(*k).map(String::as_str).unwrap_or("") != *v)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
-        self.tools.relation_set_app(&peers.relation_id, &changed)?;
-        for (k, v) in changed {
-            if v.is_empty() {
-                peers.app.remove(&k);
-            } else {
-                peers.app.insert(k, v);
-            }
-        }
-        Ok(())
+    fn app_value(&self, key: &str) -> Option<String> {
+        self.bags
+            .borrow()
+            .as_ref()
+            .and_then(|b| b.app.get(key).filter(|v| !v.is_empty()).cloned())
+    }
+
+    /// The leader's service has served once (so others may start).
+    pub fn initialised(&self) -> bool {
+        self.app_value(INITIALISED).as_deref() == Some("true")
+    }
+
+    /// The generated master key's secret ID, once the leader published it.
+    pub fn master_key_secret(&self) -> Option<String> {
+        self.app_value(MASTER_KEY_SECRET)
+    }
+
+    /// Publishes the generated master key's secret ID (leader only; no-op without the
+    /// relation).
+    pub fn set_master_key_secret(&self, id: &str) -> ToolResult<()> {
+        self.set_app(&[(MASTER_KEY_SECRET, id)])
     }
 
     /// Publishes this unit's address for its peers.
-    pub(super) fn publish_peer_address(&self, peers: &mut Peers) -> Step<()> {
-        if let Some(addr) = self.tools.ingress_address(PEER_ENDPOINT)? {
-            self.set_own_peer_data(peers, &[(ADDRESS, &addr)])?;
+    pub fn publish_address(&self, address: &str) -> ToolResult<()> {
+        self.set_own(&[(ADDRESS, address)])
+    }
+
+    /// Every port a unit of the application serves on now (its own included), as the
+    /// units last published them.
+    pub fn serving_ports(&self) -> BTreeSet<u16> {
+        let bags = self.bags.borrow();
+        let Some(b) = bags.as_ref() else {
+            return BTreeSet::new();
+        };
+        std::iter::once(&b.own)
+            .chain(b.others.values())
+            .filter_map(|bag| bag.get(SERVING_PORT)?.parse().ok())
+            .collect()
+    }
+
+    /// Whether this unit may (re)start the service into rendering `digest` now; `serving`:
+    /// whether its service answers (so a restart takes capacity away).
+    pub fn may_restart(&self, digest: &str, serving: bool, now: u64) -> ToolResult<Turn> {
+        const FIRST: &str = "waiting for the leader's first start";
+        let (exists, others) = match self.bags.borrow().as_ref() {
+            Some(b) => (true, !b.others.is_empty()),
+            None => (false, false),
+        };
+        if !self.leader && (!exists || !self.initialised()) {
+            return Ok(Turn::Wait(FIRST.into()));
+        }
+        if !serving || !exists || (self.leader && (!others || !self.initialised())) {
+            return Ok(Turn::Go);
+        }
+        self.set_own(&[(RESTART_REQUEST, digest)])?;
+        self.asked.set(true);
+        if self.leader {
+            self.keep_grant_moving(now)?;
+        }
+        Ok(match self.app_value(RESTART_GRANT) {
+            Some(g) if g == self.unit => Turn::Go,
+            holder => Turn::Wait(format!(
+                "restart queued: one unit at a time (now: {})",
+                holder.as_deref().unwrap_or("the leader's grant")
+            )),
+        })
+    }
+
+    /// The service serves rendering `digest` on `port`: this unit asks for nothing; the
+    /// leader records its first start.
+    pub fn done(&self, digest: &str, port: u16) -> ToolResult<()> {
+        self.asked.set(false);
+        self.set_own(&[
+            (RESTART_REQUEST, ""),
+            (SERVING, digest),
+            (SERVING_PORT, &port.to_string()),
+        ])?;
+        if self.leader && !self.initialised() {
+            self.set_app(&[(INITIALISED, "true")])?;
         }
         Ok(())
     }
 
-    /// Whether this unit may (re)start the service into rendering `digest` now. Alone, or
-    /// for the leader's first start, it may; otherwise it asks, and waits for the leader's
-    /// grant (one unit at a time).
-    pub(super) fn may_restart(
-        &self,
-        peers: &mut Option<Peers>,
-        digest: &str,
-        leader: bool,
-    ) -> Step<()> {
-        let Some(p) = peers.as_mut() else {
-            return Ok(());
-        };
-        if !p.has_others() || (leader && !p.initialised()) {
-            return Ok(());
-        }
-        if !leader && !p.initialised() {
-            return waiting("waiting for the leader's first start");
-        }
-        self.set_own_peer_data(p, &[(RESTART_REQUEST, digest)])?;
-        if leader {
-            self.grant_restarts(p)?;
-        }
-        if p.grant() == Some(self.ctx.unit_name.as_str()) {
-            return Ok(());
-        }
-        let holder = p.grant().unwrap_or("the leader's grant").to_owned();
-        waiting(format!(
-            "restart queued: one unit at a time (now: {holder})"
-        ))
+    /// This unit no longer waits to restart (it tried, and rolled back).
+    pub fn withdraw(&self) -> ToolResult<()> {
+        self.asked.set(false);
+        self.set_own(&[(RESTART_REQUEST, "")])
     }
 
-    /// After the service serves rendering `digest` (or nothing needed a restart): this unit
-    /// asks for nothing; the leader records its first start and passes the grant on.
-    pub(super) fn restart_done(
-        &self,
-        peers: &mut Option<Peers>,
-        digest: &str,
-        leader: bool,
-    ) -> Step<()> {
-        let Some(p) = peers.as_mut() else {
+    /// The end of every hook (whatever stopped it): a request this hook did not renew is
+    /// withdrawn, and the leader passes the grant on (or keeps it where it is).
+    pub fn finish(&self, now: u64) -> ToolResult<()> {
+        if !self.asked.get() {
+            self.set_own(&[(RESTART_REQUEST, "")])?;
+        }
+        if self.leader {
+            self.keep_grant_moving(now)?;
+        }
+        Ok(())
+    }
+
+    /// The leader's grant, from what every member asks now.
+    fn keep_grant_moving(&self, now: u64) -> ToolResult<()> {
+        let next = {
+            let bags = self.bags.borrow();
+            let Some(b) = bags.as_ref() else {
+                return Ok(());
+            };
+            let asking: Vec<&str> = std::iter::once((self.unit.as_str(), &b.own))
+                .chain(b.others.iter().map(|(u, bag)| (u.as_str(), bag)))
+                .filter(|(_, bag)| bag.get(RESTART_REQUEST).is_some_and(|r| !r.is_empty()))
+                .map(|(u, _)| u)
+                .collect();
+            peers::next_grant(
+                Grant::from_bag(&b.app, now).as_ref(),
+                &asking,
+                now,
+                self.lease,
+            )
+        };
+        let (unit, since) = match &next {
+            Some(g) => (g.unit.clone(), g.since.to_string()),
+            None => (String::new(), String::new()),
+        };
+        self.set_app(&[(RESTART_GRANT, &unit), (RESTART_GRANT_AT, &since)])
+    }
+
+    /// Sets keys of this unit's bag that differ (an empty value deletes the key).
+    fn set_own(&self, pairs: &[(&str, &str)]) -> ToolResult<()> {
+        self.write(pairs, false)
+    }
+
+    /// Sets keys of the application's bag that differ (leader only).
+    fn set_app(&self, pairs: &[(&str, &str)]) -> ToolResult<()> {
+        self.write(pairs, true)
+    }
+
+    fn write(&self, pairs: &[(&str, &str)], app: bool) -> ToolResult<()> {
+        let mut bags = self.bags.borrow_mut();
+        let Some(b) = bags.as_mut() else {
             return Ok(());
         };
-        self.set_own_peer_data(p, &[(RESTART_REQUEST, ""), (SERVING, digest)])?;
-        if leader {
-            if !p.initialised() {
-                self.set_peer_app_data(p, &[(INITIALISED, "true")])?;
+        let bag = if app { &mut b.app } else { &mut b.own };
+        let changed: Databag = pairs
+            .iter()
+            .filter(|(k, v)| bag.get(*k).map(String::as_str).unwrap_or("") != *v)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        if app {
+            self.tools.relation_set_app(&b.id, &changed)?;
+        } else {
+            self.tools.relation_set(&b.id, &changed)?;
+        }
+        for (k, v) in changed {
+            if v.is_empty() {
+                bag.remove(&k);
+            } else {
+                bag.insert(k, v);
             }
-            self.grant_restarts(p)?;
         }
         Ok(())
     }
-
-    /// The leader passes the restart grant on (or keeps it where it is).
-    pub(super) fn grant_restarts(&self, p: &mut Peers) -> Step<()> {
-        let next = p.next_grant(&self.ctx.unit_name).unwrap_or_default();
-        self.set_peer_app_data(p, &[(RESTART_GRANT, &next)])
-    }
-
-    /// A unit that no longer needs a restart withdraws its request.
-    pub(super) fn withdraw_restart_request(&self, peers: &mut Option<Peers>) -> Step<()> {
-        if let Some(p) = peers.as_mut() {
-            self.set_own_peer_data(p, &[(RESTART_REQUEST, "")])?;
-        }
-        Ok(())
-    }
-}
-
-/// The master key's secret ID from the peer application databag.
-pub fn master_key_secret(peers: Option<&Peers>) -> Option<String> {
-    peers
-        .and_then(|p| p.app.get(peers::MASTER_KEY_SECRET))
-        .filter(|s| !s.is_empty())
-        .cloned()
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::database_source::Source;
 use super::load_balancer::{public_url_from, LoadBalancers};
+use super::peers::{Peers, PEER_ENDPOINT};
 use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::{self, CharmConfig};
 use crate::juju::Status;
@@ -18,38 +19,31 @@ use crate::workload::user::{self, Account};
 
 impl Charm<'_> {
     /// Computes and applies the desired state; returns the status to report.
-    pub fn reconcile(&self) -> Step<Status> {
+    pub fn reconcile(&self, peers: &Peers) -> Step<Status> {
         let config = self.validated_config()?;
         let sizing = self.sized(&config)?;
-        let leader = self.tools.is_leader()?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config)?;
         let node = self.ensure_node(&config)?;
         let version = config.parse_server_version.as_str();
-        self.publish_application_version(version)?;
         self.check_options_known(&config)?;
 
-        let mut peers = self.peers()?;
-        if let Some(p) = peers.as_mut() {
-            self.publish_peer_address(p)?;
-            if leader {
-                // The leader keeps rolling restarts moving at every hook it runs.
-                self.grant_restarts(p)?;
-            }
+        if let Some(addr) = self.tools.ingress_address(PEER_ENDPOINT)? {
+            peers.publish_address(&addr)?;
         }
         let database = self.database(&config)?;
         let serving = self.serving_now()?;
         self.check_port_free(config.port, &serving)?;
-        let master_key = self.master_key(&config, &mut peers, leader)?;
+        let master_key = self.master_key(&config, peers)?;
         let balancers = self.load_balancers()?;
         self.ensure_charm_file(&self.paths.service_hooks(), render::service_hooks_source())?;
-        if database.postgres {
+        if database.uri.is_postgres() {
             self.ensure_charm_file(&self.paths.files_adapter(), render::files_adapter_source())?;
         }
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
             master_key,
-            database_uri: database.uri.clone(),
+            database: database.uri.clone(),
             port: config.port,
             mount_path: config.mount_path.clone(),
             public_server_url: self.public_server_url(&config, &balancers)?,
@@ -63,21 +57,23 @@ impl Charm<'_> {
             node,
             version: version.to_owned(),
             extra_options: config.extra_options.clone(),
-            trust_proxy: balancers.addresses.clone(),
+            trust_proxy: balancers.trusted.clone(),
             schema_hooks: database.schema_hooks,
-            postgres_files: database.postgres,
             ca_pem: database.ca_pem.clone(),
             drain_seconds: balancers.drain_seconds,
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
+        // The route lists every port a unit serves on before any unit moves, so that the
+        // balancer reaches each unit on its old port or its new one throughout the rollout.
+        self.publish_route(&config, peers)?;
         // The database must answer before anything is (re)started; a running service is
         // left alone while it does not.
         let info = self.check_database(&database)?;
-        self.ensure_serving(&rendered, &serving, account, version, &mut peers, leader)?;
+        self.ensure_serving(&rendered, &serving, account, peers)?;
 
         self.sync_ports(Some(config.port))?;
-        self.publish_to_load_balancers(&config, leader)?;
+        self.publish_to_load_balancers(&config, peers)?;
         let workers = spec.workers;
         // What the service's processes use now (PSS, from /proc: a few file reads).
         let memory = self
@@ -109,7 +105,7 @@ impl Charm<'_> {
 
     /// The Version column of `juju status`, set when it changes (the charm remembers what it
     /// set last in its own state: Juju's value cannot be read back).
-    fn publish_application_version(&self, version: &str) -> Step<()> {
+    pub(super) fn publish_application_version(&self, version: &str) -> Step<()> {
         let record = self.paths.charm_state().join("application-version");
         if std::fs::read_to_string(&record).is_ok_and(|v| v == version) {
             return Ok(());

@@ -2,8 +2,8 @@
 //! files change and cleared only once the service serves them (or the last good files again),
 //! so a hook killed at any instruction leaves the next hook enough to finish or roll back.
 
+use super::peers::{Peers, Turn};
 use super::{blocked, Charm, Step};
-use crate::relations::peers::Peers;
 use crate::workload::install;
 use crate::workload::render::Rendered;
 use crate::workload::service_files;
@@ -49,52 +49,53 @@ impl Charm<'_> {
         })
     }
 
-    /// Makes the service serve `desired`: nothing when it already does; else the rollout,
-    /// and back to the last good rendering when `desired` does not become healthy.
+    /// Makes the service serve `desired`: nothing when it already does; else the rollout
+    /// (one unit at a time among units that serve), and back to the last good rendering
+    /// when `desired` does not become healthy. A rendering that did not start is not tried
+    /// again while the previous one serves (until the configuration changes); while
+    /// nothing serves it is tried again with a back-off.
     pub(super) fn ensure_serving(
         &self,
         desired: &Rendered,
         serving: &Serving,
         account: Account,
-        version: &str,
-        peers: &mut Option<Peers>,
-        leader: bool,
+        peers: &Peers,
     ) -> Step<()> {
         let digest = desired.digest();
+        let now = self.probes.now();
         let rollout = service_files::rollout(&self.paths);
         let current = service_files::current(&self.paths)?;
-        let good = service_files::last_good(&self.paths)?;
+        let good = service_files::last_good(&self.paths)?.filter(|g| g != desired);
 
-        if service_files::failed(&self.paths).as_deref() == Some(digest.as_str()) {
-            // This configuration did not start before: the service serves the last good one
-            // (finishing a rollback a killed hook left half done) until the config changes.
-            match good.filter(|g| g != desired) {
-                Some(good) => {
-                    if rollout.is_some() || current.as_ref() != Some(&good) || !serving.running {
-                        self.maintenance("restoring the last good configuration")?;
-                        self.apply(&good, account)?;
-                        if let Err(why) = self.restart_until_healthy(&good) {
-                            service_files::end_rollout(&self.paths)?;
-                            return blocked(format!(
-                                "the configuration did not start, nor did the previous one \
-                                 ({why}); see juju debug-log"
-                            ));
-                        }
-                    }
+        if let Some(failed) = service_files::failed(&self.paths).filter(|f| f.digest == digest) {
+            // This rendering did not start before. Where the previous one is on disk but a
+            // killed hook left the rollback half done, finish it.
+            let mut healthy = serving.healthy;
+            if let Some(good) = &good {
+                if rollout.is_some() || current.as_ref() != Some(good) {
+                    self.maintenance("restoring the last good configuration")?;
+                    self.apply(good, account)?;
+                    healthy = self.restart_until_healthy(good).is_ok();
                     service_files::end_rollout(&self.paths)?;
                 }
-                None => self.stop_service()?,
             }
-            self.withdraw_restart_request(peers)?;
-            if leader {
-                if let Some(p) = peers.as_mut() {
-                    self.grant_restarts(p)?;
+            if healthy {
+                return blocked(
+                    "the configuration did not start before (see juju debug-log); serving \
+                     the previous one: change the config to retry",
+                );
+            }
+            if now < failed.retry_at() {
+                if good.is_none() {
+                    self.stop_service()?;
                 }
+                return blocked(format!(
+                    "the configuration did not start and nothing serves (see juju debug-log); \
+                     next try in {}",
+                    minutes(failed.retry_at() - now)
+                ));
             }
-            return blocked(
-                "the configuration did not start before (see juju debug-log); serving the \
-                 previous one: change the config to retry",
-            );
+            self.log("nothing serves: trying the configuration that did not start again");
         }
 
         let unchanged = current.as_ref() == Some(desired) && rollout.is_none();
@@ -107,16 +108,18 @@ impl Charm<'_> {
                     }
                 }
             }
-            if good.as_ref() != Some(desired) {
+            if service_files::last_good(&self.paths)?.as_ref() != Some(desired) {
                 // Serving files an older charm revision wrote without a record: record them.
                 service_files::save_last_good(&self.paths, desired)?;
             }
-            return self.restart_done(peers, &digest, leader);
+            return self.served(desired, peers);
         }
 
-        // With other units, one restarts at a time (waiting here keeps the old process
+        // Among units that serve, one restarts at a time (waiting here keeps the old process
         // serving until this unit's turn).
-        self.may_restart(peers, &digest, leader)?;
+        if let Turn::Wait(why) = peers.may_restart(&digest, serving.healthy, now)? {
+            return super::waiting(why);
+        }
         self.maintenance(if serving.running {
             "restarting parse-server"
         } else {
@@ -131,21 +134,29 @@ impl Charm<'_> {
                 service_files::save_last_good(&self.paths, desired)?;
                 service_files::clear_failed(&self.paths)?;
                 service_files::end_rollout(&self.paths)?;
-                install::remove_other_releases(&self.paths, version)?;
+                if let Some(version) = desired.version() {
+                    install::remove_other_releases(&self.paths, &version)?;
+                }
                 let _ = std::fs::remove_file(self.paths.legacy_env_file());
-                self.restart_done(peers, &digest, leader)
+                self.served(desired, peers)
             }
             Err(why) => {
                 let reported = self.roll_back(desired, good, &why, account);
-                self.withdraw_restart_request(peers)?;
-                if leader {
-                    if let Some(p) = peers.as_mut() {
-                        self.grant_restarts(p)?;
-                    }
-                }
+                peers.withdraw()?;
                 reported
             }
         }
+    }
+
+    /// The service serves `r`: the peers and the Version column say so.
+    fn served(&self, r: &Rendered, peers: &Peers) -> Step<()> {
+        if let Some((port, _)) = r.endpoint() {
+            peers.done(&r.digest(), port)?;
+        }
+        if let Some(version) = r.version() {
+            self.publish_application_version(&version)?;
+        }
+        Ok(())
     }
 
     /// Writes `r`'s files, reloading and enabling the unit when it changed.
@@ -166,7 +177,7 @@ impl Charm<'_> {
             return Err("the rendering names no port".into());
         };
         if let Err(e) = self.service.restart(SERVICE_UNIT) {
-            return Err(crate::juju::status::one_line(&format!("{e:#}"), 120));
+            return Err(crate::text::one_line(&format!("{e:#}"), 120));
         }
         self.checkpoint("restarted");
         let deadline = std::time::Instant::now() + self.timeouts.health_after_start;
@@ -192,7 +203,7 @@ impl Charm<'_> {
     }
 
     /// After `failed` did not become healthy: record it, put the last good files back (or
-    /// stop the service when there are none) and report.
+    /// stop the service when there are none) and report what serves.
     fn roll_back(
         &self,
         failed: &Rendered,
@@ -200,13 +211,18 @@ impl Charm<'_> {
         why: &str,
         account: Account,
     ) -> Step<()> {
-        service_files::record_failed(&self.paths, &failed.digest())?;
+        let now = self.probes.now();
+        service_files::record_failed(&self.paths, &failed.digest(), now)?;
         self.checkpoint("failure-recorded");
-        let Some(good) = good.filter(|g| g != failed) else {
+        let next_try = service_files::failed(&self.paths)
+            .map(|f| minutes(f.retry_at().saturating_sub(now)))
+            .unwrap_or_default();
+        let Some(good) = good else {
             self.stop_service()?;
             service_files::end_rollout(&self.paths)?;
             return blocked(format!(
-                "parse-server did not start: {why} (see juju debug-log)"
+                "parse-server did not start: {why}; nothing serves, next try in {next_try} \
+                 (see juju debug-log)"
             ));
         };
         self.log(&format!(
@@ -216,7 +232,9 @@ impl Charm<'_> {
         self.checkpoint("previous-files-written");
         let serving = match self.restart_until_healthy(&good) {
             Ok(()) => "serving the previous one".to_owned(),
-            Err(again) => format!("the previous one did not start either ({again})"),
+            Err(again) => format!(
+                "nor did the previous one ({again}); nothing serves, next try in {next_try}"
+            ),
         };
         service_files::end_rollout(&self.paths)?;
         blocked(format!(
@@ -232,4 +250,9 @@ impl Charm<'_> {
         }
         Ok(())
     }
+}
+
+/// `N min` (at least 1) for a message.
+fn minutes(seconds: u64) -> String {
+    format!("{} min", seconds.div_ceil(60).max(1))
 }

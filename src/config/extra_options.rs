@@ -72,7 +72,7 @@ fn names(items: &[&str]) -> String {
 }
 
 fn rules_quote(k: &str) -> String {
-    crate::juju::status::quote(k, 40)
+    crate::text::quote(k, 40)
 }
 
 /// Parses and checks `extra-options` (without the release's option list: see
@@ -88,7 +88,7 @@ pub fn parse(raw: &str) -> Result<Map<String, Value>, String> {
     let value: Value = serde_json::from_str(raw).map_err(|e| {
         format!(
             "is not valid JSON ({})",
-            crate::juju::status::one_line(&e.to_string(), 60)
+            crate::text::one_line(&e.to_string(), 60)
         )
     })?;
     let Value::Object(map) = value else {

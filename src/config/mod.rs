@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::juju::status::quote;
+use crate::text::{self, quote};
+use crate::uri::{self, DbUri, HttpUrl};
 
 /// Log levels the charm accepts. parse-server's `verbose`, `debug` and `silly` log every
 /// request with its headers (X-Parse-Master-Key included) and every response body (session
@@ -36,7 +37,7 @@ pub struct CharmConfig {
     pub public_server_url: Option<String>,
     pub database_name: String,
     /// `None`: the database comes from a relation.
-    pub database_uri: Option<String>,
+    pub database_uri: Option<DbUri>,
     pub parse_server_version: String,
     /// `None`: sized to the machine.
     pub workers: Option<u32>,
@@ -153,6 +154,40 @@ impl Reader<'_> {
     }
 }
 
+/// PostgreSQL options libpq knows and parse-server's own URI parser ignores: with them the
+/// charm's check would speak TLS while parse-server does not.
+const LIBPQ_ONLY_OPTIONS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl"];
+/// Client certificates parse-server can read but the charm's check cannot present.
+const CLIENT_CERT_OPTIONS: &[&str] = &["cert", "key", "pfx", "passphrase"];
+
+/// A database URI whose options mean to parse-server what they mean to the charm's check.
+fn parse_server_reads(u: DbUri) -> Result<DbUri, String> {
+    if u.is_postgres() {
+        if let Some((k, _)) = u
+            .options
+            .iter()
+            .find(|(k, _)| LIBPQ_ONLY_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "{} is libpq's and parse-server ignores it (it would connect without TLS): \
+                 use ssl=true, and ca=<file> for a private CA",
+                quote(k, 16)
+            ));
+        }
+        if let Some((k, _)) = u
+            .options
+            .iter()
+            .find(|(k, _)| CLIENT_CERT_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "{}: client certificates are not supported by the charm",
+                quote(k, 16)
+            ));
+        }
+    }
+    Ok(u)
+}
+
 impl CharmConfig {
     /// Validates `config-get` output.
     pub fn from_raw(raw: &BTreeMap<String, Value>) -> Result<CharmConfig, Vec<ConfigError>> {
@@ -198,27 +233,31 @@ impl CharmConfig {
         };
 
         let mount_path = r.checked("mount-path", |s| {
-            rules::plain(s)?;
-            rules::url_path(s)
+            text::plain(s)?;
+            uri::url_path(s)
         });
 
         let public_server_url = r.checked("public-server-url", |s| {
             if s.is_empty() {
                 return Ok(());
             }
-            rules::http_url(s).map(drop)
+            HttpUrl::parse(s).map(drop)
         });
 
-        let database_name = r.checked("database-name", rules::database_name);
+        let database_name = r.checked("database-name", uri::database_name);
 
         // The reasons never echo the value: it may hold a password.
-        let database_uri = r.checked("database-uri", |s| {
-            if s.is_empty() {
-                Ok(())
-            } else {
-                rules::database_uri(s)
-            }
-        });
+        let database_uri_raw = r.string("database-uri");
+        let database_uri = match database_uri_raw.as_str() {
+            "" => None,
+            s => match DbUri::parse(s).and_then(parse_server_reads) {
+                Ok(u) => Some(u),
+                Err(why) => {
+                    r.fail("database-uri", why);
+                    None
+                }
+            },
+        };
 
         let parse_server_version = r.checked("parse-server-version", |s| {
             rules::exact_version(s)?;
@@ -271,12 +310,7 @@ impl CharmConfig {
         };
 
         let ips_raw = r.checked("master-key-ips", |s| {
-            if let Some(c) = rules::invisible_char(s) {
-                return Err(format!(
-                    "must not contain control or invisible characters (found {})",
-                    rules::code_point(c)
-                ));
-            }
+            text::visible(s)?;
             let entries: Vec<&str> = s.split(',').map(str::trim).collect();
             if entries.iter().all(|e| e.is_empty()) {
                 return Err("must list at least one address or CIDR range".into());
@@ -300,7 +334,7 @@ impl CharmConfig {
 
         let log_level = r
             .checked("log-level", |s| {
-                rules::plain(s)?;
+                text::plain(s)?;
                 let l = s.to_ascii_lowercase();
                 if LEAKY_LOG_LEVELS.contains(&l.as_str()) {
                     return Err(format!(
@@ -327,7 +361,7 @@ impl CharmConfig {
 
         let node_mirror = r.checked("node-mirror", |s| {
             let trimmed = s.strip_suffix('/').unwrap_or(s);
-            rules::http_url(trimmed).map(drop)
+            HttpUrl::parse(trimmed).map(drop)
         });
 
         if !r.errors.is_empty() {
@@ -340,7 +374,7 @@ impl CharmConfig {
             mount_path,
             public_server_url: (!public_server_url.is_empty()).then_some(public_server_url),
             database_name,
-            database_uri: (!database_uri.is_empty()).then_some(database_uri),
+            database_uri,
             parse_server_version,
             workers,
             node_max_old_space_size,

@@ -1,5 +1,7 @@
 //! A unit's workload status, as the charm reports it to Juju with `status-set`.
 
+use crate::text::one_line;
+
 /// The workload statuses a charm may set (`error` and `unknown` belong to Juju).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusKind {
@@ -54,70 +56,15 @@ impl Status {
     }
 }
 
-/// `text` on one line (line breaks and other control characters become spaces, runs of
-/// spaces one), at most `max_chars` characters; a cut is marked with `…`.
-pub fn one_line(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut space = false;
-    for c in text.trim().chars() {
-        if c.is_control() || c.is_whitespace() {
-            space = true;
-            continue;
-        }
-        if space && !out.is_empty() {
-            out.push(' ');
-        }
-        space = false;
-        out.push(c);
-    }
-    if out.chars().count() <= max_chars {
-        return out;
-    }
-    let mut cut: String = out.chars().take(max_chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-/// A value quoted for a message: at most `max_chars` characters of it (cut with `…`),
-/// control characters escaped, so that no input can make a message long or multi-line.
-pub fn quote(value: &str, max_chars: usize) -> String {
-    let mut escaped = String::new();
-    let mut cut = false;
-    for (i, c) in value.chars().enumerate() {
-        if i >= max_chars {
-            cut = true;
-            break;
-        }
-        escaped.extend(c.escape_debug());
-    }
-    if cut {
-        escaped.push('…');
-    }
-    format!("\"{escaped}\"")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn messages_are_one_short_line() {
-        assert_eq!(
-            one_line("npm error 1\nmore  here", 80),
-            "npm error 1 more here"
-        );
-        assert_eq!(one_line("abcdef", 4), "abc…");
-        assert_eq!(one_line("", 3), "");
         let huge = "x".repeat(100_000);
         let s = Status::blocked(format!("invalid config: app-id: {huge}"));
         assert_eq!(s.message.chars().count(), MAX_MESSAGE);
         assert_eq!(s.kind, StatusKind::Blocked);
-    }
-
-    #[test]
-    fn quoting_is_bounded_and_escaped() {
-        assert_eq!(quote("abc", 10), "\"abc\"");
-        assert_eq!(quote("a\nb", 10), "\"a\\nb\"");
-        assert_eq!(quote("abcdef", 3), "\"abc…\"");
     }
 }

@@ -5,8 +5,9 @@
 //! relation, or in plain fields from providers that do not use secrets. This module reads and
 //! writes those databags; it never sets status and never calls a hook tool.
 
-use crate::juju::status::quote;
 use crate::juju::Databag;
+use crate::text::quote;
+use crate::uri::{self, DbUri};
 
 /// The fields the charm asks the provider to put in secrets.
 pub const REQUESTED_SECRETS: &[&str] = &["username", "password", "tls", "tls-ca", "uris"];
@@ -30,8 +31,29 @@ pub enum Answer {
     Incomplete(String),
     /// The provider's data cannot be used (the provider's to fix).
     Unusable(String),
-    /// The URI, and whether the database is a replica set (change streams available).
-    Ready { uri: String, replica_set: bool },
+    /// The provider serves another database than the one this application asks for (after
+    /// `database-name` changed on a live relation: providers answer a request once).
+    OtherDatabase { served: String },
+    /// The URI (TLS not yet applied), and whether the database is a replica set (change
+    /// streams available).
+    Ready { uri: DbUri, replica_set: bool },
+}
+
+/// The database a provider's answer names must be the one asked for: a system database, an
+/// injected option or another application's database is never used. `Some`: the answer to
+/// give instead.
+pub fn other_database(p: &ProviderData, uri: Option<&DbUri>, requested: &str) -> Option<Answer> {
+    let served = p
+        .database
+        .iter()
+        .chain(uri.map(|u| &u.database))
+        .find(|served| *served != requested)?;
+    Some(match uri::database_name(served) {
+        Ok(()) => Answer::OtherDatabase {
+            served: served.clone(),
+        },
+        Err(why) => Answer::Unusable(format!("database {} {why}", quote(served, 30))),
+    })
 }
 
 /// Whether `current` (the requirer's own app bag) already asks for `database`.
@@ -142,82 +164,6 @@ pub fn pem_bundle(ca: &str) -> Result<String, String> {
     Ok(format!("{ca}\n"))
 }
 
-/// The hosts of a comma-separated `endpoints` value (`h1,h2` or `h1:p1,h2:p2`), each as
-/// `(host, port)`, IPv6 unbracketed. The reason when it holds no usable host.
-pub fn endpoint_hosts(endpoints: &str) -> Result<Vec<(String, Option<u16>)>, String> {
-    let mut out = Vec::new();
-    for e in endpoints.split(',') {
-        if e.is_empty() {
-            continue;
-        }
-        let (host, port) = if let Some(v6) = e.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("endpoint {} is not host[:port]", quote(e, 40)))?;
-            (h.to_owned(), after.strip_prefix(':'))
-        } else if e.matches(':').count() > 1 {
-            // A bare IPv6 address.
-            (e.to_owned(), None)
-        } else {
-            match e.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (e.to_owned(), None),
-            }
-        };
-        if !valid_host(&host) {
-            return Err(format!("endpoint {} is not host[:port]", quote(e, 40)));
-        }
-        let port = match port {
-            Some(p) => Some(
-                crate::config::rules::port_number(p)
-                    .map_err(|_| format!("endpoint {} has an invalid port", quote(e, 40)))?,
-            ),
-            None => None,
-        };
-        out.push((host, port));
-    }
-    if out.is_empty() {
-        return Err("endpoints names no host".into());
-    }
-    Ok(out)
-}
-
-fn valid_host(h: &str) -> bool {
-    if h.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
-/// `host:port` with IPv6 bracketed.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Percent-encodes a URI userinfo component (user name or password).
-pub fn userinfo_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,22 +207,6 @@ mod tests {
     }
 
     #[test]
-    fn endpoints() {
-        assert_eq!(
-            endpoint_hosts("10.0.0.5,10.0.0.6:27018,[fd00::1]:27017,fd00::2").unwrap(),
-            vec![
-                ("10.0.0.5".into(), None),
-                ("10.0.0.6".into(), Some(27018)),
-                ("fd00::1".into(), Some(27017)),
-                ("fd00::2".into(), None)
-            ]
-        );
-        for bad in ["", ",,", "h/evil", "h:0", "h:070000", "[fd00::1"] {
-            assert!(endpoint_hosts(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn pem() {
         let ok = "-----BEGIN CERTIFICATE-----\nMIIB\nabc+/=\n-----END CERTIFICATE-----\n";
         assert!(pem_bundle(ok).is_ok());
@@ -292,11 +222,31 @@ mod tests {
     }
 
     #[test]
-    fn userinfo_is_percent_encoded() {
+    fn only_the_requested_database_is_served() {
+        let p = |db: &str| ProviderData {
+            database: Some(db.into()),
+            ..Default::default()
+        };
+        assert_eq!(other_database(&p("parse"), None, "parse"), None);
         assert_eq!(
-            userinfo_encode("a b'\"\\$@:/"),
-            "a%20b%27%22%5C%24%40%3A%2F"
+            other_database(&p("parse"), None, "shop"),
+            Some(Answer::OtherDatabase {
+                served: "parse".into()
+            })
         );
-        assert_eq!(userinfo_encode("relation-7"), "relation-7");
+        for bad in ["local", "admin", "parse?authSource=admin&tlsInsecure=true"] {
+            assert!(
+                matches!(
+                    other_database(&p(bad), None, "parse"),
+                    Some(Answer::Unusable(_))
+                ),
+                "{bad}"
+            );
+        }
+        let uri = DbUri::parse("postgresql://u:p@h/other").unwrap();
+        assert!(matches!(
+            other_database(&ProviderData::default(), Some(&uri), "parse"),
+            Some(Answer::OtherDatabase { .. })
+        ));
     }
 }

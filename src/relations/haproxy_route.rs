@@ -11,7 +11,8 @@ use crate::juju::Databag;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub service: String,
-    pub port: u16,
+    /// Every port a unit serves on (more than one only while a port change rolls out).
+    pub ports: Vec<u16>,
     pub mount_path: String,
     /// The public host name, when the operator gave one (a DNS name, not an address).
     pub hostname: Option<String>,
@@ -33,7 +34,7 @@ fn enc(v: Value) -> String {
 pub fn app_databag(r: &Route) -> Databag {
     let mut bag = Databag::from([
         ("service".to_owned(), enc(json!(r.service))),
-        ("ports".to_owned(), enc(json!([r.port]))),
+        ("ports".to_owned(), enc(json!(r.ports))),
         (
             "check".to_owned(),
             enc(json!({
@@ -47,6 +48,17 @@ pub fn app_databag(r: &Route) -> Databag {
         (
             "retry".to_owned(),
             enc(json!({"count": 3, "redispatch": true})),
+        ),
+        // The client address parse-server checks `master-key-ips` against: haproxy's view
+        // of it, never a header the client sent (haproxy-operator renders each rewrite as
+        // `http-request set-header <header> <expression>` in the backend).
+        (
+            "rewrites".to_owned(),
+            enc(json!([{
+                "method": "set-header",
+                "header": "X-Forwarded-For",
+                "expression": "%[src]",
+            }])),
         ),
     ]);
     if r.mount_path != "/" {
@@ -74,7 +86,7 @@ pub fn endpoints(provider_app: &Databag) -> Vec<String> {
         .and_then(|e| serde_json::from_str::<Vec<String>>(e).ok())
         .unwrap_or_default()
         .into_iter()
-        .filter(|u| crate::config::rules::http_url(u.trim_end_matches('/')).is_ok())
+        .filter(|u| crate::uri::HttpUrl::parse(u.trim_end_matches('/')).is_ok())
         .collect()
 }
 
@@ -93,6 +105,7 @@ pub const APP_KEYS: &[&str] = &[
     "ports",
     "check",
     "retry",
+    "rewrites",
     "paths",
     "hostname",
     "allow_http",
@@ -106,13 +119,18 @@ mod tests {
     fn json_encoded_fields_defaults_left_out() {
         let bag = app_databag(&Route {
             service: "parse-server".into(),
-            port: 1337,
+            ports: vec![1337],
             mount_path: "/parse".into(),
             hostname: Some("parse.example.com".into()),
             allow_http: false,
         });
         assert_eq!(bag["service"], "\"parse-server\"");
         assert_eq!(bag["ports"], "[1337]");
+        let rewrites: Value = serde_json::from_str(&bag["rewrites"]).unwrap();
+        assert_eq!(
+            rewrites,
+            json!([{"method": "set-header", "header": "X-Forwarded-For", "expression": "%[src]"}])
+        );
         assert_eq!(bag["paths"], "[\"/parse\"]");
         assert_eq!(bag["hostname"], "\"parse.example.com\"");
         let check: Value = serde_json::from_str(&bag["check"]).unwrap();

@@ -2,11 +2,9 @@
 //! publishes `hostname`, `port` and `replset` in its own unit databag, no credentials. This
 //! module turns those databags into a connection URI; it never sets status itself.
 
-use std::net::Ipv6Addr;
-
-use crate::config::rules;
-use crate::juju::status::quote;
 use crate::juju::Databag;
+use crate::text::quote;
+use crate::uri::{self, DbKind, DbUri, Host};
 
 /// One MongoDB unit as published on the relation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +39,13 @@ pub fn endpoint_from_databag(bag: &Databag) -> Result<Option<MongoEndpoint>, Str
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if !is_valid_host(bare) {
+    if !uri::is_server_host(bare) {
         return Err(format!(
             "hostname {} is not a host name or IP address",
             quote(host, 40)
         ));
     }
-    let port = rules::port_number(port)
+    let port = uri::port_number(port)
         .map_err(|_| format!("port {} is not a port number", quote(port, 12)))?;
     let replset = match bag.get("replset").map(String::as_str) {
         None | Some("") => None,
@@ -70,26 +68,6 @@ pub fn endpoint_from_databag(bag: &Databag) -> Result<Option<MongoEndpoint>, Str
         port,
         replset,
     }))
-}
-
-/// A DNS name (labels of ASCII letters, digits, `-` and `_`), or an IPv4 address without
-/// leading zeros, or an IPv6 address.
-fn is_valid_host(h: &str) -> bool {
-    if h.parse::<Ipv6Addr>().is_ok() {
-        return true;
-    }
-    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return h.parse::<std::net::Ipv4Addr>().is_ok();
-    }
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
 }
 
 /// Combines every unit's databag (`(unit, bag)` pairs, in relation-list order).
@@ -117,23 +95,16 @@ pub fn relation_state(units: &[(String, Databag)]) -> MongoRelation {
     }
 }
 
-/// `mongodb://h1:p1,h2:p2/<db>[?replicaSet=<rs>]`, IPv6 hosts bracketed. The replica-set name
-/// is the first one published (units of one MongoDB application share it).
-pub fn mongodb_uri(endpoints: &[MongoEndpoint], database: &str) -> String {
-    let hosts: Vec<String> = endpoints
+/// `mongodb://h1:p1,h2:p2/<db>[?replicaSet=<rs>]`. The replica-set name is the first one
+/// published (units of one MongoDB application share it).
+pub fn mongodb_uri(endpoints: &[MongoEndpoint], database: &str) -> DbUri {
+    let hosts = endpoints
         .iter()
-        .map(|e| {
-            if e.host.contains(':') {
-                format!("[{}]:{}", e.host, e.port)
-            } else {
-                format!("{}:{}", e.host, e.port)
-            }
-        })
+        .map(|e| Host::new(e.host.clone(), Some(e.port)))
         .collect();
-    let mut uri = format!("mongodb://{}/{}", hosts.join(","), database);
+    let mut uri = DbUri::new(DbKind::MongoDb, hosts, database);
     if let Some(rs) = endpoints.iter().find_map(|e| e.replset.as_deref()) {
-        uri.push_str("?replicaSet=");
-        uri.push_str(rs);
+        uri.set_option("replicaSet", rs);
     }
     uri
 }
@@ -160,7 +131,7 @@ mod tests {
     #[test]
     fn single_unit_without_replset() {
         assert_eq!(
-            mongodb_uri(&[ep("10.0.0.5", 27017, None)], "parse"),
+            mongodb_uri(&[ep("10.0.0.5", 27017, None)], "parse").to_secret_string(),
             "mongodb://10.0.0.5:27017/parse"
         );
     }
@@ -173,7 +144,7 @@ mod tests {
             ep("mongo-2.lan", 27017, Some("myset")),
         ];
         assert_eq!(
-            mongodb_uri(&eps, "shop"),
+            mongodb_uri(&eps, "shop").to_secret_string(),
             "mongodb://10.0.0.5:27017,[2001:db8::7]:27018,mongo-2.lan:27017/shop?replicaSet=myset"
         );
     }

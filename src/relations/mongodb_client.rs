@@ -1,42 +1,35 @@
 //! The `mongodb_client` interface (Charmed MongoDB's `database` endpoint): the provider's
-//! answer turned into the connection URI parse-server uses.
+//! answer turned into the connection URI parse-server uses (TLS is added by the renderer,
+//! which knows where the CA file lives).
 
-use super::database_client::{endpoint_hosts, host_port, userinfo_encode, Answer, ProviderData};
-use crate::config::rules;
+use super::database_client::{other_database, Answer, ProviderData};
+use crate::uri::{DbKind, DbUri, Host};
 
 /// The port Charmed MongoDB listens on (its `endpoints` carry no ports).
 pub const MONGODB_PORT: u16 = 27017;
 
-/// The URI from `uris` (used as the provider wrote it) or, without it, from `endpoints`,
-/// `replset` and the credentials. `ca_file`: where the provider's TLS CA was written, when
-/// TLS is on.
-pub fn connection(p: &ProviderData, requested_db: &str, ca_file: Option<&str>) -> Answer {
-    let database = p.database.as_deref().unwrap_or(requested_db);
-    let base = match (&p.uris, &p.username, &p.password, &p.endpoints) {
-        (Some(uris), _, _, _) => {
-            if !(uris.starts_with("mongodb://") || uris.starts_with("mongodb+srv://")) {
-                return Answer::Unusable("uris is not a mongodb:// URI".into());
-            }
-            if let Err(why) = rules::database_uri(uris) {
-                return Answer::Unusable(format!("uris {why}"));
-            }
-            uris.clone()
-        }
+/// The URI from `uris` (its options kept) or, without it, from `endpoints`, `replset` and
+/// the credentials; only for the database this application asked for.
+pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
+    let uri = match (&p.uris, &p.username, &p.password, &p.endpoints) {
+        (Some(uris), _, _, _) => match DbUri::parse(uris) {
+            Ok(u) if u.kind.is_mongodb() => u,
+            Ok(_) => return Answer::Unusable("uris is not a mongodb:// URI".into()),
+            Err(why) => return Answer::Unusable(format!("uris {why}")),
+        },
         (None, Some(user), Some(password), Some(endpoints)) => {
-            let hosts = match endpoint_hosts(endpoints) {
+            let hosts = match Host::parse_list(endpoints, true) {
                 Ok(h) => h,
-                Err(why) => return Answer::Unusable(why),
+                Err(why) => return Answer::Unusable(format!("endpoints {why}")),
             };
-            let hosts: Vec<String> = hosts
-                .iter()
-                .map(|(h, port)| host_port(h, port.unwrap_or(MONGODB_PORT)))
+            let hosts = hosts
+                .into_iter()
+                .map(|h| Host::new(h.name, Some(h.port.unwrap_or(MONGODB_PORT))))
                 .collect();
-            let mut uri = format!(
-                "mongodb://{}:{}@{}/{database}?authSource=admin",
-                userinfo_encode(user),
-                userinfo_encode(password),
-                hosts.join(",")
-            );
+            let mut uri = DbUri::new(DbKind::MongoDb, hosts, requested_db);
+            uri.user = Some(user.clone());
+            uri.password = Some(password.clone());
+            uri.set_option("authSource", "admin");
             if let Some(rs) = &p.replset {
                 if !rs
                     .chars()
@@ -44,8 +37,7 @@ pub fn connection(p: &ProviderData, requested_db: &str, ca_file: Option<&str>) -
                 {
                     return Answer::Unusable("replset is not a replica-set name".into());
                 }
-                uri.push_str("&replicaSet=");
-                uri.push_str(rs);
+                uri.set_option("replicaSet", rs);
             }
             uri
         }
@@ -56,15 +48,10 @@ pub fn connection(p: &ProviderData, requested_db: &str, ca_file: Option<&str>) -
             return Answer::Incomplete("waiting for mongodb to share its endpoints".into())
         }
     };
-    let replica_set = p.replset.is_some() || base.contains("replicaSet=");
-    let uri = match (p.tls_enabled(), ca_file) {
-        (false, _) => base,
-        (true, Some(ca)) => {
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}tls=true&tlsCAFile={ca}")
-        }
-        (true, None) => return Answer::Incomplete("waiting for mongodb's TLS CA".into()),
-    };
+    if let Some(other) = other_database(p, Some(&uri), requested_db) {
+        return other;
+    }
+    let replica_set = p.replset.is_some() || uri.option_ignore_case("replicaSet").is_some();
     Answer::Ready { uri, replica_set }
 }
 
@@ -83,75 +70,79 @@ mod tests {
         }
     }
 
+    fn ready(a: Answer) -> (String, bool) {
+        match a {
+            Answer::Ready { uri, replica_set } => (uri.to_secret_string(), replica_set),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn uris_are_used_as_given() {
         let mut p = provider();
-        p.uris = Some("mongodb://relation-7:pw@10.0.0.5:27017,10.0.0.6:27017/parse?replicaSet=mongodb&authMechanism=SCRAM-SHA-256&authSource=admin".into());
-        assert_eq!(
-            connection(&p, "parse", None),
-            Answer::Ready {
-                uri: p.uris.clone().unwrap(),
-                replica_set: true
-            }
-        );
+        let uris = "mongodb://relation-7:pw@10.0.0.5:27017,10.0.0.6:27017/parse?replicaSet=mongodb&authMechanism=SCRAM-SHA-256&authSource=admin";
+        p.uris = Some(uris.into());
+        assert_eq!(ready(connection(&p, "parse")), (uris.to_owned(), true));
     }
 
     #[test]
     fn without_uris_the_uri_is_built() {
         assert_eq!(
-            connection(&provider(), "parse", None),
-            Answer::Ready {
-                uri: "mongodb://relation-7:p%40ss%3Aw%2Frd@10.0.0.6:27017,10.0.0.5:27017/parse?authSource=admin&replicaSet=mongodb".into(),
-                replica_set: true
-            }
+            ready(connection(&provider(), "parse")),
+            (
+                "mongodb://relation-7:p%40ss%3Aw%2Frd@10.0.0.6:27017,10.0.0.5:27017/parse?authSource=admin&replicaSet=mongodb".into(),
+                true
+            )
         );
     }
 
     #[test]
-    fn tls_adds_the_ca_file() {
-        let mut p = provider();
-        p.tls = Some("True".into());
-        assert!(matches!(
-            connection(&p, "parse", None),
-            Answer::Incomplete(_)
-        ));
-        match connection(&p, "parse", Some("/etc/parse-server/database-ca.pem")) {
-            Answer::Ready { uri, .. } => {
-                assert!(
-                    uri.ends_with("&tls=true&tlsCAFile=/etc/parse-server/database-ca.pem"),
-                    "{uri}"
-                )
+    fn another_database_is_never_used() {
+        // A changed database-name on a live relation: the provider's answer is for the old one.
+        assert_eq!(
+            connection(&provider(), "shop"),
+            Answer::OtherDatabase {
+                served: "parse".into()
             }
-            other => panic!("{other:?}"),
+        );
+        // A system database, or options smuggled in through the field, are refused.
+        for db in [
+            "local",
+            "admin",
+            "parse?authSource=admin&tlsAllowInvalidCertificates=true&appName=",
+        ] {
+            let mut p = provider();
+            p.database = Some(db.into());
+            assert!(
+                matches!(connection(&p, "parse"), Answer::Unusable(_)),
+                "{db}"
+            );
         }
+        let mut p = provider();
+        p.uris = Some("mongodb://u:p@10.0.0.5/other".into());
+        p.database = None;
+        assert!(matches!(
+            connection(&p, "parse"),
+            Answer::OtherDatabase { .. }
+        ));
     }
 
     #[test]
     fn incomplete_and_unusable() {
         let mut p = provider();
         p.password = None;
-        assert!(matches!(
-            connection(&p, "parse", None),
-            Answer::Incomplete(_)
-        ));
+        assert!(matches!(connection(&p, "parse"), Answer::Incomplete(_)));
         let mut p = provider();
         p.endpoints = Some(",,".into());
-        assert!(
-            matches!(connection(&p, "parse", None), Answer::Unusable(w) if w.contains("no host"))
-        );
+        assert!(matches!(connection(&p, "parse"), Answer::Unusable(w) if w.contains("host")));
         let mut p = provider();
-        p.uris = Some("".into());
-        p.uris = None;
         p.endpoints = None;
-        assert!(matches!(
-            connection(&p, "parse", None),
-            Answer::Incomplete(_)
-        ));
+        assert!(matches!(connection(&p, "parse"), Answer::Incomplete(_)));
         let mut p = provider();
         p.uris = Some("postgres://x@h/db".into());
-        assert!(matches!(connection(&p, "parse", None), Answer::Unusable(_)));
+        assert!(matches!(connection(&p, "parse"), Answer::Unusable(_)));
         let mut p = provider();
         p.replset = Some("rs&ssl=false".into());
-        assert!(matches!(connection(&p, "parse", None), Answer::Unusable(_)));
+        assert!(matches!(connection(&p, "parse"), Answer::Unusable(_)));
     }
 }

@@ -1,38 +1,34 @@
 //! The `postgresql_client` interface (Charmed PostgreSQL's `database` endpoint): the
 //! provider's answer turned into the connection URI parse-server uses. Charmed PostgreSQL
 //! sends one read-write host (the primary), which changes on failover: the URI is re-read at
-//! every hook.
+//! every hook. Only the server, the database and the credentials are taken from the
+//! provider; TLS is added by the renderer in the form parse-server reads.
 
-use super::database_client::{endpoint_hosts, host_port, userinfo_encode, Answer, ProviderData};
-use crate::config::rules;
+use super::database_client::{other_database, Answer, ProviderData};
+use crate::uri::{DbKind, DbUri, Host};
 
 pub const POSTGRESQL_PORT: u16 = 5432;
 
-/// The URI from `uris` or, without it, from the first of `endpoints` and the credentials.
-pub fn connection(p: &ProviderData, requested_db: &str, ca_file: Option<&str>) -> Answer {
-    let database = p.database.as_deref().unwrap_or(requested_db);
-    let base = match (&p.uris, &p.username, &p.password, &p.endpoints) {
-        (Some(uris), _, _, _) => {
-            if !(uris.starts_with("postgresql://") || uris.starts_with("postgres://")) {
-                return Answer::Unusable("uris is not a postgresql:// URI".into());
+/// The URI from `uris` or, without it, from the first of `endpoints` and the credentials;
+/// only for the database this application asked for.
+pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
+    let (host, user, password) = match (&p.uris, &p.username, &p.password, &p.endpoints) {
+        (Some(uris), _, _, _) => match DbUri::parse(uris) {
+            Ok(u) if u.is_postgres() => {
+                if let Some(other) = other_database(p, Some(&u), requested_db) {
+                    return other;
+                }
+                (u.hosts[0].clone(), u.user, u.password)
             }
-            if let Err(why) = rules::database_uri(uris) {
-                return Answer::Unusable(format!("uris {why}"));
-            }
-            uris.clone()
-        }
+            Ok(_) => return Answer::Unusable("uris is not a postgresql:// URI".into()),
+            Err(why) => return Answer::Unusable(format!("uris {why}")),
+        },
         (None, Some(user), Some(password), Some(endpoints)) => {
-            let hosts = match endpoint_hosts(endpoints) {
+            let hosts = match Host::parse_list(endpoints, true) {
                 Ok(h) => h,
-                Err(why) => return Answer::Unusable(why),
+                Err(why) => return Answer::Unusable(format!("endpoints {why}")),
             };
-            let (host, port) = &hosts[0];
-            format!(
-                "postgresql://{}:{}@{}/{database}",
-                userinfo_encode(user),
-                userinfo_encode(password),
-                host_port(host, port.unwrap_or(POSTGRESQL_PORT))
-            )
+            (hosts[0].clone(), Some(user.clone()), Some(password.clone()))
         }
         (None, None, _, _) | (None, _, None, _) => {
             return Answer::Incomplete("waiting for postgresql to share the credentials".into())
@@ -41,14 +37,13 @@ pub fn connection(p: &ProviderData, requested_db: &str, ca_file: Option<&str>) -
             return Answer::Incomplete("waiting for postgresql to share its endpoints".into())
         }
     };
-    let uri = match (p.tls_enabled(), ca_file) {
-        (false, _) => base,
-        (true, Some(ca)) => {
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}sslmode=verify-full&sslrootcert={ca}")
-        }
-        (true, None) => return Answer::Incomplete("waiting for postgresql's TLS CA".into()),
-    };
+    if let Some(other) = other_database(p, None, requested_db) {
+        return other;
+    }
+    let host = Host::new(host.name, Some(host.port.unwrap_or(POSTGRESQL_PORT)));
+    let mut uri = DbUri::new(DbKind::Postgres, vec![host], requested_db);
+    uri.user = user;
+    uri.password = password;
     Answer::Ready {
         uri,
         replica_set: false,
@@ -74,48 +69,55 @@ pub fn postgis_hint(remote_app: &str, version: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn built_from_the_primary() {
-        let p = ProviderData {
-            database: Some("parse".into()),
-            endpoints: Some("10.0.0.7:5432".into()),
-            username: Some("relation-3".into()),
-            password: Some("Abc123xyz".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            connection(&p, "parse", None),
-            Answer::Ready {
-                uri: "postgresql://relation-3:Abc123xyz@10.0.0.7:5432/parse".into(),
-                replica_set: false
-            }
-        );
-        let mut tls = p.clone();
-        tls.tls = Some("True".into());
-        match connection(&tls, "parse", Some("/etc/parse-server/database-ca.pem")) {
-            Answer::Ready { uri, .. } => assert!(
-                uri.ends_with("?sslmode=verify-full&sslrootcert=/etc/parse-server/database-ca.pem"),
-                "{uri}"
-            ),
+    fn uri_of(a: Answer) -> String {
+        match a {
+            Answer::Ready { uri, .. } => uri.to_secret_string(),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn uris_win_and_are_checked() {
+    fn built_from_the_primary() {
         let p = ProviderData {
-            uris: Some("postgresql://relation-3:pw@10.0.0.7:5432/parse".into()),
+            database: Some("parse".into()),
+            endpoints: Some("10.0.0.7:5432,10.0.0.8:5432".into()),
+            username: Some("relation-3".into()),
+            password: Some("Abc123xyz".into()),
             ..Default::default()
         };
-        assert!(matches!(
-            connection(&p, "parse", None),
-            Answer::Ready { .. }
-        ));
+        assert_eq!(
+            uri_of(connection(&p, "parse")),
+            "postgresql://relation-3:Abc123xyz@10.0.0.7:5432/parse"
+        );
+    }
+
+    #[test]
+    fn uris_win_and_only_their_server_and_credentials_are_taken() {
+        let p = ProviderData {
+            uris: Some(
+                "postgresql://relation-3:pw@10.0.0.7/parse?sslmode=disable&options=-c%20x".into(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            uri_of(connection(&p, "parse")),
+            "postgresql://relation-3:pw@10.0.0.7:5432/parse"
+        );
         let p = ProviderData {
             uris: Some("postgresql://relation-3:pw@/parse".into()),
             ..Default::default()
         };
-        assert!(matches!(connection(&p, "parse", None), Answer::Unusable(_)));
+        assert!(matches!(connection(&p, "parse"), Answer::Unusable(_)));
+        let p = ProviderData {
+            uris: Some("postgresql://relation-3:pw@10.0.0.7/parse".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            connection(&p, "shop"),
+            Answer::OtherDatabase {
+                served: "parse".into()
+            }
+        );
     }
 
     #[test]

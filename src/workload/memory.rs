@@ -91,15 +91,37 @@ pub struct HeapStats {
     pub limit_bytes: u64,
 }
 
+/// A heap report a process of the service wrote, read safely: the directory belongs to the
+/// service's account (which runs Cloud Code and every dependency), so the file is opened
+/// without following a symlink and without blocking (it could be a FIFO), and used only if
+/// it is a regular file owned by `owner`, at most 64 KiB.
+fn read_report(path: &Path, owner: u32) -> Option<serde_json::Value> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file() || meta.uid() != owner || meta.len() > 64 * 1024 {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64 * 1024).read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Asks each of `pids` that loaded the charm's service hooks (`hooks`, by its path on the
 /// command line) for its V8 heap statistics (SIGUSR2; the process writes them to
-/// `state_dir`), and waits up to `timeout` for the answers. A process that did not load the
-/// hooks is never signalled (SIGUSR2 would end it).
+/// `state_dir`, owned by the service's account `owner`), and waits up to `timeout` for the
+/// answers. A process that did not load the hooks is never signalled (SIGUSR2 would end it).
 pub fn heap_statistics(
     root: &Path,
     pids: &[u32],
     hooks: &str,
     state_dir: &Path,
+    owner: u32,
     timeout: std::time::Duration,
 ) -> std::collections::BTreeMap<u32, HeapStats> {
     let mut asked = Vec::new();
@@ -130,10 +152,7 @@ pub fn heap_statistics(
                 continue;
             }
             let file = state_dir.join(format!("heap-{pid}.json"));
-            let Ok(text) = std::fs::read_to_string(&file) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            let Some(v) = read_report(&file, owner) else {
                 continue;
             };
             let _ = std::fs::remove_file(&file);
@@ -170,6 +189,30 @@ mod tests {
         assert!(me.pss_kib > 0 && me.rss_kib >= me.pss_kib, "{me:?}");
         let m = machine(Path::new("/"));
         assert!(m.cpus >= 1 && m.memory_mib > 256, "{m:?}");
+    }
+
+    #[test]
+    fn heap_reports_are_read_only_from_regular_files_of_the_service() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("psc-heap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = std::fs::metadata(&dir).unwrap().uid();
+        let good = dir.join("heap-1.json");
+        std::fs::write(&good, r#"{"used_heap_size": 1, "heap_size_limit": 2}"#).unwrap();
+        assert_eq!(read_report(&good, me).unwrap()["heap_size_limit"], 2);
+        // Another owner's file, a symlink to it, a FIFO (which would block a plain read).
+        assert!(read_report(&good, me + 1).is_none());
+        std::os::unix::fs::symlink(&good, dir.join("heap-2.json")).unwrap();
+        assert!(read_report(&dir.join("heap-2.json"), me).is_none());
+        let fifo = dir.join("heap-3.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        assert!(read_report(&fifo, me).is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

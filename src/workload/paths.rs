@@ -17,6 +17,9 @@ impl Paths {
     pub const UNIT_FILE: &'static str = "/etc/systemd/system/parse-server.service";
     /// The database provider's TLS CA (a relation's `tls-ca`).
     pub const DATABASE_CA_FILE: &'static str = "/etc/parse-server/database-ca.pem";
+    /// PostgreSQL's user and password for parse-server's client (the service hooks read it).
+    pub const DATABASE_CREDENTIALS_FILE: &'static str =
+        "/etc/parse-server/database-credentials.json";
     /// The files adapter the charm ships for PostgreSQL (files in a table of the database).
     pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
     /// What every service process loads first (`node --require`).
@@ -61,6 +64,9 @@ impl Paths {
     }
     pub fn database_ca_file(&self) -> PathBuf {
         self.at(Self::DATABASE_CA_FILE)
+    }
+    pub fn database_credentials_file(&self) -> PathBuf {
+        self.at(Self::DATABASE_CREDENTIALS_FILE)
     }
     pub fn files_adapter(&self) -> PathBuf {
         self.at(Self::FILES_ADAPTER)

@@ -14,13 +14,20 @@ use super::memory::{self, HeapStats, ServiceMemory};
 use super::paths::Paths;
 use super::sizing::Machine;
 use super::systemd::SERVICE_UNIT;
+use crate::uri::DbUri;
 
 /// The outside world's answers.
 pub trait Probes {
     /// One `GET <mount>/health` on the unit's loopback; `Err` is why it is not healthy.
     fn health(&self, port: u16, mount_path: &str) -> Result<(), String>;
-    /// Whether the database behind `uri` answers and accepts the credentials in it.
-    fn database(&self, uri: &str, timeout: Duration) -> Result<DbInfo, DbError>;
+    /// Whether the database behind `uri` answers and accepts the credentials in it, over TLS
+    /// verified with `ca_pem` when given (as parse-server will connect).
+    fn database(
+        &self,
+        uri: &DbUri,
+        ca_pem: Option<&str>,
+        timeout: Duration,
+    ) -> Result<DbInfo, DbError>;
     /// Whether a process holds `port` (a listener the service could not bind next to).
     fn port_in_use(&self, port: u16) -> bool;
     /// The machine's CPUs and memory.
@@ -33,6 +40,13 @@ pub trait Probes {
     fn pause(&self, d: Duration) {
         std::thread::sleep(d);
     }
+    /// Seconds since the Unix epoch: the clock of the restart grant's lease and of the
+    /// retries of a configuration that did not start.
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
 }
 
 /// The real answers: HTTP on the loopback, the database's own protocol, `bind(2)`.
@@ -43,8 +57,18 @@ impl Probes for SystemProbes {
         health(port, mount_path)
     }
 
-    fn database(&self, uri: &str, timeout: Duration) -> Result<DbInfo, DbError> {
-        database::check(uri, timeout)
+    fn database(
+        &self,
+        uri: &DbUri,
+        ca_pem: Option<&str>,
+        timeout: Duration,
+    ) -> Result<DbInfo, DbError> {
+        database::check(
+            uri,
+            ca_pem,
+            std::path::Path::new(Paths::CHARM_STATE),
+            timeout,
+        )
     }
 
     fn port_in_use(&self, port: u16) -> bool {
@@ -62,11 +86,17 @@ impl Probes for SystemProbes {
     }
 
     fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats> {
+        let root = Paths::new("/");
+        // The reports are trusted only from files of the service's own account.
+        let Some((uid, _)) = super::user::lookup(&root, super::user::SERVICE_USER) else {
+            return Default::default();
+        };
         memory::heap_statistics(
             std::path::Path::new("/"),
             pids,
             Paths::SERVICE_HOOKS,
             std::path::Path::new(Paths::STATE_DIR),
+            uid,
             Duration::from_secs(3),
         )
     }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::paths::Paths;
 use super::user::SERVICE_USER;
+use crate::uri::DbUri;
 
 const UNIT_TEMPLATE: &str = include_str!("../../templates/parse-server.service.tera");
 
@@ -18,7 +19,7 @@ const UNIT_TEMPLATE: &str = include_str!("../../templates/parse-server.service.t
 pub struct ServiceSpec {
     pub app_id: String,
     pub master_key: String,
-    pub database_uri: String,
+    pub database: DbUri,
     pub port: u16,
     pub mount_path: String,
     pub public_server_url: Option<String>,
@@ -41,10 +42,8 @@ pub struct ServiceSpec {
     pub trust_proxy: Vec<String>,
     /// Push schema changes to every instance (`databaseOptions.enableSchemaHooks`).
     pub schema_hooks: bool,
-    /// Store files in the database's own table through the charm's adapter (PostgreSQL,
-    /// where parse-server's default GridFS adapter cannot work).
-    pub postgres_files: bool,
-    /// The database provider's TLS CA, written next to the option file.
+    /// The database provider's TLS CA, written next to the option file; parse-server then
+    /// speaks TLS verified with it.
     pub ca_pem: Option<String>,
     /// On stop, how long the process answers its health check with 503 while still serving,
     /// so that a load balancer takes it out of rotation first (0: no balancer).
@@ -77,6 +76,10 @@ pub struct Rendered {
     pub unit: String,
     /// The database's TLS CA bundle, if the database uses TLS.
     pub ca_pem: Option<String>,
+    /// PostgreSQL's user and password (JSON), which the service hooks hand to parse-server's
+    /// client as `PGUSER`/`PGPASSWORD`: parse-server's own URI parser would pass them on
+    /// still percent-encoded.
+    pub db_credentials: Option<String>,
 }
 
 impl Rendered {
@@ -91,11 +94,48 @@ impl Rendered {
             .chain(self.unit.bytes())
             .chain([0u8])
             .chain(self.ca_pem.as_deref().unwrap_or("").bytes())
+            .chain([0u8])
+            .chain(self.db_credentials.as_deref().unwrap_or("").bytes())
         {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
         format!("{h:016x}")
+    }
+
+    /// The parse-server release this rendering runs (from its unit's command line).
+    pub fn version(&self) -> Option<String> {
+        let releases = format!("{}/releases/", Paths::INSTALL_DIR);
+        let exec = self.unit.lines().find(|l| l.starts_with("ExecStart="))?;
+        let after = exec.split_once(releases.as_str())?.1;
+        Some(after.split('/').next()?.to_owned())
+    }
+
+    /// The memory caps this rendering runs with.
+    pub fn caps(&self) -> Caps {
+        let unit_value = |key: &str| {
+            self.unit
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_suffix('M')?.parse().ok())
+        };
+        let heap_mib = self
+            .unit
+            .lines()
+            .find(|l| l.starts_with("ExecStart="))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|a| a.strip_prefix("--max-old-space-size=")?.parse().ok())
+            });
+        let workers = serde_json::from_str::<Value>(&self.config_json)
+            .ok()
+            .and_then(|v| v.get("cluster")?.as_u64())
+            .map_or(1, |n| n as u32);
+        Caps {
+            workers,
+            heap_mib,
+            memory_max_mib: unit_value("MemoryMax="),
+            memory_high_mib: unit_value("MemoryHigh="),
+        }
     }
 
     /// The port and mount path this rendering serves on.
@@ -104,6 +144,15 @@ impl Rendered {
         let port = u16::try_from(v.get("port")?.as_u64()?).ok()?;
         Some((port, v.get("mountPath")?.as_str()?.to_owned()))
     }
+}
+
+/// Workers and memory caps of a rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub workers: u32,
+    pub heap_mib: Option<u32>,
+    pub memory_max_mib: Option<u64>,
+    pub memory_high_mib: Option<u64>,
 }
 
 /// A path that can stand unquoted in a unit file's `ExecStart=`.
@@ -140,7 +189,8 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     let mut set = |k: &str, v: Value| put(&mut options, k, v);
     set("appId", spec.app_id.clone().into());
     set("masterKey", spec.master_key.clone().into());
-    set("databaseURI", spec.database_uri.clone().into());
+    let (database_uri, db_credentials) = database_for_parse_server(spec);
+    set("databaseURI", database_uri.clone().into());
     set("port", spec.port.into());
     set("mountPath", spec.mount_path.clone().into());
     set(
@@ -173,40 +223,18 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         _ => Map::new(),
     };
     db_options.insert("schemaCacheTtl".into(), SCHEMA_CACHE_TTL.into());
-    // parse-server's own PostgreSQL URI parser (PostgresConfigParser, 9.10.0) passes the
-    // user and password on percent-encoded (`new URL(uri).password`), so a password with a
-    // space, a quote or a backslash never authenticates. Its databaseOptions win over the
-    // URI: the decoded values go there.
-    if spec.database_uri.starts_with("postgres://")
-        || spec.database_uri.starts_with("postgresql://")
-    {
-        if let Some(u) = super::database::DbUri::parse(&spec.database_uri) {
-            if let Some(user) = u.user {
-                db_options.insert("user".into(), user.into());
-            }
-            if let Some(password) = u.password {
-                db_options.insert("password".into(), password.into());
-            }
-        }
-    }
     if spec.schema_hooks {
         db_options.insert("enableSchemaHooks".into(), true.into());
     } else {
         db_options.remove("enableSchemaHooks");
     }
     options.insert("databaseOptions".into(), Value::Object(db_options));
-    if spec.postgres_files && !spec.extra_options.contains_key("filesAdapter") {
-        let digest = Rendered {
-            config_json: FILES_ADAPTER_JS.into(),
-            unit: String::new(),
-            ca_pem: None,
-        }
-        .digest();
+    if spec.database.is_postgres() && !spec.extra_options.contains_key("filesAdapter") {
         options.insert(
             "filesAdapter".into(),
             serde_json::json!({
                 "module": Paths::FILES_ADAPTER,
-                "options": {"databaseURI": spec.database_uri, "revision": digest},
+                "options": {"databaseURI": database_uri, "revision": source_digest(FILES_ADAPTER_JS)},
             }),
         );
     }
@@ -227,15 +255,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     ctx.insert("memory_high", &spec.memory_high_mib);
     ctx.insert("service_hooks", Paths::SERVICE_HOOKS);
     // The hooks file's digest, so that a new one restarts the service that loads it.
-    ctx.insert(
-        "service_hooks_digest",
-        &Rendered {
-            config_json: SERVICE_HOOKS_JS.into(),
-            unit: String::new(),
-            ca_pem: None,
-        }
-        .digest(),
-    );
+    ctx.insert("service_hooks_digest", &source_digest(SERVICE_HOOKS_JS));
     ctx.insert("release_dir", &release_dir);
     ctx.insert("low_port", &(spec.port < 1024));
 
@@ -243,7 +263,57 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         config_json,
         unit: tera.render("unit", &ctx)?,
         ca_pem: spec.ca_pem.clone(),
+        db_credentials,
     })
+}
+
+/// A digest of a file the charm ships, so that a new one restarts the service loading it.
+fn source_digest(source: &str) -> String {
+    Rendered {
+        config_json: source.into(),
+        unit: String::new(),
+        ca_pem: None,
+        db_credentials: None,
+    }
+    .digest()
+}
+
+/// The database URI as parse-server reads it, and PostgreSQL's credentials beside it.
+///
+/// - TLS in the options each adapter reads: MongoDB's driver `tls=true&tlsCAFile=…`;
+///   parse-server's PostgreSQL parser (`PostgresConfigParser`, 9.10.0) `ssl=true&ca=…` (it
+///   reads the file, and Node then verifies the server's certificate and name against that
+///   CA only). libpq's `sslmode`/`sslrootcert` mean nothing to it.
+/// - PostgreSQL's user and password stay out of the URI: that parser takes them from
+///   `new URL(uri)` still percent-encoded, so a password with a space or a quote would
+///   never authenticate. Without them in the URI, its client (`pg`) reads `PGUSER` and
+///   `PGPASSWORD`, which the service hooks set from the credentials file.
+fn database_for_parse_server(spec: &ServiceSpec) -> (String, Option<String>) {
+    let mut uri = spec.database.clone();
+    if !uri.is_postgres() {
+        if spec.ca_pem.is_some() {
+            uri.set_option("tls", "true");
+            uri.set_option("tlsCAFile", Paths::DATABASE_CA_FILE);
+        }
+        return (uri.to_secret_string(), None);
+    }
+    if spec.ca_pem.is_some() {
+        uri.set_option("ssl", "true");
+        uri.set_option("ca", Paths::DATABASE_CA_FILE);
+    }
+    let credentials = (uri.user.is_some() || uri.password.is_some()).then(|| {
+        let mut c = Map::new();
+        if let Some(u) = &uri.user {
+            c.insert("user".into(), u.clone().into());
+        }
+        if let Some(p) = &uri.password {
+            c.insert("password".into(), p.clone().into());
+        }
+        let mut text = Value::Object(c).to_string();
+        text.push('\n');
+        text
+    });
+    (uri.without_credentials().to_secret_string(), credentials)
 }
 
 #[cfg(test)]
@@ -255,7 +325,8 @@ mod tests {
         ServiceSpec {
             app_id: "shop".into(),
             master_key: "k=e y#x`q`%!~".into(),
-            database_uri: "mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0".into(),
+            database: DbUri::parse("mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0")
+                .unwrap(),
             port: 1337,
             mount_path: "/parse".into(),
             public_server_url: None,
@@ -271,7 +342,6 @@ mod tests {
             extra_options: Map::new(),
             trust_proxy: Vec::new(),
             schema_hooks: false,
-            postgres_files: false,
             ca_pem: None,
             drain_seconds: 0,
         }
@@ -303,6 +373,7 @@ mod tests {
 "#
         );
         assert_eq!(r.endpoint(), Some((1337, "/parse".to_owned())));
+        assert_eq!(r.version().as_deref(), Some("9.10.0"));
     }
 
     #[test]
@@ -331,6 +402,15 @@ mod tests {
         assert!(!r.unit.contains("EnvironmentFile"), "no value in the unit");
         let v: Value = serde_json::from_str(&r.config_json).unwrap();
         assert_eq!(v["cluster"], json!(3));
+        assert_eq!(
+            r.caps(),
+            Caps {
+                workers: 3,
+                heap_mib: Some(512),
+                memory_max_mib: Some(3072),
+                memory_high_mib: Some(2764)
+            }
+        );
         assert_eq!(v["publicServerURL"], json!("https://api.example.com/parse"));
     }
 
@@ -358,8 +438,12 @@ mod tests {
             let mut s = spec();
             s.master_key = value.into();
             s.app_id = value.into();
-            s.database_uri = format!("postgres://u:{value}@h/db");
+            let mut db = DbUri::parse("postgres://u@h/db").unwrap();
+            db.password = Some(value.into());
+            s.database = db;
             let r = render(&s).unwrap();
+            let c: Value = serde_json::from_str(r.db_credentials.as_deref().unwrap()).unwrap();
+            assert_eq!(c["password"], json!(value));
             let v: Value = serde_json::from_str(&r.config_json).unwrap();
             assert_eq!(v["masterKey"], json!(value));
             assert_eq!(v["appId"], json!(value));
@@ -391,23 +475,51 @@ mod tests {
     }
 
     #[test]
-    fn postgresql_credentials_reach_parse_server_decoded() {
+    fn postgresql_credentials_reach_parse_server_decoded_and_outside_its_options() {
         let mut s = spec();
-        s.database_uri =
-            "postgres://parse:it%27s%20%22q%22%20%5C%20%24HOME%20x@127.0.0.1:5432/parse".into();
+        s.database = DbUri::parse(
+            "postgres://parse:it%27s%20%22q%22%20%5C%20%24HOME%20x@127.0.0.1:5432/parse",
+        )
+        .unwrap();
         let r = render(&s).unwrap();
         let v: Value = serde_json::from_str(&r.config_json).unwrap();
+        // No key parse-server does not know (it would log "Invalid key(s)" at every start).
+        assert_eq!(v["databaseOptions"], json!({"schemaCacheTtl": 60}));
+        assert_eq!(v["databaseURI"], json!("postgres://127.0.0.1:5432/parse"));
         assert_eq!(
-            v["databaseOptions"]["password"],
-            json!("it's \"q\" \\ $HOME x")
+            v["filesAdapter"]["options"]["databaseURI"],
+            json!("postgres://127.0.0.1:5432/parse")
         );
-        assert_eq!(v["databaseOptions"]["user"], json!("parse"));
-        // Not for MongoDB, whose driver decodes the URI itself.
-        assert!(render(&spec())
-            .unwrap()
-            .config_json
-            .find("\"password\"")
-            .is_none());
+        let c: Value = serde_json::from_str(r.db_credentials.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            c,
+            json!({"user": "parse", "password": "it's \"q\" \\ $HOME x"})
+        );
+        assert!(
+            !r.config_json.contains("HOME"),
+            "no credential in the option file"
+        );
+        // MongoDB's driver decodes the URI itself: its credentials stay in it.
+        assert!(render(&spec()).unwrap().db_credentials.is_none());
+    }
+
+    #[test]
+    fn tls_in_the_options_each_adapter_reads() {
+        let mut s = spec();
+        s.ca_pem = Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into());
+        let v: Value = serde_json::from_str(&render(&s).unwrap().config_json).unwrap();
+        assert_eq!(
+            v["databaseURI"],
+            json!("mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0&tls=true&tlsCAFile=/etc/parse-server/database-ca.pem")
+        );
+        s.database = DbUri::parse("postgresql://relation-4:pw@10.0.0.7:5432/parse").unwrap();
+        let v: Value = serde_json::from_str(&render(&s).unwrap().config_json).unwrap();
+        // PostgresConfigParser reads `ssl` and `ca` (the file's content, Node verifying the
+        // server against it); it ignores libpq's sslmode and sslrootcert.
+        assert_eq!(
+            v["databaseURI"],
+            json!("postgresql://10.0.0.7:5432/parse?ssl=true&ca=/etc/parse-server/database-ca.pem")
+        );
     }
 
     #[test]

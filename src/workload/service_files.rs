@@ -23,6 +23,7 @@ use super::render::Rendered;
 const CONFIG_NAME: &str = "config.json";
 const UNIT_NAME: &str = "parse-server.service";
 const CA_NAME: &str = "database-ca.pem";
+const CREDENTIALS_NAME: &str = "database-credentials.json";
 
 /// Which of the service's files changed on disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,12 +31,7 @@ pub struct Changes {
     pub config: bool,
     pub unit: bool,
     pub ca: bool,
-}
-
-impl Changes {
-    pub fn any(self) -> bool {
-        self.config || self.unit || self.ca
-    }
+    pub credentials: bool,
 }
 
 const ROOT_ONLY_DIR: FileMode = FileMode {
@@ -55,24 +51,51 @@ fn read_text(p: &Path) -> Result<Option<String>> {
         .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
-fn read_set(config: &Path, unit: &Path, ca: &Path) -> Result<Option<Rendered>> {
-    Ok(match (read_text(config)?, read_text(unit)?) {
-        (Some(config_json), Some(unit)) => Some(Rendered {
-            config_json,
-            unit,
-            ca_pem: read_text(ca)?,
-        }),
-        _ => None,
-    })
+/// Where one rendering's files are: the service's own, or the charm's copy of the last
+/// good one.
+struct FileSet {
+    config: std::path::PathBuf,
+    unit: std::path::PathBuf,
+    ca: std::path::PathBuf,
+    credentials: std::path::PathBuf,
+}
+
+impl FileSet {
+    fn service(paths: &Paths) -> FileSet {
+        FileSet {
+            config: paths.config_file(),
+            unit: paths.unit_file(),
+            ca: paths.database_ca_file(),
+            credentials: paths.database_credentials_file(),
+        }
+    }
+
+    fn last_good(paths: &Paths) -> FileSet {
+        let dir = paths.last_good_dir();
+        FileSet {
+            config: dir.join(CONFIG_NAME),
+            unit: dir.join(UNIT_NAME),
+            ca: dir.join(CA_NAME),
+            credentials: dir.join(CREDENTIALS_NAME),
+        }
+    }
+
+    fn read(&self) -> Result<Option<Rendered>> {
+        Ok(match (read_text(&self.config)?, read_text(&self.unit)?) {
+            (Some(config_json), Some(unit)) => Some(Rendered {
+                config_json,
+                unit,
+                ca_pem: read_text(&self.ca)?,
+                db_credentials: read_text(&self.credentials)?,
+            }),
+            _ => None,
+        })
+    }
 }
 
 /// The files the service reads now.
 pub fn current(paths: &Paths) -> Result<Option<Rendered>> {
-    read_set(
-        &paths.config_file(),
-        &paths.unit_file(),
-        &paths.database_ca_file(),
-    )
+    FileSet::service(paths).read()
 }
 
 /// Writes `content` at `path`, or removes the file for `None`; whether anything changed.
@@ -87,8 +110,9 @@ fn write_or_remove(path: &Path, content: Option<&str>, mode: FileMode) -> Result
     }
 }
 
-/// Writes the service's files: the option file 0640 root:<service group> (it holds the
-/// keys and the database URI), the unit 0644 root:root. Only what differs is written.
+/// Writes the service's files: the option file, the CA and the database credentials 0640
+/// root:<service group> (they hold the keys and the database's credentials), the unit 0644
+/// root:root. Only what differs is written.
 pub fn write(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Changes> {
     files::ensure_dir(
         &paths.config_dir(),
@@ -108,35 +132,29 @@ pub fn write(paths: &Paths, r: &Rendered, service_gid: u32) -> Result<Changes> {
         uid: 0,
         gid: 0,
     };
+    let to = FileSet::service(paths);
     Ok(Changes {
-        ca: write_or_remove(&paths.database_ca_file(), r.ca_pem.as_deref(), secret)?,
-        config: files::write_if_changed(&paths.config_file(), r.config_json.as_bytes(), secret)?,
-        unit: files::write_if_changed(&paths.unit_file(), r.unit.as_bytes(), public)?,
+        ca: write_or_remove(&to.ca, r.ca_pem.as_deref(), secret)?,
+        credentials: write_or_remove(&to.credentials, r.db_credentials.as_deref(), secret)?,
+        config: files::write_if_changed(&to.config, r.config_json.as_bytes(), secret)?,
+        unit: files::write_if_changed(&to.unit, r.unit.as_bytes(), public)?,
     })
 }
 
 /// The last rendering that served, if any.
 pub fn last_good(paths: &Paths) -> Result<Option<Rendered>> {
-    let dir = paths.last_good_dir();
-    read_set(
-        &dir.join(CONFIG_NAME),
-        &dir.join(UNIT_NAME),
-        &dir.join(CA_NAME),
-    )
+    FileSet::last_good(paths).read()
 }
 
 /// Records `r` as the last rendering that served.
 pub fn save_last_good(paths: &Paths, r: &Rendered) -> Result<()> {
-    let dir = paths.last_good_dir();
     files::ensure_dir(&paths.charm_state(), ROOT_ONLY_DIR)?;
-    files::ensure_dir(&dir, ROOT_ONLY_DIR)?;
-    files::write_if_changed(
-        &dir.join(CONFIG_NAME),
-        r.config_json.as_bytes(),
-        ROOT_ONLY_FILE,
-    )?;
-    files::write_if_changed(&dir.join(UNIT_NAME), r.unit.as_bytes(), ROOT_ONLY_FILE)?;
-    write_or_remove(&dir.join(CA_NAME), r.ca_pem.as_deref(), ROOT_ONLY_FILE)?;
+    files::ensure_dir(&paths.last_good_dir(), ROOT_ONLY_DIR)?;
+    let to = FileSet::last_good(paths);
+    files::write_if_changed(&to.config, r.config_json.as_bytes(), ROOT_ONLY_FILE)?;
+    files::write_if_changed(&to.unit, r.unit.as_bytes(), ROOT_ONLY_FILE)?;
+    write_or_remove(&to.ca, r.ca_pem.as_deref(), ROOT_ONLY_FILE)?;
+    write_or_remove(&to.credentials, r.db_credentials.as_deref(), ROOT_ONLY_FILE)?;
     Ok(())
 }
 
@@ -160,21 +178,56 @@ pub fn end_rollout(paths: &Paths) -> Result<()> {
     remove_if_present(&paths.rollout_file())
 }
 
-/// The digest of the rendering that did not start, if one is recorded.
-pub fn failed(paths: &Paths) -> Option<String> {
-    std::fs::read_to_string(paths.failed_file())
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+/// A rendering that did not start: which, when it last failed (seconds since the epoch) and
+/// how many times in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub digest: String,
+    pub at: u64,
+    pub attempts: u32,
 }
 
-pub fn record_failed(paths: &Paths, digest: &str) -> Result<()> {
+impl Failed {
+    /// When to try this rendering again while nothing serves: 1 minute after the first
+    /// failure, doubling, at most 30 minutes.
+    pub fn retry_at(&self) -> u64 {
+        let minutes = 1u64 << self.attempts.saturating_sub(1).min(5);
+        self.at + 60 * minutes.min(30)
+    }
+}
+
+/// The rendering that did not start, if one is recorded (a record from an older charm
+/// revision, a bare digest, counts as one failure long ago).
+pub fn failed(paths: &Paths) -> Option<Failed> {
+    let text = std::fs::read_to_string(paths.failed_file()).ok()?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        return Some(Failed {
+            digest: v.get("digest")?.as_str()?.to_owned(),
+            at: v.get("at").and_then(|a| a.as_u64()).unwrap_or(0),
+            attempts: v
+                .get("attempts")
+                .and_then(|a| a.as_u64())
+                .map_or(1, |a| a as u32),
+        });
+    }
+    let digest = text.trim();
+    (!digest.is_empty()).then(|| Failed {
+        digest: digest.to_owned(),
+        at: 0,
+        attempts: 1,
+    })
+}
+
+/// Records that rendering `digest` did not start at `now` (one more failure in a row when
+/// it is the one recorded already).
+pub fn record_failed(paths: &Paths, digest: &str, now: u64) -> Result<()> {
+    let attempts = match failed(paths) {
+        Some(f) if f.digest == digest => f.attempts.saturating_add(1),
+        _ => 1,
+    };
     files::ensure_dir(&paths.charm_state(), ROOT_ONLY_DIR)?;
-    files::write_if_changed(
-        &paths.failed_file(),
-        format!("{digest}\n").as_bytes(),
-        ROOT_ONLY_FILE,
-    )?;
+    let body = serde_json::json!({"digest": digest, "at": now, "attempts": attempts}).to_string();
+    files::write_if_changed(&paths.failed_file(), body.as_bytes(), ROOT_ONLY_FILE)?;
     Ok(())
 }
 
@@ -208,6 +261,7 @@ mod tests {
             config_json: "{\"port\": 1337, \"mountPath\": \"/parse\"}\n".into(),
             unit: "[Service]\n".into(),
             ca_pem: Some("-----BEGIN CERTIFICATE-----\n".into()),
+            db_credentials: Some("{\"user\":\"u\"}\n".into()),
         };
         assert_eq!(current(&paths).unwrap(), None);
         assert_eq!(last_good(&paths).unwrap(), None);
@@ -225,8 +279,16 @@ mod tests {
             end_rollout(&paths).unwrap();
             end_rollout(&paths).unwrap();
             assert_eq!(rollout(&paths), None);
-            record_failed(&paths, "abc").unwrap();
-            assert_eq!(failed(&paths).as_deref(), Some("abc"));
+            record_failed(&paths, "abc", 1000).unwrap();
+            record_failed(&paths, "abc", 1100).unwrap();
+            let f = failed(&paths).unwrap();
+            assert_eq!((f.digest.as_str(), f.at, f.attempts), ("abc", 1100, 2));
+            assert_eq!(f.retry_at(), 1100 + 120);
+            record_failed(&paths, "def", 1200).unwrap();
+            assert_eq!(failed(&paths).unwrap().attempts, 1);
+            // An older revision's record: a bare digest.
+            std::fs::write(paths.failed_file(), "abc\n").unwrap();
+            assert_eq!(failed(&paths).unwrap().digest, "abc");
             clear_failed(&paths).unwrap();
             assert_eq!(failed(&paths), None);
         }

@@ -71,7 +71,7 @@ fn a_first_configuration_that_does_not_start_stops_the_service() {
     w.assert_status(StatusKind::Blocked, "parse-server did not start");
     assert!(!w.active);
     let w = hook(w, Event::UpdateStatus);
-    w.assert_status(StatusKind::Blocked, "did not start before");
+    w.assert_status(StatusKind::Blocked, "did not start and nothing serves");
     assert_eq!(w.count("restart"), 1, "tried once, not at every hook");
 }
 

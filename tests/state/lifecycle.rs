@@ -75,6 +75,7 @@ fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
     let mut w = World::new("non-leader");
     w.leader = false;
     w.relate_mongodb();
+    let peers = w.peer_with(&["parse-server/1"]);
     let mut w = hook(w, Event::LeaderSettingsChanged);
     w.assert_status(
         StatusKind::Waiting,
@@ -96,6 +97,15 @@ fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
             owned: true,
         },
     );
+    // Not before the leader's own first start (no other unit races its table creation).
+    let mut w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Waiting, "waiting for the leader's first start");
+    assert_eq!(w.restarts, 0);
+    w.relations
+        .get_mut(&peers)
+        .unwrap()
+        .local_app_bag
+        .insert("initialised".into(), "true".into());
     let w = hook(w, Event::UpdateStatus);
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.options()["masterKey"], "k".repeat(64));

@@ -20,6 +20,7 @@ use parse_server_charm::juju::{
     CachedTools, Databag, Event, HookTools, JujuContext, ProxySettings, RelationKind, Status,
     StatusKind,
 };
+use parse_server_charm::uri::DbUri;
 use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
 use parse_server_charm::workload::paths::Paths;
@@ -29,6 +30,8 @@ use parse_server_charm::workload::systemd::ServiceManager;
 use serde_json::Value;
 
 pub const UNIT: &str = "parse-server/0";
+/// The restart grant's lease in these tests (the charm's own default).
+pub const GRANT_LEASE: Duration = Duration::from_secs(240);
 pub const VERSION: &str = "9.10.0";
 
 /// What the database answers.
@@ -105,8 +108,12 @@ pub struct World {
     pub unreadable_secrets: BTreeSet<String>,
     /// Read-only hook-tool calls, by tool and argument.
     pub reads: RefCell<BTreeMap<String, usize>>,
-    /// Every database URI the probe was asked about (the last one is what renders).
+    /// Every database URI the probe was asked about (the last one is what renders), and
+    /// the TLS CA it was given with it.
     pub probed_uris: RefCell<Vec<String>>,
+    pub probed_cas: RefCell<Vec<Option<String>>>,
+    /// The clock (seconds since the epoch) the charm reads.
+    pub now: u64,
     pub held_ports: BTreeSet<u16>,
     pub public_address: String,
     pub ingress_address: Option<String>,
@@ -167,6 +174,8 @@ impl World {
             postgis: true,
             unreadable_secrets: BTreeSet::new(),
             probed_uris: RefCell::new(Vec::new()),
+            probed_cas: RefCell::new(Vec::new()),
+            now: 1_800_000_000,
             reads: RefCell::new(BTreeMap::new()),
             held_ports: BTreeSet::new(),
             public_address: "10.0.0.10".into(),
@@ -266,6 +275,17 @@ impl World {
         for u in others {
             self.remote_set(&id, u, &[("ingress-address", "10.0.0.11")]);
         }
+        id
+    }
+
+    /// The peer relation with `others`, after the leader's first start (`initialised`).
+    pub fn peer_initialised(&mut self, others: &[&str]) -> String {
+        let id = self.peer_with(others);
+        self.relations
+            .get_mut(&id)
+            .unwrap()
+            .local_app_bag
+            .insert("initialised".into(), "true".into());
         id
     }
 
@@ -613,10 +633,11 @@ impl Probes for Sim {
             _ => Err(format!("nothing answers on port {port}")),
         }
     }
-    fn database(&self, uri: &str, _: Duration) -> Result<DbInfo, DbError> {
+    fn database(&self, uri: &DbUri, ca_pem: Option<&str>, _: Duration) -> Result<DbInfo, DbError> {
         let w = self.0.borrow();
-        w.probed_uris.borrow_mut().push(uri.to_owned());
-        let postgres = uri.starts_with("postgres");
+        w.probed_uris.borrow_mut().push(uri.to_secret_string());
+        w.probed_cas.borrow_mut().push(ca_pem.map(str::to_owned));
+        let postgres = uri.is_postgres();
         match w.db {
             Db::Up => Ok(DbInfo {
                 postgis: postgres.then_some(w.postgis),
@@ -676,6 +697,9 @@ impl Probes for Sim {
             .collect()
     }
     fn pause(&self, _: Duration) {}
+    fn now(&self) -> u64 {
+        self.0.borrow().now
+    }
 }
 
 /// How a hook ended.
@@ -735,6 +759,7 @@ pub fn run_with(
         database: Duration::from_millis(10),
         health_after_start: Duration::ZERO,
         health_poll: Duration::ZERO,
+        grant_lease: GRANT_LEASE,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let charm = Charm {
