@@ -156,25 +156,53 @@ impl Charm<'_> {
     }
 
     /// Workers, heap cap and memory limit for this machine (the operator's where set);
-    /// settings that cannot fit are refused with the arithmetic.
+    /// what cannot fit is refused with the arithmetic, naming the options the operator set
+    /// and, where raising it would do, `memory-limit`.
     fn sized(&self, config: &CharmConfig) -> Step<Sizing> {
         let machine = self.probes.machine();
-        sizing::size(
-            machine,
-            Requested {
-                workers: config.workers,
-                heap_mib: config.node_max_old_space_size,
-                memory_limit_mib: config.memory_limit,
-            },
-        )
-        .or_else(|why| {
-            let named = if why.starts_with("memory-limit") {
-                why
-            } else {
-                format!("workers, node-max-old-space-size: {why}")
-            };
-            blocked(format!("invalid config: {named}"))
-        })
+        let requested = Requested {
+            workers: config.workers,
+            heap_mib: config.node_max_old_space_size,
+            memory_limit_mib: config.memory_limit,
+        };
+        let why = match sizing::size(machine, requested) {
+            Ok(s) => return Ok(s),
+            Err(why) => why,
+        };
+        if why.starts_with("memory-limit") {
+            return blocked(format!("invalid config: {why}"));
+        }
+        let whole_machine = Requested {
+            memory_limit_mib: Some(machine.memory_mib),
+            ..requested
+        };
+        let raising_helps = config.memory_limit != Some(machine.memory_mib)
+            && sizing::size(machine, whole_machine).is_ok();
+        let set: Vec<&str> = [
+            ("workers", config.workers.is_some()),
+            (
+                "node-max-old-space-size",
+                config.node_max_old_space_size.is_some(),
+            ),
+            ("memory-limit", config.memory_limit.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        let mib = machine.memory_mib;
+        match (set.is_empty(), raising_helps) {
+            (true, true) => blocked(format!(
+                "invalid config: memory-limit: {why}: raise it (up to the machine's {mib} MiB)"
+            )),
+            (true, false) => blocked(format!(
+                "this machine's {mib} MiB cannot hold one parse-server worker: {why}"
+            )),
+            (false, true) if !set.contains(&"memory-limit") => blocked(format!(
+                "invalid config: {}: {why}; or raise memory-limit (up to {mib} MiB)",
+                set.join(", ")
+            )),
+            (false, _) => blocked(format!("invalid config: {}: {why}", set.join(", "))),
+        }
     }
 
     /// The configuration, validated once; an invalid one stops everything (nothing is

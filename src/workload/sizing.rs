@@ -11,7 +11,9 @@
 //!   halves a worker's peak memory against V8's default, at the same throughput), lowered
 //!   toward 128 MiB when one worker must fit a small budget.
 //! - Workers: the operator's, else one per CPU as far as the budget allows, at least one.
-//! - Values the operator set that cannot fit are refused with the arithmetic.
+//! - What cannot fit is refused with the arithmetic: values the operator set, and a budget
+//!   too small for even one worker at the smallest heap (running it anyway would exceed the
+//!   limit the status claims).
 
 /// What the charm knows of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +115,7 @@ pub fn size(machine: Machine, req: Requested) -> Result<Sizing, String> {
                 None => (budget.saturating_sub(WORKER_OVERHEAD_MIB) as u32)
                     .clamp(MIN_HEAP_MIB, DEFAULT_HEAP_MIB),
             };
-            match fit(1, h) {
-                Ok(s) => Ok(s),
-                // A machine too small even for the minimum: the minimum, still one worker.
-                Err(_) if heap.is_none() => Ok(Sizing {
-                    workers: 1,
-                    heap_mib: MIN_HEAP_MIB,
-                    memory_max_mib: memory_max,
-                    memory_high_mib: budget,
-                }),
-                Err(e) => Err(e),
-            }
+            fit(1, h)
         }
     }
 }
@@ -188,16 +180,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.workers, s.heap_mib), (1, 249));
-        // 128 MiB: still one worker at the minimum, never refused by default.
-        let s = size(
-            Machine {
-                cpus: 1,
-                memory_mib: 128,
-            },
-            auto,
-        )
-        .unwrap();
-        assert_eq!((s.workers, s.heap_mib), (1, MIN_HEAP_MIB));
+        // 256 MiB: one worker at the smallest heap does not fit 90% of 75% of it: refused,
+        // as the same worker asked for explicitly is (never run over its own budget).
+        let small = Machine {
+            cpus: 1,
+            memory_mib: 256,
+        };
+        let e = size(small, auto).unwrap_err();
+        assert_eq!(
+            e,
+            "1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB)"
+        );
+        let explicit = Requested {
+            workers: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(size(small, explicit).unwrap_err(), e);
+        // The whole machine as the limit holds it.
+        let whole = Requested {
+            memory_limit_mib: Some(256),
+            ..Default::default()
+        };
+        assert_eq!(size(small, whole).unwrap().heap_mib, 134);
     }
 
     #[test]
