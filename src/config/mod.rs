@@ -485,6 +485,16 @@ mod tests {
                 json!("mongodb://h/local"),
                 "system database",
             ),
+            (
+                "database-uri",
+                json!("postgres://u:pw@h/db?sslmode=verify-full"),
+                "parse-server ignores it",
+            ),
+            (
+                "database-uri",
+                json!("postgresql://u:pw@h/db?ssl=true&pfx=/etc/c.p12"),
+                "client certificates",
+            ),
             ("parse-server-version", json!("^9.0.0"), "exact release"),
             ("parse-server-version", json!("latest"), "exact release"),
             ("parse-server-version", json!("9.10.0+b1"), "exact release"),
@@ -563,6 +573,22 @@ mod tests {
         assert_eq!(c.log_level, "warn");
         assert_eq!(c.extra_options["maxLimit"], json!(1000));
         assert_eq!(c.node_mirror, "https://mirror.example/node");
+    }
+
+    #[test]
+    fn parse_servers_own_database_options_are_accepted() {
+        // What parse-server's PostgreSQL URI parser reads: TLS (ssl, ca, rejectUnauthorized)
+        // and its pool and query options; and any MongoDB driver option.
+        for uri in [
+            "postgres://u:pw@db.example/parse?ssl=true",
+            "postgres://u:pw@db.example/parse?ssl=true&ca=/etc/ssl/certs/ca-certificates.crt",
+            "postgresql://u:pw@10.0.0.7:5432/parse?max=20&query_timeout=5000&binary=true",
+            "mongodb://u:pw@h1,h2/parse?replicaSet=rs0&tls=true&tlsCAFile=/etc/ssl/ca.pem",
+        ] {
+            let c = CharmConfig::from_raw(&raw(&[("database-uri", json!(uri))]))
+                .unwrap_or_else(|e| panic!("{uri}: {e:?}"));
+            assert_eq!(c.database_uri.unwrap().to_secret_string(), uri);
+        }
     }
 
     #[test]

@@ -435,6 +435,31 @@ mod tests {
         }
     }
 
+    /// A real CA certificate (self-signed test CA, no key kept), for drivers that parse it.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBoTCCAUegAwIBAgIUH5gpq62wkpOoVvozajlN4078xGkwCgYIKoZIzj0EAwIw\nJTEjMCEGA1UEAwwacGFyc2Utc2VydmVyLWNoYXJtLXRlc3QtY2EwIBcNMjYxMjA1\nMDkxOTIxWhgPMjEyNjExMTEwOTE5MjFaMCUxIzAhBgNVBAMMGnBhcnNlLXNlcnZl\nci1jaGFybS10ZXN0LWNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEGoludMsl\n391cEC74knznXFe8/tdEnd32NTzoH3CxE35F7dcmiC88+62il2mihPmAFhMgi8aY\nv92cNQdJpeY98qNTMFEwHQYDVR0OBBYEFJZJwFWIgen3J8LHlX6wQqEYkVXrMB8G\nA1UdIwQYMBaAFJZJwFWIgen3J8LHlX6wQqEYkVXrMA8GA1UdEwEB/wQFMAMBAf8w\nCgYIKoZIzj0EAwIDSAAwRQIhAMqTLEzYN2oGTKam4C93++p+KPFg7pARb3DK/LLd\n9SaKAiBs1k7V8QGojiCBifcDnn5/P9IwTaINxt6m9M4/y53zeA==\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_providers_ca_is_used_from_memory_before_any_file_exists() {
+        // The CA travels with the URI: neither driver needs the file the charm writes for
+        // parse-server (a check that did would never pass before that file exists). Nothing
+        // listens here, so each gets as far as connecting.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let scratch = scratch();
+        for scheme in ["mongodb", "postgresql"] {
+            let uri = DbUri::parse(&format!("{scheme}://u:pw@127.0.0.1:{port}/parse")).unwrap();
+            let err = check(&uri, Some(TEST_CA), &scratch, Duration::from_millis(300)).unwrap_err();
+            assert!(matches!(err, DbError::Unreachable(_)), "{scheme}: {err:?}");
+        }
+        assert!(
+            !scratch.join("database-ca.check.pem").exists(),
+            "the staged copy lives only during the check"
+        );
+    }
+
     #[test]
     fn tls_as_parse_server_reads_it() {
         let u = |q: &str| DbUri::parse(&format!("postgresql://u@h/db{q}")).unwrap();

@@ -130,6 +130,12 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!("postgres://u:p%zz@h/db"),
                 json!("mongodb://h"),
                 json!("mysql://h/db"),
+                json!("mongodb://h/db#x"),
+                json!("mongodb://h/a/b"),
+                // libpq's TLS options, which parse-server ignores (it would speak clear text).
+                json!("postgres://u:pw@h/db?sslmode=verify-full"),
+                json!("postgres://u:pw@h/db?sslrootcert=/etc/ssl/ca.pem"),
+                json!("postgres://u:pw@h/db?ssl=true&cert=/etc/c.pem&key=/etc/k.pem"),
             ],
         ),
         (

@@ -205,3 +205,141 @@ fn invalid_config_touches_nothing() {
     assert_eq!(w.options(), before);
     assert!(w.active);
 }
+
+#[test]
+fn nothing_serves_is_said_when_nothing_serves() {
+    // No previous configuration: the service is stopped, and the status says so.
+    let mut w = crate::world::World::new("nothing-first");
+    w.set("extra-options", r#"{"defaultLimit": 0}"#);
+    w.relate_mongodb();
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Blocked, "nothing serves");
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Blocked, "did not start and nothing serves");
+    assert!(!w.active);
+    // A previous configuration that no longer starts either (the database user lost its
+    // rights): not "serving the previous one".
+    let mut w = serving("nothing-previous");
+    w.starts_ok = |_| false;
+    w.set("log-level", "warn");
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Blocked, "nor did the previous one");
+    w.assert_status(StatusKind::Blocked, "nothing serves");
+    assert!(!w.active);
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Blocked, "did not start and nothing serves");
+}
+
+#[test]
+fn a_configuration_that_failed_is_retried_while_nothing_serves() {
+    let mut w = serving("retry");
+    w.starts_ok = |_| false;
+    w.set("log-level", "warn");
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Blocked, "next try in 1 min");
+    let restarts = w.restarts;
+    // The database side is fixed; within the back-off nothing is tried...
+    w.starts_ok = |_| true;
+    let mut w = hook(w, Event::UpdateStatus);
+    assert_eq!(w.restarts, restarts);
+    // ...after it, the next hook tries again and serves.
+    w.now += 60;
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.running_options().unwrap()["logLevel"], "warn");
+    assert!(!w
+        .root
+        .join("var/lib/parse-server-charm/failed-rendering")
+        .exists());
+}
+
+#[test]
+fn a_failing_retry_backs_off() {
+    let mut w = crate::world::World::new("backoff");
+    w.starts_ok = |_| false;
+    w.relate_mongodb();
+    let mut w = hook(w, Event::ConfigChanged);
+    for (after, next) in [(60, "next try in 2 min"), (120, "next try in 4 min")] {
+        w.now += after;
+        w = hook(w, Event::UpdateStatus);
+        w.assert_status(StatusKind::Blocked, next);
+    }
+    assert_eq!(w.count("restart"), 3, "once, then once per back-off");
+}
+
+#[test]
+fn the_version_column_names_the_release_that_serves() {
+    let mut w = serving("version");
+    let record = "/var/lib/parse-server-charm/application-version";
+    assert_eq!(w.file(record).as_deref(), Some("9.10.0"));
+    crate::world::install_release(&w.root, "9.9.0");
+    w.set("parse-server-version", "9.9.0");
+    w.restart_fails = true;
+    let (mut w, exit) = run_with(w, Event::ConfigChanged, None, None);
+    assert_eq!(exit, Exit::Ok);
+    w.assert_status(StatusKind::Blocked, "did not start");
+    assert_eq!(
+        w.file(record).as_deref(),
+        Some("9.10.0"),
+        "9.9.0 does not run"
+    );
+    w.restart_fails = false;
+    w.unset("parse-server-version");
+    let w = hook(w, Event::ConfigChanged);
+    assert_eq!(w.file(record).as_deref(), Some("9.10.0"));
+}
+
+#[test]
+fn get_master_key_names_the_application_and_the_key_that_serves() {
+    let mut w = crate::world::World::new("shop-api-key");
+    w.app = "shop-api".into();
+    w.relate_mongodb();
+    let mut w = hook(w, Event::ConfigChanged);
+    let id = w.secrets.keys().next().unwrap().clone();
+    // An invalid master-key: the unit is blocked and keeps serving the generated key.
+    w.set("master-key", "short");
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Blocked, "master-key");
+    let w = hook(w, Event::Action("get-master-key".into()));
+    let r = w.action_results.clone().unwrap();
+    assert_eq!(r["source"], "generated", "{r:?}");
+    assert_eq!(r["reveal"], format!("juju show-secret --reveal {id}"));
+    assert!(r["note"].contains("master-key is invalid"), "{r:?}");
+    assert!(r["note"].contains("juju status shop-api"), "{r:?}");
+    // A valid configured key that serves names this application's config.
+    let mut w = w;
+    w.set("master-key", "a-valid-key-of-ours");
+    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, Event::Action("get-master-key".into()));
+    let r = w.action_results.clone().unwrap();
+    assert_eq!(r["source"], "config");
+    assert_eq!(r["reveal"], "juju config shop-api master-key");
+    // A non-leader that cannot find the key is sent to this application's leader.
+    let mut w = w;
+    w.unset("master-key");
+    w.leader = false;
+    w.secrets.clear();
+    let w = hook(w, Event::Action("get-master-key".into()));
+    assert!(
+        w.action_failed
+            .clone()
+            .unwrap()
+            .contains("juju run shop-api/leader get-master-key"),
+        "{:?}",
+        w.action_failed
+    );
+}
+
+#[test]
+fn memory_report_works_while_the_config_is_invalid() {
+    let mut w = serving("report-invalid");
+    w.set("port", 0);
+    let w = hook(w, Event::Action("memory-report".into()));
+    assert_eq!(w.action_failed, None);
+    let r = w.action_results.clone().unwrap();
+    assert_eq!(r["processes"], "1");
+    // The caps of what runs.
+    assert_eq!(r["caps.workers"], "1");
+    assert_eq!(r["caps.heap-mib"], "256");
+    assert_eq!(r["caps.memory-max-mib"], "3072");
+}

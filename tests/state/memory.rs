@@ -110,3 +110,43 @@ fn memory_report_names_every_process_and_the_caps() {
     assert_eq!(r["caps.memory-max-mib"], "3072");
     assert_eq!(r["caps.memory-high-mib"], "2764");
 }
+
+#[test]
+fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_memory_limit() {
+    // 256 MiB: 75% is the limit, 90% of that the budget: 172 MiB, less than one worker at
+    // the smallest heap. Sized to the machine or asked for, the same worker is refused (it
+    // would run over the limit the status claims), and the message names the lever.
+    let w = hook(on("small-auto", 1, 256), Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: memory-limit: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB): raise it (up to the machine's 256 MiB)",
+    );
+    let mut w = on("small-one", 1, 256);
+    w.set("workers", 1);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: workers: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB); or raise memory-limit (up to 256 MiB)",
+    );
+    assert!(!w.active);
+    // The whole machine as the limit holds one worker.
+    let mut w = on("small-whole", 1, 256);
+    w.set("memory-limit", 256);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "1 worker");
+    // Too small whatever the limit: said as the machine's, not as a config value.
+    let w = hook(on("tiny", 1, 128), Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "this machine's 128 MiB cannot hold one parse-server worker",
+    );
+    // The options the operator set are the ones named.
+    let mut w = on("named", 2, 4096);
+    w.set("memory-limit", 256)
+        .set("node-max-old-space-size", 65536);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: node-max-old-space-size, memory-limit: 1 × (65536+96) = 65632 MiB",
+    );
+}

@@ -555,3 +555,285 @@ fn the_operators_public_url_wins_and_names_the_haproxy_hostname() {
     assert_eq!(app["hostname"], "\"parse.example.com\"");
     assert_eq!(app["allow_http"], "true");
 }
+
+/// A real CA certificate for the TLS scenarios (self-signed test CA; no key kept).
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBoTCCAUegAwIBAgIUH5gpq62wkpOoVvozajlN4078xGkwCgYIKoZIzj0EAwIw\nJTEjMCEGA1UEAwwacGFyc2Utc2VydmVyLWNoYXJtLXRlc3QtY2EwIBcNMjYxMjA1\nMDkxOTIxWhgPMjEyNjExMTEwOTE5MjFaMCUxIzAhBgNVBAMMGnBhcnNlLXNlcnZl\nci1jaGFybS10ZXN0LWNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEGoludMsl\n391cEC74knznXFe8/tdEnd32NTzoH3CxE35F7dcmiC88+62il2mihPmAFhMgi8aY\nv92cNQdJpeY98qNTMFEwHQYDVR0OBBYEFJZJwFWIgen3J8LHlX6wQqEYkVXrMB8G\nA1UdIwQYMBaAFJZJwFWIgen3J8LHlX6wQqEYkVXrMA8GA1UdEwEB/wQFMAMBAf8w\nCgYIKoZIzj0EAwIDSAAwRQIhAMqTLEzYN2oGTKam4C93++p+KPFg7pARb3DK/LLd\n9SaKAiBs1k7V8QGojiCBifcDnn5/P9IwTaINxt6m9M4/y53zeA==\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn postgresql_over_tls_serves_with_the_options_parse_server_reads() {
+    let mut w = World::new("pg-tls");
+    let id = relate_charmed_postgresql(&mut w);
+    let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", TEST_CA)]);
+    w.remote_app_set(&id, &[("secret-tls", tls.as_str())]);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    // The check connects as parse-server will: TLS verified with the provider's CA, given
+    // in memory (the database was checked before any file was written).
+    assert_eq!(
+        w.probed_cas.borrow().last().unwrap().as_deref(),
+        Some(TEST_CA)
+    );
+    let uri = w.probed_uris.borrow().last().cloned().unwrap();
+    assert_eq!(
+        uri,
+        "postgresql://relation-5:Xy7q2w9e0r1t2y3u@10.0.0.30:5432/parse"
+    );
+    // parse-server reads `ssl` and `ca` (libpq's sslmode would have been ignored: clear text).
+    let o = w.options();
+    assert_eq!(
+        o["databaseURI"],
+        "postgresql://10.0.0.30:5432/parse?ssl=true&ca=/etc/parse-server/database-ca.pem"
+    );
+    assert_eq!(
+        o["filesAdapter"]["options"]["databaseURI"],
+        o["databaseURI"]
+    );
+    assert_eq!(
+        w.file("/etc/parse-server/database-ca.pem").as_deref(),
+        Some(TEST_CA)
+    );
+}
+
+#[test]
+fn mongodb_over_tls_is_checked_with_the_ca_in_memory_and_follows_a_rotation() {
+    let mut w = World::new("mongo-tls");
+    let (id, _) = relate_charmed_mongodb(&mut w, "pw");
+    let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", TEST_CA)]);
+    w.remote_app_set(&id, &[("secret-tls", tls.as_str())]);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.probed_cas.borrow()[0].as_deref(), Some(TEST_CA));
+    assert_eq!(w.restarts, 1);
+    // The provider rotates its CA: the check uses the new one (not the file on disk, which
+    // still holds the old one), then one restart onto it.
+    let rotated = TEST_CA.replace("MIIBoTCC", "MIIBoTCD");
+    let mut w = w;
+    w.secrets
+        .get_mut(&tls)
+        .unwrap()
+        .content
+        .insert("tls-ca".into(), rotated.clone());
+    let w = hook(w, Event::Other("secret-changed".into()));
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(
+        w.probed_cas.borrow().last().unwrap().as_deref(),
+        Some(rotated.as_str())
+    );
+    assert_eq!(w.file("/etc/parse-server/database-ca.pem"), Some(rotated));
+    assert_eq!(w.restarts, 2);
+}
+
+#[test]
+fn a_providers_database_field_never_names_another_database() {
+    for db in [
+        "local",
+        "admin",
+        "parse?authSource=admin&tlsAllowInvalidCertificates=true&appName=",
+    ] {
+        let mut w = World::new("provider-db");
+        let id = w.relate("mongodb-client", "mongodb");
+        w.remote_set(&id, "mongodb/0", &[("ingress-address", "10.0.0.20")]);
+        w.remote_app_set(
+            &id,
+            &[
+                ("database", db),
+                ("endpoints", "10.0.0.20"),
+                ("username", "relation-4"),
+                ("password", "pw123456"),
+            ],
+        );
+        let w = hook(w, Event::ConfigChanged);
+        w.assert_status(StatusKind::Waiting, "mongodb-client relation: database");
+        assert_eq!(w.restarts, 0, "{db}");
+        assert!(w.probed_uris.borrow().is_empty(), "{db}: never used");
+    }
+}
+
+#[test]
+fn a_database_name_changed_on_a_live_relation_is_blocked_naming_both() {
+    let mut w = World::new("db-name-change");
+    let id = relate_charmed_postgresql(&mut w);
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Active, "serving");
+    let before = w.running_options();
+    w.set("database-name", "shop");
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Blocked,
+        "database-name: the postgresql-client relation serves database parse, not shop",
+    );
+    // Asked for (a provider that answers changes may still do so), nothing served touched.
+    assert_eq!(w.relations[&id].local_app_bag["database"], "shop");
+    assert_eq!(w.running_options(), before);
+    assert_eq!(w.restarts, 1);
+}
+
+#[test]
+fn a_non_leader_alone_in_the_peer_relation_waits_for_the_leaders_first_start() {
+    // Early in a deployment (bundle, or deploy -n 3 with a key and a URI), a non-leader may
+    // see no other unit yet: it still never races the leader's table creation.
+    let mut w = World::new("alone");
+    w.leader = false;
+    w.peer_with(&[]);
+    w.set("master-key", "k".repeat(40));
+    w.set("database-uri", "mongodb://10.0.0.20:27017/parse");
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Waiting, "waiting for the leader's first start");
+    assert_eq!(w.restarts, 0);
+}
+
+#[test]
+fn a_grant_holder_whose_machine_died_is_passed_over_after_its_lease() {
+    let (mut w, pid) = three_units("dead-holder");
+    // Unit 2 asked and was granted; then its machine died (its bag keeps asking).
+    let t = w.now;
+    w.remote_set(&pid, "parse-server/2", &[("restart-request", "d2")]);
+    {
+        let app = &mut w.relations.get_mut(&pid).unwrap().local_app_bag;
+        app.insert("restart-grant".into(), "parse-server/2".into());
+        app.insert("restart-grant-at".into(), t.to_string());
+    }
+    w.set("log-level", "warn");
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(
+        StatusKind::Waiting,
+        "restart queued: one unit at a time (now: parse-server/2)",
+    );
+    w.now = t + crate::world::GRANT_LEASE.as_secs() - 1;
+    let mut w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Waiting, "(now: parse-server/2)");
+    assert_eq!(w.restarts, 1, "nothing moves within the lease");
+    // The lease ends: the leader's next hook passes the dead holder over.
+    w.now = t + crate::world::GRANT_LEASE.as_secs();
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Active, "serving");
+    assert_eq!(w.running_options().unwrap()["logLevel"], "warn");
+    assert_eq!(w.restarts, 2);
+    // Done, it hands the grant round again: the dead unit, the only one still asking,
+    // gets a fresh lease that keeps nobody waiting.
+    assert_eq!(w.peer_app()["restart-grant"], "parse-server/2");
+    assert_eq!(w.peer_app()["restart-grant-at"], w.now.to_string());
+}
+
+#[test]
+fn a_unit_that_serves_nothing_starts_without_waiting_for_the_grant() {
+    let (mut w, pid) = three_units("stopped-starts");
+    w.leader = false;
+    w.relations
+        .get_mut(&pid)
+        .unwrap()
+        .local_app_bag
+        .insert("restart-grant".into(), "parse-server/2".into());
+    // `systemctl stop parse-server` (or a crash systemd gave up on): nothing serves here.
+    w.active = false;
+    w.running_config = None;
+    let w = hook(w, Event::UpdateStatus);
+    w.assert_status(StatusKind::Active, "serving");
+    assert!(w.active);
+    assert_eq!(w.peer_own().get("restart-request"), None);
+}
+
+#[test]
+fn a_leader_blocked_on_its_own_machine_still_passes_the_grant() {
+    let (mut w, pid) = three_units("blocked-leader");
+    for u in ["parse-server/1", "parse-server/2"] {
+        w.remote_set(&pid, u, &[("restart-request", "d")]);
+    }
+    // More workers than this leader's machine holds (the others' are bigger).
+    w.set("workers", 16);
+    let w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Blocked, "invalid config: workers");
+    assert_eq!(w.peer_app()["restart-grant"], "parse-server/1");
+    assert_eq!(w.restarts, 1, "the leader's own service is left alone");
+}
+
+#[test]
+fn a_holder_that_stops_before_its_restart_gives_the_grant_back() {
+    let (mut w, pid) = three_units("blocked-holder");
+    w.leader = false;
+    w.set("log-level", "warn");
+    w.relations
+        .get_mut(&pid)
+        .unwrap()
+        .local_app_bag
+        .insert("restart-grant".into(), "parse-server/1".into());
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Waiting, "restart queued");
+    assert!(w.peer_own().contains_key("restart-request"));
+    // Granted, but before its hook runs the operator sets a limit this machine cannot take.
+    w.relations
+        .get_mut(&pid)
+        .unwrap()
+        .local_app_bag
+        .insert("restart-grant".into(), UNIT.into());
+    w.set("memory-limit", 8192);
+    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    w.assert_status(StatusKind::Blocked, "memory-limit");
+    assert_eq!(
+        w.peer_own().get("restart-request"),
+        None,
+        "no longer asking: the leader passes the grant on"
+    );
+}
+
+#[test]
+fn a_port_change_keeps_the_old_port_in_the_route_until_every_unit_moved() {
+    let (mut w, pid) = three_units("port-change");
+    let lb = w.relate("haproxy-route", "haproxy");
+    w.remote_set(&lb, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+    for u in ["parse-server/1", "parse-server/2"] {
+        w.remote_set(&pid, u, &[("serving-port", "1337")]);
+    }
+    let mut w = hook(w, relation_event("haproxy-route", RelationKind::Joined));
+    assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1337]");
+    // Unit 1 holds the grant: the leader queues, and publishes the new port beside the old
+    // one before any unit moves, so haproxy reaches each unit on whichever it serves.
+    w.remote_set(&pid, "parse-server/1", &[("restart-request", "d")]);
+    w.relations
+        .get_mut(&pid)
+        .unwrap()
+        .local_app_bag
+        .insert("restart-grant".into(), "parse-server/1".into());
+    w.set("port", 1338);
+    let mut w = hook(w, Event::ConfigChanged);
+    w.assert_status(StatusKind::Waiting, "restart queued");
+    assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1337,1338]");
+    // The others moved; the leader's turn: once it serves on 1338 too, the old port goes.
+    for u in ["parse-server/1", "parse-server/2"] {
+        w.remote_set(
+            &pid,
+            u,
+            &[("serving-port", "1338"), ("restart-request", "")],
+        );
+    }
+    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    w.assert_status(StatusKind::Active, "serving on port 1338");
+    assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1338]");
+    assert_eq!(w.peer_own()["serving-port"], "1338");
+}
+
+#[test]
+fn only_haproxy_route_balancers_are_trusted_and_asked_to_set_x_forwarded_for() {
+    let mut w = crate::world::serving("trust");
+    // Any application related on `website` (interface http) passes a client's own header
+    // through: never a trusted proxy.
+    let web = w.relate("website", "some-http-consumer");
+    w.remote_set(
+        &web,
+        "some-http-consumer/0",
+        &[("private-address", "10.0.0.99")],
+    );
+    let mut w = hook(w, relation_event("website", RelationKind::Joined));
+    assert!(w.options().get("trustProxy").is_none(), "{}", w.options());
+    // haproxy-route: trusted, and asked to set the header to the address it saw.
+    let lb = w.relate("haproxy-route", "haproxy");
+    w.remote_set(&lb, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+    let w = hook(w, relation_event("haproxy-route", RelationKind::Joined));
+    assert_eq!(w.options()["trustProxy"], json!(["10.0.0.40"]));
+    let rewrites: Value =
+        serde_json::from_str(&w.relations[&lb].local_app_bag["rewrites"]).unwrap();
+    assert_eq!(
+        rewrites,
+        json!([{"method": "set-header", "header": "X-Forwarded-For", "expression": "%[src]"}])
+    );
+}

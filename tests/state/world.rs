@@ -75,6 +75,9 @@ pub struct Secret {
 /// The Juju side and the world around the unit.
 pub struct World {
     pub root: PathBuf,
+    /// The application's name (`parse-server` unless a test deploys it under another);
+    /// the unit is its unit 0.
+    pub app: String,
     pub config: BTreeMap<String, Value>,
     pub leader: bool,
     pub relations: BTreeMap<String, Rel>,
@@ -154,6 +157,7 @@ impl World {
         .unwrap();
         World {
             root,
+            app: "parse-server".into(),
             config: BTreeMap::new(),
             leader: true,
             relations: BTreeMap::new(),
@@ -185,6 +189,11 @@ impl World {
                 memory_mib: 4096,
             },
         }
+    }
+
+    /// This unit's name.
+    pub fn unit(&self) -> String {
+        format!("{}/0", self.app)
     }
 
     pub fn paths(&self) -> Paths {
@@ -431,7 +440,7 @@ impl HookTools for Sim {
         let Some(r) = w.relations.get(id) else {
             return Ok(Databag::new());
         };
-        Ok(if unit == UNIT {
+        Ok(if unit == w.unit() {
             r.local.clone()
         } else {
             r.units.get(unit).cloned().unwrap_or_default()
@@ -442,7 +451,7 @@ impl HookTools for Sim {
         let Some(r) = w.relations.get(id) else {
             return Ok(Databag::new());
         };
-        if app == "parse-server" {
+        if app == w.app {
             if !r.is_peer() && !w.leader {
                 return Err(parse_server_charm::juju::HookToolError {
                     tool: "relation-get".into(),
@@ -720,8 +729,8 @@ fn context(
 ) -> JujuContext {
     JujuContext {
         event,
-        unit_name: UNIT.into(),
-        app_name: "parse-server".into(),
+        unit_name: w.unit(),
+        app_name: w.app.clone(),
         charm_dir: w.root.join("charm"),
         model_name: "test".into(),
         juju_version: "3.6.1".into(),
