@@ -71,6 +71,21 @@ fn serves_from_postgresql_via_database_uri() {
     }
     let (_, message) = unit.workload();
     assert!(!message.contains("pg-Secret-42"));
+    // The credentials reach parse-server's client from their own 0640 file, so every option
+    // it runs with is one it knows: no "Invalid key(s)" error at start-up.
+    let journal = unit.journal("parse-server");
+    assert!(!journal.contains("Invalid key"), "{journal}");
+    assert!(
+        !journal.contains("pg-Secret-42"),
+        "database password in the journal"
+    );
+    let mode = unit.exec_ok(&[
+        "stat",
+        "-c",
+        "%a %U:%G",
+        "/etc/parse-server/database-credentials.json",
+    ]);
+    assert_eq!(mode.trim(), "640 root:parse-server");
 
     unit.hook("stop", &[]);
     unit.assert_status("maintenance", "stopped");
