@@ -97,6 +97,13 @@ pub fn running_pid(dir: &Path) -> Option<i32> {
     (pid_alive(pid) && comm(pid) == "systemd").then_some(pid)
 }
 
+/// Whether a unit in machine mode has no running machine: powered off (`machine-down`, which
+/// drops the exec prefix) or its systemd gone. Its agent is lost: hooks cannot run there.
+pub fn is_down(dir: &Path, st: &state::State) -> bool {
+    st.machine_mode
+        && (st.exec_prefix.is_none() || (config_path(dir).exists() && running_pid(dir).is_none()))
+}
+
 fn require_running(dir: &Path) -> CmdResult<i32> {
     running_pid(dir)
         .ok_or_else(|| CmdError::runtime(format!("machine {} is not running", dir.display())))
@@ -940,6 +947,24 @@ mod tests {
         assert!(m
             .iter()
             .all(|u| !u.ends_with(".target") || u == "getty.target"));
+    }
+
+    #[test]
+    fn a_unit_is_down_when_its_machine_does_not_run() {
+        let dir = std::env::temp_dir().join(format!("jujusim-isdown-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut st = state::State::default();
+        assert!(!is_down(&dir, &st), "not a machine unit");
+        st.machine_mode = true;
+        assert!(is_down(&dir, &st), "powered off: no exec prefix");
+        st.exec_prefix = Some(nsenter_prefix(1, "/charm"));
+        assert!(!is_down(&dir, &st), "an exec prefix and no machine record");
+        // A booted machine whose systemd is gone (no machine-down ran).
+        std::fs::write(config_path(&dir), "{}").unwrap();
+        std::fs::write(dir.join("machine.pid"), "2147483646\n").unwrap();
+        assert!(is_down(&dir, &st));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
