@@ -762,6 +762,23 @@ fn resume_stopped_parents(pid_ns: &str) {
     }
 }
 
+/// Whether `pid` is the `unshare ... -- jujusim machine-boot <dir>` that machine-up started for
+/// this unit: after a power-off its PID in the boot record may belong to another process
+/// (another unit's `unshare` included), which must be neither waited for nor killed.
+fn holds(pid: i32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    comm(pid) == "unshare"
+        && args.len() >= 2
+        && args[args.len() - 2] == b"machine-boot"
+        && args[args.len() - 1] == dir.as_os_str().as_encoded_bytes()
+}
+
 /// Power the machine off (`systemctl poweroff` inside; SIGKILL if it hangs), release its
 /// cgroup. Keeps the disk. Idempotent.
 fn power_off(dir: &Path) -> CmdResult<()> {
@@ -806,7 +823,7 @@ fn power_off(dir: &Path) -> CmdResult<()> {
     }
     if let Some(rec) = rec {
         let started = Instant::now();
-        while rec.holder > 0 && pid_alive(rec.holder) && comm(rec.holder) == "unshare" {
+        while rec.holder > 0 && pid_alive(rec.holder) && holds(rec.holder, dir) {
             if started.elapsed() > Duration::from_secs(20) {
                 return Err(CmdError::runtime(format!(
                     "the machine's unshare process {} does not exit",
@@ -965,6 +982,13 @@ mod tests {
         std::fs::write(dir.join("machine.pid"), "2147483646\n").unwrap();
         assert!(is_down(&dir, &st));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_this_units_holder_is_waited_for() {
+        let me = std::process::id() as i32;
+        assert!(!holds(me, Path::new("/x")), "a test binary is no unshare");
+        assert!(!holds(-1, Path::new("/x")));
     }
 
     #[test]
