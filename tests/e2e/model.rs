@@ -100,6 +100,48 @@ impl Model {
         self.ok("settle", &["--max", "400"])
     }
 
+    /// Runs exactly one queued hook (`settle --max 1`); returns whether runnable events remain.
+    /// Events of a unit whose machine is down are not runnable: they wait (`machine_up`).
+    /// A hook that fails, or any other settle error, fails the test with the hook tails.
+    pub fn settle_step(&self) -> bool {
+        let out = self.run("settle", &["--max", "1"]);
+        let ran = String::from_utf8_lossy(&out.stdout);
+        if !ran.trim().is_empty() {
+            println!("settle step: {}", ran.trim_end());
+        }
+        if out.status.success() {
+            return false;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        // What settle says when it stops at --max with runnable events left.
+        if out.status.code() == Some(1) && err.contains("hooks run and events are still queued") {
+            return true;
+        }
+        panic!(
+            "jujusim settle --max 1: {ran}\n{err}\n{}",
+            self.hook_tails()
+        );
+    }
+
+    /// Runs one hook (e.g. `update-status`) on one unit of the model, against the shared model
+    /// (`jujusim hook U HOOK`); asserts that it exited 0.
+    pub fn run_hook(&self, unit: &str, hook: &str) {
+        self.unit(unit).hook(hook, &[]);
+    }
+
+    /// Powers a unit's machine off (`jujusim machine-down`) while it stays in the model: its
+    /// agent is lost, its events queue and `settle` leaves them waiting until `machine_up`.
+    /// Fails if anything of the machine is left (as at teardown).
+    pub fn machine_down(&mut self, unit: &str) {
+        self.unit_mut(unit).power_off();
+    }
+
+    /// Boots a unit's powered-off machine again from its disk (same network address, the
+    /// model's proxy restarted); the next `settle` runs the events that waited.
+    pub fn machine_up(&mut self, unit: &str) {
+        self.unit_mut(unit).power_on();
+    }
+
     pub fn config(&self, pairs: &[&str]) {
         self.ok("config", pairs);
     }
@@ -232,6 +274,15 @@ impl Model {
 
     pub fn unit(&self, name: &str) -> &Unit {
         &self.units.iter().find(|(n, _)| n == name).expect(name).1
+    }
+
+    pub fn unit_mut(&mut self, name: &str) -> &mut Unit {
+        &mut self
+            .units
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect(name)
+            .1
     }
 
     /// The generated master key, from the model's own secret store (what
