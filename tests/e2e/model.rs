@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -464,11 +464,138 @@ pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &st
     panic!("the MongoDB server did not start");
 }
 
+/// haproxy in master-worker mode (`-W`) in the model network's namespace: started once,
+/// reloaded gracefully (SIGUSR2 to the master: it re-executes itself with the new
+/// configuration, hands the listening sockets to a new worker over its socket pair, and the
+/// old worker finishes what it has in flight). Its processes share one process group, so
+/// the network's teardown stops them all.
+pub struct HaproxyProcess {
+    cfg: PathBuf,
+    log: String,
+    /// The master's pid (the spawned process: net-exec and nsenter exec into it).
+    pid: Option<u32>,
+    /// How many reloads were asked for.
+    pub reloads: u32,
+}
+
+impl HaproxyProcess {
+    /// `cfg`: the configuration file it runs with (rewritten at every start and reload);
+    /// `log`: its output's file in the network's directory.
+    pub fn new(cfg: PathBuf, log: &str) -> HaproxyProcess {
+        require("haproxy");
+        HaproxyProcess {
+            cfg,
+            log: log.to_owned(),
+            pid: None,
+            reloads: 0,
+        }
+    }
+
+    fn write_checked(&self, text: &str) {
+        std::fs::write(&self.cfg, text).unwrap();
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&self.cfg)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}\n{text}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
+    /// (Re)starts it with `text` (stopping a running one first) and waits until `host:port`
+    /// accepts connections.
+    pub fn start(&mut self, net: &mut Network, text: &str, host: &str, port: u16) {
+        self.stop(net);
+        self.write_checked(text);
+        self.pid = Some(net.spawn(
+            &["haproxy", "-W", "-db", "-f", self.cfg.to_str().unwrap()],
+            &self.log,
+        ));
+        for _ in 0..100 {
+            let out = net.exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/{host}/{port}")]);
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "haproxy did not listen on {host}:{port}: see {}",
+            net.dir.join(&self.log).display()
+        );
+    }
+
+    /// The master's live children (its current and old workers).
+    fn workers(&self) -> Vec<u32> {
+        let Some(pid) = self.pid else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in rd.flatten() {
+                if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies `text` without a restart: checked first (`haproxy -c`), then SIGUSR2 to the
+    /// master; returns once the master has forked the new worker. Connections in flight stay
+    /// with the old worker, which stops when they are done (`hard-stop-after` bounds it).
+    pub fn reload(&mut self, net: &Network, text: &str) {
+        let pid = self.pid.expect("haproxy is not running: start it first");
+        self.write_checked(text);
+        let before = self.workers();
+        assert!(
+            !before.is_empty(),
+            "haproxy (master {pid}) has no worker: see {}",
+            net.dir.join(&self.log).display()
+        );
+        let signal = Command::new("kill")
+            .args(["-USR2", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(signal.success(), "SIGUSR2 to haproxy's master {pid}");
+        self.reloads += 1;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self.workers();
+            if now.iter().any(|w| !before.contains(w)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy reload {}: no new worker after 20 s (workers {now:?}): see {}",
+                self.reloads,
+                net.dir.join(&self.log).display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// Stops the master and its workers (their process group).
+    pub fn stop(&mut self, net: &mut Network) {
+        if let Some(pid) = self.pid.take() {
+            net.stop(pid);
+        }
+    }
+}
+
 /// haproxy as the haproxy charm would configure it from what the charm published.
 pub struct Haproxy {
     pub port: u16,
-    cfg: PathBuf,
-    pid: Option<u32>,
+    /// Whether `render_route` puts `option forwardfor` in the backend (the default).
+    pub forwardfor: bool,
+    process: HaproxyProcess,
 }
 
 /// A backend server: its name, address and port, and its check line.
@@ -476,17 +603,19 @@ pub type Server = (String, String, u16);
 
 impl Haproxy {
     pub fn new(model: &Model, port: u16) -> Haproxy {
-        require("haproxy");
         Haproxy {
             port,
-            cfg: model.dir.join("haproxy.cfg"),
-            pid: None,
+            forwardfor: true,
+            process: HaproxyProcess::new(model.dir.join("haproxy.cfg"), "haproxy.log"),
         }
     }
 
     /// haproxy.cfg for a `haproxy-route` backend (the route from our application databag,
     /// the servers from every unit's `address`), as haproxy-operator's template renders it
-    /// (retries and redispatch, `option httpchk` on the check path, leastconn).
+    /// (retries and redispatch, `option httpchk` on the check path, leastconn, then the
+    /// requirer's `rewrites` as `http-request set-header|set-path|set-query` lines before the
+    /// servers; one server line per address and port of `ports`). `option forwardfor` unless
+    /// `forwardfor` is off.
     pub fn render_route(
         &self,
         app: &serde_json::Map<String, Value>,
@@ -525,9 +654,11 @@ impl Haproxy {
                 "    use_backend {service} if acl_path_{service}\n"
             ));
         }
-        cfg.push_str(&format!(
-            "\nbackend {service}\n    option forwardfor\n    balance leastconn\n"
-        ));
+        cfg.push_str(&format!("\nbackend {service}\n"));
+        if self.forwardfor {
+            cfg.push_str("    option forwardfor\n");
+        }
+        cfg.push_str("    balance leastconn\n");
         if let Some(count) = retry["count"].as_u64() {
             cfg.push_str(&format!("    retries {count}\n"));
             if retry["redispatch"].as_bool() == Some(true) {
@@ -546,6 +677,9 @@ impl Haproxy {
             }
             None => " check".to_owned(),
         };
+        for line in rewrite_lines(&j("rewrites")) {
+            cfg.push_str(&format!("    {line}\n"));
+        }
         for (i, addr) in addresses.iter().enumerate() {
             for p in &ports {
                 cfg.push_str(&format!(
@@ -569,47 +703,33 @@ impl Haproxy {
         cfg
     }
 
+    /// `hard-stop-after` and `idle-close-on-response` matter only to a reload: an old worker
+    /// answers a keep-alive client's next request with `Connection: close` instead of
+    /// closing the idle connection under it (haproxy ≥ 2.4 closes idle ones at once), and
+    /// is gone 30 s after the reload at the latest.
     fn preamble(&self) -> String {
         format!(
-            "global\n    maxconn 4096\n\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
+            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
             Network::GATEWAY,
             self.port
         )
     }
 
-    /// (Re)starts haproxy with `cfg` in the model network's namespace.
+    /// (Re)starts haproxy with `cfg` in the model network's namespace (a running one is
+    /// stopped: connections in flight fail; `reload` keeps them).
     pub fn apply(&mut self, model: &mut Model, cfg: &str) {
-        std::fs::write(&self.cfg, cfg).unwrap();
-        if let Some(pid) = self.pid.take() {
-            model.net_stop(pid);
+        self.process
+            .start(&mut model.net, cfg, Network::GATEWAY, self.port);
+    }
+
+    /// Applies a new `cfg` to the running haproxy without failing a request: a graceful
+    /// reload (`HaproxyProcess::reload`). Starts it if it is not running.
+    pub fn reload(&mut self, model: &mut Model, cfg: &str) {
+        if self.process.running() {
+            self.process.reload(&model.net, cfg);
+        } else {
+            self.apply(model, cfg);
         }
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&self.cfg)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy -c: {}\n{cfg}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        self.pid = Some(model.net.spawn(
-            &["haproxy", "-db", "-f", self.cfg.to_str().unwrap()],
-            "haproxy.log",
-        ));
-        for _ in 0..100 {
-            let out = model.net.exec(&[
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/{}/{}", Network::GATEWAY, self.port),
-            ]);
-            if out.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("haproxy did not listen");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -617,10 +737,28 @@ impl Haproxy {
     }
 }
 
-impl Model {
-    fn net_stop(&mut self, pid: u32) {
-        self.net.stop(pid);
-    }
+/// haproxy-operator's rendering of the requirer's `rewrites` (a JSON list of `{method,
+/// expression, header}`): `http-request set-header <header> <expression>`, `http-request
+/// set-path <expression>`, `http-request set-query <expression>`.
+pub fn rewrite_lines(rewrites: &Value) -> Vec<String> {
+    let Some(list) = rewrites.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|r| {
+            let expression = r["expression"].as_str().expect("a rewrite's expression");
+            match r["method"].as_str() {
+                Some("set-header") => format!(
+                    "http-request set-header {} {expression}",
+                    r["header"].as_str().expect("a set-header rewrite's header")
+                ),
+                Some(m @ ("set-path" | "set-query")) => {
+                    format!("http-request {m} {expression}")
+                }
+                other => panic!("rewrite method {other:?} is not one haproxy-route has"),
+            }
+        })
+        .collect()
 }
 
 /// One HTTP request from the model network (the load balancer's side), with curl
@@ -640,6 +778,72 @@ pub fn http_from_net(
         headers,
         body,
     )
+}
+
+/// A client elsewhere on the model network: an extra address on the network's bridge (in
+/// the network's namespace; e.g. 10.77.0.200, outside the units' 10.77.0.11.. range), from
+/// which requests leave (`curl --interface`). Servers on the network (haproxy, the units) see
+/// that address as the client's. The address goes with the network's namespace at teardown;
+/// `remove` takes it away earlier.
+pub struct RemoteClient {
+    pub ip: String,
+    bridge: String,
+}
+
+impl RemoteClient {
+    pub fn add(model: &Model, ip: &str) -> RemoteClient {
+        let bridge = model.net.bridge();
+        let cidr = format!("{ip}/{}", model.net.prefix());
+        let out = model
+            .net
+            .exec(&["ip", "addr", "add", &cidr, "dev", &bridge]);
+        assert!(
+            out.status.success(),
+            "ip addr add {cidr} dev {bridge}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RemoteClient {
+            ip: ip.to_owned(),
+            bridge,
+        }
+    }
+
+    /// One HTTP request from this address, through `curl_through_files` (headers and body in
+    /// 0600 files, never on a command line). Returns `(status, body)`.
+    pub fn http(
+        &self,
+        model: &Model,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        curl_through_files(
+            &model.dir,
+            |argv| {
+                let mut with_source = vec![argv[0], "--interface", self.ip.as_str()];
+                with_source.extend_from_slice(&argv[1..]);
+                model.net.exec(&with_source)
+            },
+            method,
+            url,
+            headers,
+            body,
+        )
+    }
+
+    /// Takes the address off the bridge.
+    pub fn remove(self, model: &Model) {
+        let cidr = format!("{}/{}", self.ip, model.net.prefix());
+        let out = model
+            .net
+            .exec(&["ip", "addr", "del", &cidr, "dev", &self.bridge]);
+        assert!(
+            out.status.success(),
+            "ip addr del {cidr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// What a bounded load run through the balancer gave.

@@ -391,6 +391,19 @@ impl Network {
         serde_json::from_str(&std::fs::read_to_string(self.dir.join("net.json")).unwrap()).unwrap()
     }
 
+    /// The bridge's name in the network's namespace (`jujusim net-up` names it in net.json).
+    pub fn bridge(&self) -> String {
+        self.info()["bridge"]
+            .as_str()
+            .expect("net.json bridge")
+            .to_owned()
+    }
+
+    /// The subnet's prefix length.
+    pub fn prefix(&self) -> u64 {
+        self.info()["prefix"].as_u64().expect("net.json prefix")
+    }
+
     /// Runs a command in the bridge's network namespace (host filesystem).
     pub fn exec(&self, cmd: &[&str]) -> Output {
         Command::new(sim())
