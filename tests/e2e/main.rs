@@ -4,6 +4,7 @@
 
 mod model;
 mod support;
+mod tls;
 
 mod hostile;
 mod machine;

@@ -14,6 +14,7 @@ use crate::support::{
     curl_through_files, mongo_auth_server_command, packed_charm, private_file, require, sim,
     Network, Unit, REPO, UNIT_PROXY,
 };
+use crate::tls::{ServerCert, TestCa};
 
 /// The application under test.
 pub const APP: &str = "parse-server";
@@ -317,6 +318,8 @@ pub struct Postgres {
     pub host: String,
     pub port: u16,
     dir: PathBuf,
+    /// Started with `start_tls`: TCP clients must use TLS.
+    pub tls: bool,
 }
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -328,6 +331,19 @@ pub fn sql_literal(s: &str) -> String {
 
 impl Postgres {
     pub fn start(model: &mut Model, port: u16) -> Postgres {
+        Self::start_with(model, port, None)
+    }
+
+    /// The same server with TLS, as Charmed PostgreSQL with its `certificates` relation:
+    /// `ssl=on` with a certificate `ca` issues for 10.77.0.1, and the model's subnet let in
+    /// only by `hostssl ... scram-sha-256` (a TCP connection without TLS is refused). The
+    /// superuser's unix socket (`psql`) is as before.
+    pub fn start_tls(model: &mut Model, port: u16, ca: &TestCa) -> Postgres {
+        let cert = ca.issue_server("postgresql", Network::GATEWAY);
+        Self::start_with(model, port, Some(&cert))
+    }
+
+    fn start_with(model: &mut Model, port: u16, tls: Option<&ServerCert>) -> Postgres {
         let bin = Path::new(PG_BIN);
         assert!(
             bin.join("postgres").exists(),
@@ -367,29 +383,49 @@ impl Postgres {
             .append(true)
             .open(data.join("pg_hba.conf"))
             .unwrap();
-        writeln!(hba, "host all all 10.77.0.0/24 scram-sha-256").unwrap();
+        let kind = if tls.is_some() { "hostssl" } else { "host" };
+        writeln!(hba, "{kind} all all {} scram-sha-256", Network::SUBNET).unwrap();
         let host = Network::GATEWAY.to_owned();
-        model.net.spawn(
-            &[
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                bin.join("postgres").to_str().unwrap(),
-                "-D",
-                data.to_str().unwrap(),
-                "-c",
-                &format!("listen_addresses={host}"),
-                "-c",
-                &format!("port={port}"),
-                "-c",
-                &format!("unix_socket_directories={}", dir.join("sock").display()),
-                "-c",
-                "fsync=off",
-            ],
-            "postgresql.log",
-        );
-        let pg = Postgres { host, port, dir };
+        let mut argv: Vec<String> = [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            bin.join("postgres").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-c",
+            &format!("listen_addresses={host}"),
+            "-c",
+            &format!("port={port}"),
+            "-c",
+            &format!("unix_socket_directories={}", dir.join("sock").display()),
+            "-c",
+            "fsync=off",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let pg = Postgres {
+            host,
+            port,
+            dir,
+            tls: tls.is_some(),
+        };
+        if let Some(cert) = tls {
+            pg.install_cert(cert);
+            for opt in [
+                "ssl=on".to_owned(),
+                format!(
+                    "ssl_cert_file={}",
+                    pg.tls_dir().join("server.pem").display()
+                ),
+                format!("ssl_key_file={}", pg.tls_dir().join("server.key").display()),
+            ] {
+                argv.extend(["-c".to_owned(), opt]);
+            }
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        model.net.spawn(&argv, "postgresql.log");
         for _ in 0..150 {
             if pg.psql("SELECT 1;").is_ok() {
                 return pg;
@@ -397,6 +433,105 @@ impl Postgres {
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("PostgreSQL did not start: see {}", pg.dir.display());
+    }
+
+    fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    /// The server's certificate and key where it reads them (owned by postgres, the key
+    /// 0600: PostgreSQL refuses a key others can read).
+    fn install_cert(&self, cert: &ServerCert) {
+        let tls = self.tls_dir();
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(&cert.cert, tls.join("server.pem")).unwrap();
+        private_file(&tls.join("server.key"))
+            .write_all(&std::fs::read(&cert.key).unwrap())
+            .unwrap();
+        assert!(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&tls)
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Serves a certificate `ca` issues (e.g. a second CA: a rotation) from now on: the files
+    /// are replaced and the configuration reloaded (`pg_reload_conf()`; PostgreSQL re-reads
+    /// its certificate at a reload). New connections get it; open ones keep their session.
+    pub fn switch_cert(&self, ca: &TestCa) {
+        assert!(self.tls, "PostgreSQL was started without TLS");
+        let cert = ca.issue_server("postgresql", Network::GATEWAY);
+        self.install_cert(&cert);
+        let reloaded = self
+            .psql("SELECT pg_reload_conf();")
+            .expect("pg_reload_conf");
+        assert_eq!(reloaded.trim(), "t");
+    }
+
+    /// `(connections, encrypted)`: the current connections of `role` (pg_stat_activity) and
+    /// how many of them use TLS (pg_stat_ssl).
+    pub fn connections_of(&self, role: &str) -> (u64, u64) {
+        let out = self
+            .psql(&format!(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+                 LEFT JOIN pg_stat_ssl s ON s.pid = a.pid WHERE a.usename = {};",
+                sql_literal(role)
+            ))
+            .expect("counting connections");
+        let (all, ssl) = out.trim().split_once('|').expect("count|count");
+        (all.parse().unwrap(), ssl.parse().unwrap())
+    }
+
+    /// Runs `sql` with psql over TCP from the model network as `user`, the password through a
+    /// 0600 passfile (never a command line); `params` are more libpq connection words
+    /// (`sslmode=verify-full sslrootcert=/path`). `Err` holds psql's message.
+    pub fn psql_from_net(
+        &self,
+        model: &Model,
+        user: &str,
+        password: &str,
+        database: &str,
+        params: &str,
+        sql: &str,
+    ) -> Result<String, String> {
+        let passfile = model.dir.join(".pgpass");
+        let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+        writeln!(
+            private_file(&passfile),
+            "{}:{}:{}:{}:{}",
+            self.host,
+            self.port,
+            esc(database),
+            esc(user),
+            esc(password)
+        )
+        .unwrap();
+        let conninfo = format!(
+            "host={} port={} user={user} dbname={database} connect_timeout=10 {params}",
+            self.host, self.port
+        );
+        let pgpass = format!("PGPASSFILE={}", passfile.display());
+        let out = model.net.exec(&[
+            "env",
+            &pgpass,
+            "psql",
+            "-X",
+            "-w",
+            "-qAt",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &conninfo,
+            "-c",
+            sql,
+        ]);
+        let _ = std::fs::remove_file(&passfile);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// Runs SQL (on stdin, over the unix socket) as the superuser.
@@ -447,15 +582,41 @@ impl Postgres {
 /// A MongoDB wire-protocol server that enforces SCRAM (mongo-java-server with
 /// tests/mongo-java-server/MongoAuthServerMain.java) on the model network.
 pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &str, &str, &str)]) {
-    let command = mongo_auth_server_command(&model.dir, Network::GATEWAY, port, users);
+    mongo_auth_server_on_net(
+        model,
+        Network::GATEWAY,
+        port,
+        users,
+        "mongo-auth-server.log",
+    );
+}
+
+/// The same server listening on `host` of the network's namespace (e.g. `127.0.0.1`, which
+/// no unit reaches, behind a `tls::TlsFront`); its log is `mongo-auth-server-<port>.log`.
+pub fn start_mongo_auth_server_at(
+    model: &mut Model,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+) {
+    let log = format!("mongo-auth-server-{port}.log");
+    mongo_auth_server_on_net(model, host, port, users, &log);
+}
+
+fn mongo_auth_server_on_net(
+    model: &mut Model,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+    log: &str,
+) {
+    let command = mongo_auth_server_command(&model.dir, host, port, users);
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-    model.net.spawn(&argv, "mongo-auth-server.log");
+    model.net.spawn(&argv, log);
     for _ in 0..150 {
-        let out = model.net.exec(&[
-            "bash",
-            "-c",
-            &format!("exec 3<>/dev/tcp/{}/{port}", Network::GATEWAY),
-        ]);
+        let out = model
+            .net
+            .exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/{host}/{port}")]);
         if out.status.success() {
             return;
         }
