@@ -7,6 +7,7 @@ mod support;
 mod tls;
 
 mod hostile;
+mod kit;
 mod machine;
 mod mongodb;
 mod node_install;
