@@ -4,8 +4,10 @@
 
 mod model;
 mod support;
+mod tls;
 
 mod hostile;
+mod kit;
 mod machine;
 mod mongodb;
 mod node_install;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ use crate::support::{
     curl_through_files, mongo_auth_server_command, packed_charm, private_file, require, sim,
     Network, Unit, REPO, UNIT_PROXY,
 };
+use crate::tls::{ServerCert, TestCa};
 
 /// The application under test.
 pub const APP: &str = "parse-server";
@@ -98,6 +99,48 @@ impl Model {
     /// Runs every queued hook; returns what ran (one line per hook).
     pub fn settle(&self) -> String {
         self.ok("settle", &["--max", "400"])
+    }
+
+    /// Runs exactly one queued hook (`settle --max 1`); returns whether runnable events remain.
+    /// Events of a unit whose machine is down are not runnable: they wait (`machine_up`).
+    /// A hook that fails, or any other settle error, fails the test with the hook tails.
+    pub fn settle_step(&self) -> bool {
+        let out = self.run("settle", &["--max", "1"]);
+        let ran = String::from_utf8_lossy(&out.stdout);
+        if !ran.trim().is_empty() {
+            println!("settle step: {}", ran.trim_end());
+        }
+        if out.status.success() {
+            return false;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        // What settle says when it stops at --max with runnable events left.
+        if out.status.code() == Some(1) && err.contains("hooks run and events are still queued") {
+            return true;
+        }
+        panic!(
+            "jujusim settle --max 1: {ran}\n{err}\n{}",
+            self.hook_tails()
+        );
+    }
+
+    /// Runs one hook (e.g. `update-status`) on one unit of the model, against the shared model
+    /// (`jujusim hook U HOOK`); asserts that it exited 0.
+    pub fn run_hook(&self, unit: &str, hook: &str) {
+        self.unit(unit).hook(hook, &[]);
+    }
+
+    /// Powers a unit's machine off (`jujusim machine-down`) while it stays in the model: its
+    /// agent is lost, its events queue and `settle` leaves them waiting until `machine_up`.
+    /// Fails if anything of the machine is left (as at teardown).
+    pub fn machine_down(&mut self, unit: &str) {
+        self.unit_mut(unit).power_off();
+    }
+
+    /// Boots a unit's powered-off machine again from its disk (same network address, the
+    /// model's proxy restarted); the next `settle` runs the events that waited.
+    pub fn machine_up(&mut self, unit: &str) {
+        self.unit_mut(unit).power_on();
     }
 
     pub fn config(&self, pairs: &[&str]) {
@@ -234,6 +277,15 @@ impl Model {
         &self.units.iter().find(|(n, _)| n == name).expect(name).1
     }
 
+    pub fn unit_mut(&mut self, name: &str) -> &mut Unit {
+        &mut self
+            .units
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect(name)
+            .1
+    }
+
     /// The generated master key, from the model's own secret store (what
     /// `juju show-secret --reveal` shows).
     pub fn master_key(&self) -> String {
@@ -266,6 +318,8 @@ pub struct Postgres {
     pub host: String,
     pub port: u16,
     dir: PathBuf,
+    /// Started with `start_tls`: TCP clients must use TLS.
+    pub tls: bool,
 }
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -277,6 +331,19 @@ pub fn sql_literal(s: &str) -> String {
 
 impl Postgres {
     pub fn start(model: &mut Model, port: u16) -> Postgres {
+        Self::start_with(model, port, None)
+    }
+
+    /// The same server with TLS, as Charmed PostgreSQL with its `certificates` relation:
+    /// `ssl=on` with a certificate `ca` issues for 10.77.0.1, and the model's subnet let in
+    /// only by `hostssl ... scram-sha-256` (a TCP connection without TLS is refused). The
+    /// superuser's unix socket (`psql`) is as before.
+    pub fn start_tls(model: &mut Model, port: u16, ca: &TestCa) -> Postgres {
+        let cert = ca.issue_server("postgresql", Network::GATEWAY);
+        Self::start_with(model, port, Some(&cert))
+    }
+
+    fn start_with(model: &mut Model, port: u16, tls: Option<&ServerCert>) -> Postgres {
         let bin = Path::new(PG_BIN);
         assert!(
             bin.join("postgres").exists(),
@@ -316,29 +383,49 @@ impl Postgres {
             .append(true)
             .open(data.join("pg_hba.conf"))
             .unwrap();
-        writeln!(hba, "host all all 10.77.0.0/24 scram-sha-256").unwrap();
+        let kind = if tls.is_some() { "hostssl" } else { "host" };
+        writeln!(hba, "{kind} all all {} scram-sha-256", Network::SUBNET).unwrap();
         let host = Network::GATEWAY.to_owned();
-        model.net.spawn(
-            &[
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                bin.join("postgres").to_str().unwrap(),
-                "-D",
-                data.to_str().unwrap(),
-                "-c",
-                &format!("listen_addresses={host}"),
-                "-c",
-                &format!("port={port}"),
-                "-c",
-                &format!("unix_socket_directories={}", dir.join("sock").display()),
-                "-c",
-                "fsync=off",
-            ],
-            "postgresql.log",
-        );
-        let pg = Postgres { host, port, dir };
+        let mut argv: Vec<String> = [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            bin.join("postgres").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-c",
+            &format!("listen_addresses={host}"),
+            "-c",
+            &format!("port={port}"),
+            "-c",
+            &format!("unix_socket_directories={}", dir.join("sock").display()),
+            "-c",
+            "fsync=off",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let pg = Postgres {
+            host,
+            port,
+            dir,
+            tls: tls.is_some(),
+        };
+        if let Some(cert) = tls {
+            pg.install_cert(cert);
+            for opt in [
+                "ssl=on".to_owned(),
+                format!(
+                    "ssl_cert_file={}",
+                    pg.tls_dir().join("server.pem").display()
+                ),
+                format!("ssl_key_file={}", pg.tls_dir().join("server.key").display()),
+            ] {
+                argv.extend(["-c".to_owned(), opt]);
+            }
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        model.net.spawn(&argv, "postgresql.log");
         for _ in 0..150 {
             if pg.psql("SELECT 1;").is_ok() {
                 return pg;
@@ -346,6 +433,105 @@ impl Postgres {
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("PostgreSQL did not start: see {}", pg.dir.display());
+    }
+
+    fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    /// The server's certificate and key where it reads them (owned by postgres, the key
+    /// 0600: PostgreSQL refuses a key others can read).
+    fn install_cert(&self, cert: &ServerCert) {
+        let tls = self.tls_dir();
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(&cert.cert, tls.join("server.pem")).unwrap();
+        private_file(&tls.join("server.key"))
+            .write_all(&std::fs::read(&cert.key).unwrap())
+            .unwrap();
+        assert!(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&tls)
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Serves a certificate `ca` issues (e.g. a second CA: a rotation) from now on: the files
+    /// are replaced and the configuration reloaded (`pg_reload_conf()`; PostgreSQL re-reads
+    /// its certificate at a reload). New connections get it; open ones keep their session.
+    pub fn switch_cert(&self, ca: &TestCa) {
+        assert!(self.tls, "PostgreSQL was started without TLS");
+        let cert = ca.issue_server("postgresql", Network::GATEWAY);
+        self.install_cert(&cert);
+        let reloaded = self
+            .psql("SELECT pg_reload_conf();")
+            .expect("pg_reload_conf");
+        assert_eq!(reloaded.trim(), "t");
+    }
+
+    /// `(connections, encrypted)`: the current connections of `role` (pg_stat_activity) and
+    /// how many of them use TLS (pg_stat_ssl).
+    pub fn connections_of(&self, role: &str) -> (u64, u64) {
+        let out = self
+            .psql(&format!(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+                 LEFT JOIN pg_stat_ssl s ON s.pid = a.pid WHERE a.usename = {};",
+                sql_literal(role)
+            ))
+            .expect("counting connections");
+        let (all, ssl) = out.trim().split_once('|').expect("count|count");
+        (all.parse().unwrap(), ssl.parse().unwrap())
+    }
+
+    /// Runs `sql` with psql over TCP from the model network as `user`, the password through a
+    /// 0600 passfile (never a command line); `params` are more libpq connection words
+    /// (`sslmode=verify-full sslrootcert=/path`). `Err` holds psql's message.
+    pub fn psql_from_net(
+        &self,
+        model: &Model,
+        user: &str,
+        password: &str,
+        database: &str,
+        params: &str,
+        sql: &str,
+    ) -> Result<String, String> {
+        let passfile = model.dir.join(".pgpass");
+        let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+        writeln!(
+            private_file(&passfile),
+            "{}:{}:{}:{}:{}",
+            self.host,
+            self.port,
+            esc(database),
+            esc(user),
+            esc(password)
+        )
+        .unwrap();
+        let conninfo = format!(
+            "host={} port={} user={user} dbname={database} connect_timeout=10 {params}",
+            self.host, self.port
+        );
+        let pgpass = format!("PGPASSFILE={}", passfile.display());
+        let out = model.net.exec(&[
+            "env",
+            &pgpass,
+            "psql",
+            "-X",
+            "-w",
+            "-qAt",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &conninfo,
+            "-c",
+            sql,
+        ]);
+        let _ = std::fs::remove_file(&passfile);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// Runs SQL (on stdin, over the unix socket) as the superuser.
@@ -396,15 +582,41 @@ impl Postgres {
 /// A MongoDB wire-protocol server that enforces SCRAM (mongo-java-server with
 /// tests/mongo-java-server/MongoAuthServerMain.java) on the model network.
 pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &str, &str, &str)]) {
-    let command = mongo_auth_server_command(&model.dir, Network::GATEWAY, port, users);
+    mongo_auth_server_on_net(
+        model,
+        Network::GATEWAY,
+        port,
+        users,
+        "mongo-auth-server.log",
+    );
+}
+
+/// The same server listening on `host` of the network's namespace (e.g. `127.0.0.1`, which
+/// no unit reaches, behind a `tls::TlsFront`); its log is `mongo-auth-server-<port>.log`.
+pub fn start_mongo_auth_server_at(
+    model: &mut Model,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+) {
+    let log = format!("mongo-auth-server-{port}.log");
+    mongo_auth_server_on_net(model, host, port, users, &log);
+}
+
+fn mongo_auth_server_on_net(
+    model: &mut Model,
+    host: &str,
+    port: u16,
+    users: &[(&str, &str, &str, &str)],
+    log: &str,
+) {
+    let command = mongo_auth_server_command(&model.dir, host, port, users);
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-    model.net.spawn(&argv, "mongo-auth-server.log");
+    model.net.spawn(&argv, log);
     for _ in 0..150 {
-        let out = model.net.exec(&[
-            "bash",
-            "-c",
-            &format!("exec 3<>/dev/tcp/{}/{port}", Network::GATEWAY),
-        ]);
+        let out = model
+            .net
+            .exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/{host}/{port}")]);
         if out.status.success() {
             return;
         }
@@ -413,11 +625,138 @@ pub fn start_mongo_auth_server(model: &mut Model, port: u16, users: &[(&str, &st
     panic!("the MongoDB server did not start");
 }
 
+/// haproxy in master-worker mode (`-W`) in the model network's namespace: started once,
+/// reloaded gracefully (SIGUSR2 to the master: it re-executes itself with the new
+/// configuration, hands the listening sockets to a new worker over its socket pair, and the
+/// old worker finishes what it has in flight). Its processes share one process group, so
+/// the network's teardown stops them all.
+pub struct HaproxyProcess {
+    cfg: PathBuf,
+    log: String,
+    /// The master's pid (the spawned process: net-exec and nsenter exec into it).
+    pid: Option<u32>,
+    /// How many reloads were asked for.
+    pub reloads: u32,
+}
+
+impl HaproxyProcess {
+    /// `cfg`: the configuration file it runs with (rewritten at every start and reload);
+    /// `log`: its output's file in the network's directory.
+    pub fn new(cfg: PathBuf, log: &str) -> HaproxyProcess {
+        require("haproxy");
+        HaproxyProcess {
+            cfg,
+            log: log.to_owned(),
+            pid: None,
+            reloads: 0,
+        }
+    }
+
+    fn write_checked(&self, text: &str) {
+        std::fs::write(&self.cfg, text).unwrap();
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&self.cfg)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}\n{text}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
+    /// (Re)starts it with `text` (stopping a running one first) and waits until `host:port`
+    /// accepts connections.
+    pub fn start(&mut self, net: &mut Network, text: &str, host: &str, port: u16) {
+        self.stop(net);
+        self.write_checked(text);
+        self.pid = Some(net.spawn(
+            &["haproxy", "-W", "-db", "-f", self.cfg.to_str().unwrap()],
+            &self.log,
+        ));
+        for _ in 0..100 {
+            let out = net.exec(&["bash", "-c", &format!("exec 3<>/dev/tcp/{host}/{port}")]);
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "haproxy did not listen on {host}:{port}: see {}",
+            net.dir.join(&self.log).display()
+        );
+    }
+
+    /// The master's live children (its current and old workers).
+    fn workers(&self) -> Vec<u32> {
+        let Some(pid) = self.pid else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in rd.flatten() {
+                if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies `text` without a restart: checked first (`haproxy -c`), then SIGUSR2 to the
+    /// master; returns once the master has forked the new worker. Connections in flight stay
+    /// with the old worker, which stops when they are done (`hard-stop-after` bounds it).
+    pub fn reload(&mut self, net: &Network, text: &str) {
+        let pid = self.pid.expect("haproxy is not running: start it first");
+        self.write_checked(text);
+        let before = self.workers();
+        assert!(
+            !before.is_empty(),
+            "haproxy (master {pid}) has no worker: see {}",
+            net.dir.join(&self.log).display()
+        );
+        let signal = Command::new("kill")
+            .args(["-USR2", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(signal.success(), "SIGUSR2 to haproxy's master {pid}");
+        self.reloads += 1;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self.workers();
+            if now.iter().any(|w| !before.contains(w)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy reload {}: no new worker after 20 s (workers {now:?}): see {}",
+                self.reloads,
+                net.dir.join(&self.log).display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// Stops the master and its workers (their process group).
+    pub fn stop(&mut self, net: &mut Network) {
+        if let Some(pid) = self.pid.take() {
+            net.stop(pid);
+        }
+    }
+}
+
 /// haproxy as the haproxy charm would configure it from what the charm published.
 pub struct Haproxy {
     pub port: u16,
-    cfg: PathBuf,
-    pid: Option<u32>,
+    /// Whether `render_route` puts `option forwardfor` in the backend (the default).
+    pub forwardfor: bool,
+    process: HaproxyProcess,
 }
 
 /// A backend server: its name, address and port, and its check line.
@@ -425,17 +764,19 @@ pub type Server = (String, String, u16);
 
 impl Haproxy {
     pub fn new(model: &Model, port: u16) -> Haproxy {
-        require("haproxy");
         Haproxy {
             port,
-            cfg: model.dir.join("haproxy.cfg"),
-            pid: None,
+            forwardfor: true,
+            process: HaproxyProcess::new(model.dir.join("haproxy.cfg"), "haproxy.log"),
         }
     }
 
     /// haproxy.cfg for a `haproxy-route` backend (the route from our application databag,
     /// the servers from every unit's `address`), as haproxy-operator's template renders it
-    /// (retries and redispatch, `option httpchk` on the check path, leastconn).
+    /// (retries and redispatch, `option httpchk` on the check path, leastconn, then the
+    /// requirer's `rewrites` as `http-request set-header|set-path|set-query` lines before the
+    /// servers; one server line per address and port of `ports`). `option forwardfor` unless
+    /// `forwardfor` is off.
     pub fn render_route(
         &self,
         app: &serde_json::Map<String, Value>,
@@ -474,9 +815,11 @@ impl Haproxy {
                 "    use_backend {service} if acl_path_{service}\n"
             ));
         }
-        cfg.push_str(&format!(
-            "\nbackend {service}\n    option forwardfor\n    balance leastconn\n"
-        ));
+        cfg.push_str(&format!("\nbackend {service}\n"));
+        if self.forwardfor {
+            cfg.push_str("    option forwardfor\n");
+        }
+        cfg.push_str("    balance leastconn\n");
         if let Some(count) = retry["count"].as_u64() {
             cfg.push_str(&format!("    retries {count}\n"));
             if retry["redispatch"].as_bool() == Some(true) {
@@ -495,6 +838,9 @@ impl Haproxy {
             }
             None => " check".to_owned(),
         };
+        for line in rewrite_lines(&j("rewrites")) {
+            cfg.push_str(&format!("    {line}\n"));
+        }
         for (i, addr) in addresses.iter().enumerate() {
             for p in &ports {
                 cfg.push_str(&format!(
@@ -518,47 +864,33 @@ impl Haproxy {
         cfg
     }
 
+    /// `hard-stop-after` and `idle-close-on-response` matter only to a reload: an old worker
+    /// answers a keep-alive client's next request with `Connection: close` instead of
+    /// closing the idle connection under it (haproxy ≥ 2.4 closes idle ones at once), and
+    /// is gone 30 s after the reload at the latest.
     fn preamble(&self) -> String {
         format!(
-            "global\n    maxconn 4096\n\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
+            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
             Network::GATEWAY,
             self.port
         )
     }
 
-    /// (Re)starts haproxy with `cfg` in the model network's namespace.
+    /// (Re)starts haproxy with `cfg` in the model network's namespace (a running one is
+    /// stopped: connections in flight fail; `reload` keeps them).
     pub fn apply(&mut self, model: &mut Model, cfg: &str) {
-        std::fs::write(&self.cfg, cfg).unwrap();
-        if let Some(pid) = self.pid.take() {
-            model.net_stop(pid);
+        self.process
+            .start(&mut model.net, cfg, Network::GATEWAY, self.port);
+    }
+
+    /// Applies a new `cfg` to the running haproxy without failing a request: a graceful
+    /// reload (`HaproxyProcess::reload`). Starts it if it is not running.
+    pub fn reload(&mut self, model: &mut Model, cfg: &str) {
+        if self.process.running() {
+            self.process.reload(&model.net, cfg);
+        } else {
+            self.apply(model, cfg);
         }
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&self.cfg)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy -c: {}\n{cfg}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        self.pid = Some(model.net.spawn(
-            &["haproxy", "-db", "-f", self.cfg.to_str().unwrap()],
-            "haproxy.log",
-        ));
-        for _ in 0..100 {
-            let out = model.net.exec(&[
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/{}/{}", Network::GATEWAY, self.port),
-            ]);
-            if out.status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("haproxy did not listen");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -566,10 +898,28 @@ impl Haproxy {
     }
 }
 
-impl Model {
-    fn net_stop(&mut self, pid: u32) {
-        self.net.stop(pid);
-    }
+/// haproxy-operator's rendering of the requirer's `rewrites` (a JSON list of `{method,
+/// expression, header}`): `http-request set-header <header> <expression>`, `http-request
+/// set-path <expression>`, `http-request set-query <expression>`.
+pub fn rewrite_lines(rewrites: &Value) -> Vec<String> {
+    let Some(list) = rewrites.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|r| {
+            let expression = r["expression"].as_str().expect("a rewrite's expression");
+            match r["method"].as_str() {
+                Some("set-header") => format!(
+                    "http-request set-header {} {expression}",
+                    r["header"].as_str().expect("a set-header rewrite's header")
+                ),
+                Some(m @ ("set-path" | "set-query")) => {
+                    format!("http-request {m} {expression}")
+                }
+                other => panic!("rewrite method {other:?} is not one haproxy-route has"),
+            }
+        })
+        .collect()
 }
 
 /// One HTTP request from the model network (the load balancer's side), with curl
@@ -589,6 +939,72 @@ pub fn http_from_net(
         headers,
         body,
     )
+}
+
+/// A client elsewhere on the model network: an extra address on the network's bridge (in
+/// the network's namespace; e.g. 10.77.0.200, outside the units' 10.77.0.11.. range), from
+/// which requests leave (`curl --interface`). Servers on the network (haproxy, the units) see
+/// that address as the client's. The address goes with the network's namespace at teardown;
+/// `remove` takes it away earlier.
+pub struct RemoteClient {
+    pub ip: String,
+    bridge: String,
+}
+
+impl RemoteClient {
+    pub fn add(model: &Model, ip: &str) -> RemoteClient {
+        let bridge = model.net.bridge();
+        let cidr = format!("{ip}/{}", model.net.prefix());
+        let out = model
+            .net
+            .exec(&["ip", "addr", "add", &cidr, "dev", &bridge]);
+        assert!(
+            out.status.success(),
+            "ip addr add {cidr} dev {bridge}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RemoteClient {
+            ip: ip.to_owned(),
+            bridge,
+        }
+    }
+
+    /// One HTTP request from this address, through `curl_through_files` (headers and body in
+    /// 0600 files, never on a command line). Returns `(status, body)`.
+    pub fn http(
+        &self,
+        model: &Model,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        curl_through_files(
+            &model.dir,
+            |argv| {
+                let mut with_source = vec![argv[0], "--interface", self.ip.as_str()];
+                with_source.extend_from_slice(&argv[1..]);
+                model.net.exec(&with_source)
+            },
+            method,
+            url,
+            headers,
+            body,
+        )
+    }
+
+    /// Takes the address off the bridge.
+    pub fn remove(self, model: &Model) {
+        let cidr = format!("{}/{}", self.ip, model.net.prefix());
+        let out = model
+            .net
+            .exec(&["ip", "addr", "del", &cidr, "dev", &self.bridge]);
+        assert!(
+            out.status.success(),
+            "ip addr del {cidr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// What a bounded load run through the balancer gave.

@@ -391,6 +391,19 @@ impl Network {
         serde_json::from_str(&std::fs::read_to_string(self.dir.join("net.json")).unwrap()).unwrap()
     }
 
+    /// The bridge's name in the network's namespace (`jujusim net-up` names it in net.json).
+    pub fn bridge(&self) -> String {
+        self.info()["bridge"]
+            .as_str()
+            .expect("net.json bridge")
+            .to_owned()
+    }
+
+    /// The subnet's prefix length.
+    pub fn prefix(&self) -> u64 {
+        self.info()["prefix"].as_u64().expect("net.json prefix")
+    }
+
     /// Runs a command in the bridge's network namespace (host filesystem).
     pub fn exec(&self, cmd: &[&str]) -> Output {
         Command::new(sim())
@@ -492,6 +505,8 @@ pub struct Unit {
     proxy: Option<u32>,
     /// The host before this unit's machine first booted.
     host_before: HostState,
+    /// Powered off (`power_off`), not torn down: `power_on` boots the same disk again.
+    down: bool,
     torn_down: bool,
 }
 
@@ -515,6 +530,7 @@ impl Unit {
             background: Background::default(),
             proxy: None,
             host_before: HostState::take(),
+            down: false,
             torn_down: false,
         };
         let mut args = vec![];
@@ -947,6 +963,57 @@ impl Unit {
     /// it was before the unit booted; fails the test otherwise.
     pub fn teardown(mut self) {
         self.torn_down = true;
+        if self.down {
+            self.background.stop_all();
+        } else {
+            self.power_off_checked();
+        }
+        self.host_before
+            .assert_unchanged(&format!("after unit {} went down", self.name));
+    }
+
+    /// `jujusim machine-down` of a unit that stays a unit (a lost machine: in a model its
+    /// events queue until `power_on`). What the test started for it (the model's proxy,
+    /// servers on its loopback) is stopped; the same checks as `teardown` that nothing of the
+    /// machine is left.
+    pub fn power_off(&mut self) {
+        assert!(!self.down, "{} is already powered off", self.name);
+        self.power_off_checked();
+        self.host_before
+            .assert_unchanged(&format!("after unit {} was powered off", self.name));
+    }
+
+    /// Boots a powered-off machine again from its disk, on the network and address it had
+    /// (`jujusim machine-up` with what `U/machine.json` recorded), checks the boot, and
+    /// starts the model's proxy again if the charm was deployed.
+    pub fn power_on(&mut self) {
+        assert!(self.down, "{} is not powered off", self.name);
+        let cfg: Value =
+            serde_json::from_str(&self.read_unit_file("machine.json")).expect("machine.json");
+        let mut args = vec!["machine-up".to_owned()];
+        if let (Some(net), Some(ip)) = (cfg["net"].as_str(), cfg["ip"].as_str()) {
+            args.extend([
+                "--net".to_owned(),
+                net.to_owned(),
+                "--ip".to_owned(),
+                ip.to_owned(),
+            ]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.sim_ok(&argv);
+        self.down = false;
+        self.check_boot();
+        if self.proxy.is_some() {
+            self.start_proxy();
+        }
+    }
+
+    /// Whether the machine is powered off (`power_off`).
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    fn power_off_checked(&mut self) {
         self.background.stop_all();
         let rec = self.boot_record();
         let pid = self.machine_pid();
@@ -983,8 +1050,7 @@ impl Unit {
             "{}: the unit's cgroup {cgroup} is still there",
             self.name
         );
-        self.host_before
-            .assert_unchanged(&format!("after unit {} went down", self.name));
+        self.down = true;
     }
 }
 

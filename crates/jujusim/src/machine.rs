@@ -97,6 +97,13 @@ pub fn running_pid(dir: &Path) -> Option<i32> {
     (pid_alive(pid) && comm(pid) == "systemd").then_some(pid)
 }
 
+/// Whether a unit in machine mode has no running machine: powered off (`machine-down`, which
+/// drops the exec prefix) or its systemd gone. Its agent is lost: hooks cannot run there.
+pub fn is_down(dir: &Path, st: &state::State) -> bool {
+    st.machine_mode
+        && (st.exec_prefix.is_none() || (config_path(dir).exists() && running_pid(dir).is_none()))
+}
+
 fn require_running(dir: &Path) -> CmdResult<i32> {
     running_pid(dir)
         .ok_or_else(|| CmdError::runtime(format!("machine {} is not running", dir.display())))
@@ -755,6 +762,23 @@ fn resume_stopped_parents(pid_ns: &str) {
     }
 }
 
+/// Whether `pid` is the `unshare ... -- jujusim machine-boot <dir>` that machine-up started for
+/// this unit: after a power-off its PID in the boot record may belong to another process
+/// (another unit's `unshare` included), which must be neither waited for nor killed.
+fn holds(pid: i32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    comm(pid) == "unshare"
+        && args.len() >= 2
+        && args[args.len() - 2] == b"machine-boot"
+        && args[args.len() - 1] == dir.as_os_str().as_encoded_bytes()
+}
+
 /// Power the machine off (`systemctl poweroff` inside; SIGKILL if it hangs), release its
 /// cgroup. Keeps the disk. Idempotent.
 fn power_off(dir: &Path) -> CmdResult<()> {
@@ -799,7 +823,7 @@ fn power_off(dir: &Path) -> CmdResult<()> {
     }
     if let Some(rec) = rec {
         let started = Instant::now();
-        while rec.holder > 0 && pid_alive(rec.holder) && comm(rec.holder) == "unshare" {
+        while rec.holder > 0 && pid_alive(rec.holder) && holds(rec.holder, dir) {
             if started.elapsed() > Duration::from_secs(20) {
                 return Err(CmdError::runtime(format!(
                     "the machine's unshare process {} does not exit",
@@ -940,6 +964,31 @@ mod tests {
         assert!(m
             .iter()
             .all(|u| !u.ends_with(".target") || u == "getty.target"));
+    }
+
+    #[test]
+    fn a_unit_is_down_when_its_machine_does_not_run() {
+        let dir = std::env::temp_dir().join(format!("jujusim-isdown-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut st = state::State::default();
+        assert!(!is_down(&dir, &st), "not a machine unit");
+        st.machine_mode = true;
+        assert!(is_down(&dir, &st), "powered off: no exec prefix");
+        st.exec_prefix = Some(nsenter_prefix(1, "/charm"));
+        assert!(!is_down(&dir, &st), "an exec prefix and no machine record");
+        // A booted machine whose systemd is gone (no machine-down ran).
+        std::fs::write(config_path(&dir), "{}").unwrap();
+        std::fs::write(dir.join("machine.pid"), "2147483646\n").unwrap();
+        assert!(is_down(&dir, &st));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_this_units_holder_is_waited_for() {
+        let me = std::process::id() as i32;
+        assert!(!holds(me, Path::new("/x")), "a test binary is no unshare");
+        assert!(!holds(-1, Path::new("/x")));
     }
 
     #[test]

@@ -35,7 +35,9 @@ Model of several units (M = model directory; events are queued, `settle` runs th
   remote-secret-add M --grant REL-ID [--grant ...] [--owner APP] [--file FILE] key=value ...   (prints the URI)
   remote-secret-set M URI [--file FILE] key=value ...      (--file: a YAML map, values off the command line)
   settle M [--max N]         (one line per hook: `UNIT HOOK exit=CODE [relation=..] [remote-unit=..]
-                              [remote-app=..] [departing-unit=..] [secret=..]`)
+                              [remote-app=..] [departing-unit=..] [secret=..]`; the events of a
+                              unit whose machine is down (machine-down) wait, one stderr line per
+                              such unit, and run at a settle after machine-up or machine-reboot)
   resolve M UNIT [--no-retry]
   events M [--format=json]   (queued events, oldest first)
   status M [--format=json]

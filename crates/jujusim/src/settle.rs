@@ -1,14 +1,16 @@
 //! Running the model's queued events, one hook at a time, as the unit agents would: each hook
 //! runs in its unit's dir against the projected model (host or exec prefix, as for a single
 //! unit), its committed changes queue further events; a failing hook puts its unit in error,
-//! leaving the event first in that unit's queue until `resolve`.
+//! leaving the event first in that unit's queue until `resolve`. A unit whose machine is
+//! powered off is a lost agent: its events wait, untouched, until the machine runs again.
 
 use crate::errors::{q, CmdError, CmdResult};
 use crate::hooks::{self, HookRequest};
 use crate::model::{self, with_model, Model};
-use crate::projection;
 use crate::queue::Event;
 use crate::state::{self, Status};
+use crate::{machine, projection};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -94,17 +96,35 @@ pub fn relation_name(m: &Model, e: &Event) -> Option<String> {
     )
 }
 
+/// Units of the model whose machine is not running (`machine::is_down`): their agents are
+/// lost, so Juju keeps their events until they come back.
+fn units_without_machine(m: &Model) -> BTreeSet<String> {
+    m.units
+        .values()
+        .filter(|u| {
+            let dir = Path::new(&u.dir);
+            state::load(dir).is_ok_and(|st| machine::is_down(dir, &st))
+        })
+        .map(|u| u.name.clone())
+        .collect()
+}
+
 /// `settle`: run queued events until none is runnable, oldest first (one interleaving Juju
 /// allows: each unit's hooks stay in queue order). Prints one line per hook run on `out`:
 /// `<unit> <hook> exit=<code>` plus the context (`relation=`, `remote-unit=`, ...). Stops with
 /// an error when a hook fails (that unit goes into error), when more than `max` hooks ran
-/// (an event loop), or at the end if units in error still have queued events. Returns the
-/// number of hooks run.
+/// (an event loop), or at the end if units in error still have queued events. The events of
+/// a unit whose machine is not running are not runnable: they stay queued (as Juju keeps a
+/// lost agent's events) and settle says on stderr, one line per such unit, how many wait.
+/// Returns the number of hooks run.
 pub fn settle(model_dir: &Path, max: usize, out: &mut dyn Write) -> CmdResult<usize> {
     let mut ran = 0;
     loop {
         let m = model::load(model_dir)?;
-        let runnable = |e: &Event| m.units.get(&e.unit).is_some_and(|u| u.error.is_none());
+        let down = units_without_machine(&m);
+        let runnable = |e: &Event| {
+            m.units.get(&e.unit).is_some_and(|u| u.error.is_none()) && !down.contains(&e.unit)
+        };
         let Some(ev) = m.queue.next(runnable).cloned() else {
             break;
         };
@@ -155,6 +175,16 @@ pub fn settle(model_dir: &Path, max: usize, out: &mut dyn Write) -> CmdResult<us
         }
     }
     let m = model::load(model_dir)?;
+    let down = units_without_machine(&m);
+    for u in m.unit_names().iter().filter(|u| down.contains(*u)) {
+        let n = m.queue.of(u).count();
+        if n > 0 {
+            eprintln!(
+                "{u}: its machine is not running; {n} {} wait for it (they run at a settle after machine-up or machine-reboot)",
+                if n == 1 { "event" } else { "events" }
+            );
+        }
+    }
     let stuck: Vec<String> = m
         .unit_names()
         .into_iter()

@@ -1062,3 +1062,101 @@ fn model_from_a_packed_charm() {
         "{help}"
     );
 }
+
+/// Puts a unit in machine mode, as `deploy-charm` on a booted machine does, without booting
+/// one: `running` gives it an exec prefix (`env`, standing for `nsenter` into the machine),
+/// otherwise none (what `machine-down` leaves).
+fn set_machine(u: &Path, running: bool) {
+    let file = u.join("state.json");
+    let mut st: Value = serde_json::from_str(&read(u, "state.json")).unwrap();
+    st["machine_mode"] = Value::Bool(true);
+    st["exec_prefix"] = if running {
+        serde_json::json!(["env"])
+    } else {
+        Value::Null
+    };
+    std::fs::write(file, serde_json::to_string_pretty(&st).unwrap()).unwrap();
+}
+
+#[test]
+fn events_of_a_unit_whose_machine_is_down_wait_for_it() {
+    let s = Sim::new("machinedown");
+    let u0 = s.add_units(1).remove(0);
+    let out = s.ok(&["add-unit", "M", "--exec-prefix", "[\"env\"]"]);
+    let u1 = PathBuf::from(out.trim_end().split_once(' ').unwrap().1);
+    set_machine(&u1, true);
+    // The real command on a unit whose machine is not running: it drops the exec prefix.
+    let o = s.run(&["machine-down", u1.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("is not running"), "{}", o.stderr);
+    let waiting = count(&s.events(), |e| e["unit"] == "parse-server/1");
+    assert!(waiting >= 4, "install .. start are queued: {waiting}");
+
+    // settle runs everything else, succeeds, and names the unit whose events wait.
+    let o = s.run(&["settle", "M"]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("parse-server/0 start exit=0"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        !o.stdout.lines().any(|l| l.starts_with("parse-server/1 ")),
+        "{}",
+        o.stdout
+    );
+    let line = format!("parse-server/1: its machine is not running; {waiting} events wait for it");
+    assert_eq!(
+        o.stderr.lines().filter(|l| l.starts_with(&line)).count(),
+        1,
+        "{}",
+        o.stderr
+    );
+    assert!(hooks(&u1).is_empty(), "{:?}", hooks(&u1));
+    let ev = s.events();
+    assert_eq!(ev.len(), waiting);
+    assert_eq!(ev[0]["hook"], "install");
+    let st = s.status();
+    let unit1 = &st["applications"]["parse-server"]["units"]["parse-server/1"];
+    assert_ne!(unit1["juju-status"]["current"], "error", "{unit1}");
+
+    // Again: nothing to run, the same line; new events of the live unit run, `--max 1`
+    // included (the waiting events are not runnable, so none is "still queued").
+    let o = s.run(&["settle", "M"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains(&line), "{}", o.stderr);
+    s.ok(&["config", "M", "port=5"]);
+    let o = s.run(&["settle", "M", "--max", "1"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "parse-server/0 config-changed exit=0\n");
+    assert!(
+        o.stderr.contains(&line),
+        "its config-changed coalesced: {}",
+        o.stderr
+    );
+    let before = hooks(&u0).len();
+
+    // The machine runs again: the next settle runs its events, oldest first.
+    s.handler(
+        "start",
+        "relation-set -r cluster:0 started=$JUJU_UNIT_NAME\n",
+    );
+    set_machine(&u1, true);
+    let o = s.run(&["settle", "M"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains("not running"), "{}", o.stderr);
+    let names = hook_names(&u1);
+    assert_eq!(names[0], "install");
+    assert!(names.contains(&"start".to_string()), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|h| *h == "config-changed").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(s.events().is_empty());
+    // The live unit hears of what the returning unit published.
+    assert_eq!(
+        hooks(&u0)[before..],
+        ["cluster-relation-changed|cluster:0|parse-server/1|parse-server|||"]
+    );
+}
