@@ -1,6 +1,6 @@
 //! The hook's process environment, parsed once into a typed context.
 //!
-//! Juju builds the environment of a hook from scratch (see juju-hook-contract.md §1), so
+//! Juju builds the environment of a hook from scratch (see crates/jujusim/CONTRACT.md §1), so
 //! everything the charm learns from the environment is read here and nowhere else.
 
 use std::collections::BTreeMap;

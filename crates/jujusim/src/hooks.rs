@@ -1,5 +1,6 @@
-//! Running one hook or action as the unit agent does: §1 environment, §2.1 handler lookup,
-//! §3.3 relation membership, §2.3/§2.4 commit-or-discard of the journal and agent status.
+//! Running one hook or action as the unit agent does: the environment (CONTRACT.md §1),
+//! handler lookup (CONTRACT.md §2.1), relation membership (CONTRACT.md §3.3) and the
+//! commit-or-discard of the journal and agent status (CONTRACT.md §2.3, §2.4).
 
 use crate::errors::{q, CmdError, CmdResult};
 use crate::journal::{self, Journal};
@@ -56,7 +57,7 @@ pub fn relation_hook_parts(name: &str) -> Option<(String, String)> {
     })
 }
 
-/// The §1.1 environment (plus JUJUSIM_UNIT_DIR), built from scratch.
+/// The CONTRACT.md §1.1 environment (plus JUJUSIM_UNIT_DIR), built from scratch.
 pub fn base_env(
     st: &State,
     dir: &Path,
@@ -149,7 +150,7 @@ fn executable(p: &Path) -> Option<bool> {
     Some(md.is_file() && md.permissions().mode() & 0o111 != 0)
 }
 
-/// §2.1: dispatch if present (must be executable, no fallback), else `<kind>/<name>`.
+/// CONTRACT.md §2.1: dispatch if present (must be executable, no fallback), else `<kind>/<name>`.
 pub fn find_handler(st: &State, kind: &str, name: &str) -> Handler {
     let host = Path::new(&st.host_charm_dir);
     if !host.join("metadata.yaml").exists() {
@@ -324,7 +325,7 @@ fn prepare_relation(
             )
         }
     };
-    // §3.3 membership as seen by this hook.
+    // CONTRACT.md §3.3 membership as seen by this hook.
     match kind {
         "joined" => st.add_member(rid, &remote_unit, None),
         "departed" => {
@@ -368,7 +369,7 @@ fn prepare_relation(
     ))
 }
 
-/// §1.2 secret hook variables: JUJU_SECRET_ID and JUJU_SECRET_LABEL (possibly empty),
+/// CONTRACT.md §1.2 secret hook variables: JUJU_SECRET_ID and JUJU_SECRET_LABEL (possibly empty),
 /// JUJU_SECRET_REVISION only when > 0.
 fn secret_env(req: &HookRequest) -> Vec<(String, String)> {
     let Some(id) = &req.secret_id else {

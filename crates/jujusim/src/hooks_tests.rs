@@ -1,4 +1,4 @@
-//! Tests that run real hook processes through the driver: journal commit vs discard, agent status, env and §3.3 membership.
+//! Tests that run real hook processes through the driver: journal commit vs discard, agent status, env and membership (CONTRACT.md §2, §3.3).
 
 use crate::hooks::{run_hook, HookRequest};
 use crate::lifecycle;

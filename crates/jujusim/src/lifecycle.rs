@@ -1,4 +1,4 @@
-//! Lifecycle macros in Juju's order (§4.2): deploy, integrate, depart, teardown, upgrade. Each stops at the first failing hook.
+//! Lifecycle macros in Juju's order (CONTRACT.md §4.2): deploy, integrate, depart, teardown, upgrade. Each stops at the first failing hook.
 
 use crate::errors::{q, CmdError, CmdResult};
 use crate::hooks::{run_hook, HookRequest};

@@ -42,7 +42,7 @@ fn project_relation(m: &Model, r: &ModelRelation, unit: &str) -> Option<Relation
         },
         local_unit_bag: r.unit_bags.get(unit).cloned().unwrap_or_default(),
         local_app_bag: r.app_bag.clone(),
-        // §3.2: a dying relation with no members left is no longer listed.
+        // CONTRACT.md §3.2: a dying relation with no members left is no longer listed.
         broken: v.broken || (r.dying && v.members.is_empty()),
         created_run: v.created_run,
     })
@@ -134,7 +134,8 @@ fn apply<V: Clone + PartialEq>(
 }
 
 /// Fold into the model what `unit` changed from `base` (the projection pushed before the
-/// hook) to `after` (its state now), and queue the events of §3.5/§3.10/§3.15:
+/// hook) to `after` (its state now), and queue the events of CONTRACT.md §3.5/§3.10/§5.3
+/// (listed together in CONTRACT.md §6):
 /// - its unit bag in a peer relation → `<peer>-relation-changed` (JUJU_REMOTE_UNIT = it) on
 ///   the other units; the peer app bag → the same with JUJU_REMOTE_UNIT="" (the writer never
 ///   hears of its own write); bags of non-peer relations go to the remote side (the test);

@@ -73,7 +73,7 @@ pub enum Target {
     App(String),
 }
 
-/// relation-get target resolution (contract §3.4): explicit 2nd positional wins (with `--app`
+/// relation-get target resolution (CONTRACT.md §3.4): explicit 2nd positional wins (with `--app`
 /// a unit name becomes its app; an app name is accepted without `--app`, like 3.x); else
 /// `--app` → JUJU_REMOTE_APP; else JUJU_REMOTE_UNIT; if empty the remote app; else exit 2.
 pub fn resolve_target(

@@ -133,7 +133,7 @@ pub struct Secret {
 }
 
 /// What one unit tracks of a secret it reads (Juju's consumer record,
-/// relations-scaleout-memory-facts.md §4): the revision plain `secret-get` returns until
+/// CONTRACT.md §5.2): the revision plain `secret-get` returns until
 /// `--refresh`, and the unit's own label for a secret it does not own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

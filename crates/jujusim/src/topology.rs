@@ -1,5 +1,5 @@
 //! What the operator and the remote applications do to a model, each queueing the hooks
-//! Juju would run (§4.2): model-init, add-unit, remove-unit, set-leader, config, relate,
+//! Juju would run (CONTRACT.md §4.2, §6): model-init, add-unit, remove-unit, set-leader, config, relate,
 //! remote unit/app bag writes, remote units leaving, relation removal, remote secrets.
 
 use crate::charm;
@@ -147,7 +147,7 @@ fn live_relations(m: &Model) -> Vec<u32> {
     ids
 }
 
-/// Add a unit. Queues on it (§4.2) install → -created for every relation of the
+/// Add a unit. Queues on it (CONTRACT.md §4.2, §6) install → -created for every relation of the
 /// application (the peer relation first) → leader-elected (it became leader because there
 /// was none) | leader-settings-changed → config-changed → start → -joined/-changed for each
 /// remote unit already in a relation; and peer -joined/-changed in both directions between
@@ -315,8 +315,8 @@ fn join(m: &mut Model, unit: &str, ep: &str, rid: u32, remote: &str, app: &str) 
 }
 
 /// Remove a unit. Queues on it: for every relation -departed per member (JUJU_DEPARTING_UNIT
-/// = itself) then -broken, then stop, then remove (§4.2 teardown: relations first); on the
-/// other units `<peer>-relation-departed`. A leaving leader hands over to the lowest-numbered
+/// = itself) then -broken, then stop, then remove (CONTRACT.md §4.2 teardown: relations
+/// first); on the other units `<peer>-relation-departed`. A leaving leader hands over to the lowest-numbered
 /// alive unit (leader-elected on it, leader-settings-changed on the others). The unit's bags
 /// disappear when its `remove` hook has run (`settle::bury`).
 pub fn remove_unit(model_dir: &Path, unit: &str) -> CmdResult<()> {
@@ -603,7 +603,7 @@ pub fn remote_leave(model_dir: &Path, rel: &str, unit: &str) -> CmdResult<()> {
 }
 
 /// `juju remove-relation`: on every unit of ours -departed for each remote unit still in it,
-/// then -broken (§4.2); the relation goes once every unit has run -broken.
+/// then -broken (CONTRACT.md §4.2); the relation goes once every unit has run -broken.
 pub fn relation_break(model_dir: &Path, rel: &str) -> CmdResult<()> {
     with_model(model_dir, |m| {
         let rid = remote_relation(m, rel)?;
@@ -632,7 +632,7 @@ pub fn relation_break(model_dir: &Path, rel: &str) -> CmdResult<()> {
 }
 
 /// A remote application's secret, granted to relations of ours (what a database provider
-/// sends as `secret-user`, relations-scaleout-memory-facts.md §1/§2). The owner defaults to
+/// sends as `secret-user`, CONTRACT.md §5.4). The owner defaults to
 /// the remote application of the first relation. Returns the URI.
 pub fn remote_secret_add(
     model_dir: &Path,
