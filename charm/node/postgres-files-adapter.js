@@ -6,7 +6,8 @@
 //
 // pg-promise and parse-server's own PostgreSQL URI parser are loaded from the release that
 // runs this process (require.main is parse-server's CLI), so that this adapter connects
-// exactly as parse-server does: the same TLS options (`ssl`, `ca`) and, the URI naming no
+// exactly as parse-server does: the same TLS options (`options.ssl`, as the charm gives
+// parse-server's `databaseOptions.ssl`) and, the URI naming no
 // user, the same credentials (PGUSER/PGPASSWORD, which the charm's service hooks set).
 'use strict';
 
@@ -21,7 +22,12 @@ class PostgresFilesAdapter {
     const parser = require.main.require(
       '../lib/Adapters/Storage/Postgres/PostgresConfigParser'
     );
-    this._db = pgp(parser.getDatabaseOptionsFromURI(options.databaseURI));
+    const connection = parser.getDatabaseOptionsFromURI(options.databaseURI);
+    if (options.ssl) {
+      // The same TLS options as parse-server's own client (its databaseOptions.ssl).
+      connection.ssl = options.ssl;
+    }
+    this._db = pgp(connection);
     this._pgp = pgp;
     this._ready = null;
   }

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use super::database_source::Source;
+use super::database_source::{Database, Source};
 use super::load_balancer::{public_url_from, LoadBalancers};
 use super::peers::{Peers, PEER_ENDPOINT};
 use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::{self, CharmConfig};
 use crate::juju::Status;
 use crate::relations::postgresql_client;
+use crate::workload::database::PostgresTls;
 use crate::workload::files::{self, FileMode};
 use crate::workload::install::{self, InstallError};
 use crate::workload::node;
@@ -60,6 +61,7 @@ impl Charm<'_> {
             trust_proxy: balancers.trusted.clone(),
             schema_hooks: database.schema_hooks,
             ca_pem: database.ca_pem.clone(),
+            postgres_tls: self.postgres_tls(&database)?,
             drain_seconds: balancers.drain_seconds,
         };
         let rendered = render::render(&spec)?;
@@ -129,6 +131,16 @@ impl Charm<'_> {
             },
         )?;
         Ok(())
+    }
+
+    /// How parse-server will speak TLS to PostgreSQL (a `ca` file the operator's URI names
+    /// must be readable).
+    fn postgres_tls(&self, database: &Database) -> Step<PostgresTls> {
+        if !database.uri.is_postgres() {
+            return Ok(PostgresTls::Off);
+        }
+        PostgresTls::of(&database.uri, database.ca_pem.as_deref())
+            .or_else(|why| blocked(format!("invalid config: database-uri: {why}")))
     }
 
     /// A file of the charm's own (code parse-server loads), written when it differs.

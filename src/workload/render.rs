@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
+use super::database::PostgresTls;
 use super::paths::Paths;
 use super::user::SERVICE_USER;
 use crate::uri::DbUri;
@@ -45,6 +46,8 @@ pub struct ServiceSpec {
     /// The database provider's TLS CA, written next to the option file; parse-server then
     /// speaks TLS verified with it.
     pub ca_pem: Option<String>,
+    /// How parse-server's PostgreSQL client speaks TLS (`Off` for MongoDB).
+    pub postgres_tls: PostgresTls,
     /// On stop, how long the process answers its health check with 503 while still serving,
     /// so that a load balancer takes it out of rotation first (0: no balancer).
     pub drain_seconds: u32,
@@ -223,6 +226,10 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         _ => Map::new(),
     };
     db_options.insert("schemaCacheTtl".into(), SCHEMA_CACHE_TTL.into());
+    let postgres_ssl = postgres_ssl(spec);
+    if let Some(ssl) = &postgres_ssl {
+        db_options.insert("ssl".into(), ssl.clone());
+    }
     if spec.schema_hooks {
         db_options.insert("enableSchemaHooks".into(), true.into());
     } else {
@@ -230,12 +237,16 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     }
     options.insert("databaseOptions".into(), Value::Object(db_options));
     if spec.database.is_postgres() && !spec.extra_options.contains_key("filesAdapter") {
+        let mut adapter = serde_json::json!({
+            "databaseURI": database_uri,
+            "revision": source_digest(FILES_ADAPTER_JS),
+        });
+        if let Some(ssl) = postgres_ssl {
+            adapter["ssl"] = ssl;
+        }
         options.insert(
             "filesAdapter".into(),
-            serde_json::json!({
-                "module": Paths::FILES_ADAPTER,
-                "options": {"databaseURI": database_uri, "revision": source_digest(FILES_ADAPTER_JS)},
-            }),
+            serde_json::json!({"module": Paths::FILES_ADAPTER, "options": adapter}),
         );
     }
     let mut config_json = serde_json::to_string_pretty(&Value::Object(options))?;
@@ -278,12 +289,29 @@ fn source_digest(source: &str) -> String {
     .digest()
 }
 
+/// parse-server's PostgreSQL client's `ssl` options (`databaseOptions.ssl`, which replace
+/// what its URI parser made of `ssl`/`ca`), or `None` without TLS.
+///
+/// `host` is there for the certificate check: the `pg` release parse-server 9.10.0's
+/// pg-promise bundles (8.18) leaves Node to check the server's certificate against
+/// `localhost` when the server is named by an IP address (as Charmed PostgreSQL names it), so
+/// no certificate of the provider's would pass; with `host`, Node checks the address the
+/// client connects to (what `pg` 8.23 does itself).
+fn postgres_ssl(spec: &ServiceSpec) -> Option<Value> {
+    let host = spec.database.hosts.first()?.name.clone();
+    match &spec.postgres_tls {
+        PostgresTls::Off => None,
+        PostgresTls::Ca(pem) => Some(serde_json::json!({"ca": pem, "host": host})),
+        PostgresTls::PublicRoots => Some(serde_json::json!({"host": host})),
+        PostgresTls::Unverified => Some(serde_json::json!({"rejectUnauthorized": false})),
+    }
+}
+
 /// The database URI as parse-server reads it, and PostgreSQL's credentials beside it.
 ///
-/// - TLS in the options each adapter reads: MongoDB's driver `tls=true&tlsCAFile=…`;
-///   parse-server's PostgreSQL parser (`PostgresConfigParser`, 9.10.0) `ssl=true&ca=…` (it
-///   reads the file, and Node then verifies the server's certificate and name against that
-///   CA only). libpq's `sslmode`/`sslrootcert` mean nothing to it.
+/// - MongoDB's driver gets the provider's CA as `tls=true&tlsCAFile=…`. PostgreSQL's TLS is
+///   in `databaseOptions.ssl` ([`postgres_ssl`]); libpq's `sslmode`/`sslrootcert` would mean
+///   nothing to parse-server's URI parser.
 /// - PostgreSQL's user and password stay out of the URI: that parser takes them from
 ///   `new URL(uri)` still percent-encoded, so a password with a space or a quote would
 ///   never authenticate. Without them in the URI, its client (`pg`) reads `PGUSER` and
@@ -296,10 +324,6 @@ fn database_for_parse_server(spec: &ServiceSpec) -> (String, Option<String>) {
             uri.set_option("tlsCAFile", Paths::DATABASE_CA_FILE);
         }
         return (uri.to_secret_string(), None);
-    }
-    if spec.ca_pem.is_some() {
-        uri.set_option("ssl", "true");
-        uri.set_option("ca", Paths::DATABASE_CA_FILE);
     }
     let credentials = (uri.user.is_some() || uri.password.is_some()).then(|| {
         let mut c = Map::new();
@@ -343,6 +367,7 @@ mod tests {
             trust_proxy: Vec::new(),
             schema_hooks: false,
             ca_pem: None,
+            postgres_tls: PostgresTls::Off,
             drain_seconds: 0,
         }
     }
@@ -513,12 +538,19 @@ mod tests {
             json!("mongodb://10.0.0.5:27017,[fd00::1]:27017/parse?replicaSet=rs0&tls=true&tlsCAFile=/etc/parse-server/database-ca.pem")
         );
         s.database = DbUri::parse("postgresql://relation-4:pw@10.0.0.7:5432/parse").unwrap();
+        s.postgres_tls = PostgresTls::Ca(s.ca_pem.clone().unwrap());
         let v: Value = serde_json::from_str(&render(&s).unwrap().config_json).unwrap();
-        // PostgresConfigParser reads `ssl` and `ca` (the file's content, Node verifying the
-        // server against it); it ignores libpq's sslmode and sslrootcert.
+        // parse-server's PostgreSQL client gets the CA and the address its certificate must
+        // name; its URI stays plain (libpq's sslmode would mean nothing to it).
+        assert_eq!(v["databaseURI"], json!("postgresql://10.0.0.7:5432/parse"));
+        let ssl = json!({"ca": s.ca_pem, "host": "10.0.0.7"});
+        assert_eq!(v["databaseOptions"]["ssl"], ssl);
+        assert_eq!(v["filesAdapter"]["options"]["ssl"], ssl);
+        s.postgres_tls = PostgresTls::Unverified;
+        let v: Value = serde_json::from_str(&render(&s).unwrap().config_json).unwrap();
         assert_eq!(
-            v["databaseURI"],
-            json!("postgresql://10.0.0.7:5432/parse?ssl=true&ca=/etc/parse-server/database-ca.pem")
+            v["databaseOptions"]["ssl"],
+            json!({"rejectUnauthorized": false})
         );
     }
 

@@ -13,4 +13,5 @@ mod mongodb;
 mod node_install;
 mod operations;
 mod postgres;
+mod resilience;
 mod scale_out;

@@ -1056,6 +1056,7 @@ impl LoadRun {
     pub fn finish(self) -> Load {
         let out = self.child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("wrk:\n{text}");
         parse_wrk(&text).unwrap_or_else(|| {
             panic!(
                 "unreadable wrk output:\n{text}\n{}",

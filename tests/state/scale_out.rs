@@ -578,16 +578,13 @@ fn postgresql_over_tls_serves_with_the_options_parse_server_reads() {
         uri,
         "postgresql://relation-5:Xy7q2w9e0r1t2y3u@10.0.0.30:5432/parse"
     );
-    // parse-server reads `ssl` and `ca` (libpq's sslmode would have been ignored: clear text).
+    // parse-server's client gets TLS in its own `ssl` options, with the address its
+    // certificate must name (libpq's sslmode in the URI would have been ignored: clear text).
     let o = w.options();
-    assert_eq!(
-        o["databaseURI"],
-        "postgresql://10.0.0.30:5432/parse?ssl=true&ca=/etc/parse-server/database-ca.pem"
-    );
-    assert_eq!(
-        o["filesAdapter"]["options"]["databaseURI"],
-        o["databaseURI"]
-    );
+    assert_eq!(o["databaseURI"], "postgresql://10.0.0.30:5432/parse");
+    let ssl = json!({"ca": TEST_CA, "host": "10.0.0.30"});
+    assert_eq!(o["databaseOptions"]["ssl"], ssl);
+    assert_eq!(o["filesAdapter"]["options"]["ssl"], ssl);
     assert_eq!(
         w.file("/etc/parse-server/database-ca.pem").as_deref(),
         Some(TEST_CA)

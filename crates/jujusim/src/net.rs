@@ -206,6 +206,13 @@ pub fn net_hold(netdir: &Path, subnet: &str) -> CmdResult<i32> {
     let (net, prefix) = parse_cidr(subnet)?;
     ip(&["link", "set", "lo", "up"])?;
     ip(&["link", "add", BRIDGE, "type", "bridge"])?;
+    // A bridge without an address of its own takes the lowest MAC of its ports, so a unit
+    // leaving (machine-down) could change the gateway's MAC under every other unit's ARP
+    // cache, and their connections to servers on the gateway stall for seconds. A fixed,
+    // locally administered MAC (02:00 and the gateway's IPv4 address) never moves.
+    let g = (net + 1).to_be_bytes();
+    let mac = format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", g[0], g[1], g[2], g[3]);
+    ip(&["link", "set", BRIDGE, "address", &mac])?;
     ip(&[
         "addr",
         "add",
