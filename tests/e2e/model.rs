@@ -225,6 +225,21 @@ impl Model {
             .unwrap_or_default()
     }
 
+    /// Our units' `address` on a haproxy-route relation (JSON strings), in unit order.
+    pub fn route_addresses(&self, rel: &str) -> Vec<String> {
+        let mut out: Vec<(String, String)> = self
+            .unit_bags(rel)
+            .iter()
+            .filter(|(u, _)| u.starts_with(&format!("{APP}/")))
+            .filter_map(|(u, b)| {
+                let a = b.get("address")?.as_str()?;
+                Some((u.clone(), serde_json::from_str::<String>(a).ok()?))
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, a)| a).collect()
+    }
+
     /// Every unit databag on `rel` (ours and the remote ones), by unit.
     pub fn unit_bags(&self, rel: &str) -> serde_json::Map<String, Value> {
         self.relation(rel)["unit_bags"]

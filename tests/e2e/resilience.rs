@@ -23,21 +23,6 @@ fn app_headers() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// Our units' `address` on the haproxy-route relation.
-fn route_addresses(model: &Model, rel: &str) -> Vec<String> {
-    let mut out: Vec<(String, String)> = model
-        .unit_bags(rel)
-        .iter()
-        .filter(|(u, _)| u.starts_with("parse-server/"))
-        .filter_map(|(u, b)| {
-            let a = b.get("address")?.as_str()?;
-            Some((u.clone(), serde_json::from_str::<String>(a).ok()?))
-        })
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, a)| a).collect()
-}
-
 /// The peer relation's application bag (the restart grant).
 fn peer_app(model: &Model) -> serde_json::Map<String, Value> {
     let state = model.state();
@@ -157,7 +142,7 @@ fn three_units_on_postgresql_over_tls_behind_haproxy_that_sets_x_forwarded_for()
     model.settle();
     let route = model.app_bag(&lb);
     let mut haproxy = Haproxy::new(&model, 8080);
-    let cfg = haproxy.render_route(&route, &route_addresses(&model, &lb));
+    let cfg = haproxy.render_route(&route, &model.route_addresses(&lb));
     assert!(
         cfg.contains("http-request set-header X-Forwarded-For %[src]"),
         "{cfg}"
@@ -191,7 +176,7 @@ fn three_units_on_postgresql_over_tls_behind_haproxy_that_sets_x_forwarded_for()
     std::thread::sleep(Duration::from_secs(5));
     for forwardfor in [true, false] {
         haproxy.forwardfor = forwardfor;
-        let cfg = haproxy.render_route(&route, &route_addresses(&model, &lb));
+        let cfg = haproxy.render_route(&route, &model.route_addresses(&lb));
         haproxy.reload(&mut model, &cfg);
         std::thread::sleep(Duration::from_secs(5));
         let (code, body) = forged(&model, &haproxy);
@@ -205,7 +190,7 @@ fn three_units_on_postgresql_over_tls_behind_haproxy_that_sets_x_forwarded_for()
     let mut no_rewrite = route.clone();
     no_rewrite.remove("rewrites");
     haproxy.forwardfor = false;
-    let vulnerable = haproxy.render_route(&no_rewrite, &route_addresses(&model, &lb));
+    let vulnerable = haproxy.render_route(&no_rewrite, &model.route_addresses(&lb));
     haproxy.reload(&mut model, &vulnerable);
     std::thread::sleep(Duration::from_secs(5));
     let (code, body) = forged(&model, &haproxy);
@@ -261,7 +246,7 @@ fn three_units_on_postgresql_over_tls_behind_haproxy_that_sets_x_forwarded_for()
         let now = model.app_bag(&lb);
         if now != rendered {
             both_ports_seen |= now["ports"] == "[1337,1338]";
-            let cfg = haproxy.render_route(&now, &route_addresses(&model, &lb));
+            let cfg = haproxy.render_route(&now, &model.route_addresses(&lb));
             haproxy.reload(&mut model, &cfg);
             rendered = now;
         }

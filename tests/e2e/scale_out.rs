@@ -14,21 +14,6 @@ use crate::support::{random_alnum, record_figure};
 
 const APP_ID: &str = "shop";
 
-/// Our units' `address` on the haproxy-route relation (JSON strings).
-fn route_addresses(model: &Model, rel: &str) -> Vec<String> {
-    let bags = model.unit_bags(rel);
-    let mut out: Vec<(String, String)> = bags
-        .iter()
-        .filter(|(u, _)| u.starts_with("parse-server/"))
-        .filter_map(|(u, b)| {
-            let a = b.get("address")?.as_str()?;
-            Some((u.clone(), serde_json::from_str::<String>(a).ok()?))
-        })
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, a)| a).collect()
-}
-
 /// Waits until `url` (through haproxy) answers 200 `n` times in a row.
 fn wait_serving(model: &Model, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -261,7 +246,7 @@ fn three_units_on_postgresql_behind_haproxy() {
     model.remote_set(&lb, "haproxy/0", &[], Some("10.77.0.1"));
     model.settle();
     let mut haproxy = Haproxy::new(&model, 8080);
-    let cfg = haproxy.render_route(&model.app_bag(&lb), &route_addresses(&model, &lb));
+    let cfg = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
     assert!(cfg.contains("option httpchk GET /parse/health"), "{cfg}");
     assert!(
         cfg.contains("retries 3") && cfg.contains("option redispatch"),
@@ -284,7 +269,7 @@ fn three_units_on_postgresql_behind_haproxy() {
     wait_serving(&model, &haproxy.url("/parse/health"));
 
     // Throughput through haproxy, 1 unit and 3 units (same run).
-    let one = haproxy.render_route(&model.app_bag(&lb), &route_addresses(&model, &lb)[..1]);
+    let one = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb)[..1]);
     haproxy.apply(&mut model, &one);
     wait_serving(&model, &haproxy.url("/parse/health"));
     let rps1 = LoadRun::start(&model, &through, APP_ID, 8, 16).finish();
@@ -414,7 +399,7 @@ fn three_units_on_postgresql_behind_haproxy() {
     assert_ne!(new_leader, old_leader);
     assert_eq!(model.master_key(), key);
     model.assert_all("active", "serving");
-    let cfg = haproxy.render_route(&model.app_bag(&lb), &route_addresses(&model, &lb));
+    let cfg = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
     haproxy.apply(&mut model, &cfg);
     wait_serving(&model, &haproxy.url("/parse/health"));
 
@@ -436,14 +421,14 @@ fn three_units_on_postgresql_behind_haproxy() {
     )
     .unwrap();
     assert_eq!(o["masterKey"], key.as_str());
-    let addresses = route_addresses(&model, &lb);
+    let addresses = model.route_addresses(&lb);
     assert_eq!(addresses.len(), 3, "{addresses:?}");
 
     // juju remove-unit: it leaves the relation data, so haproxy no longer sends to it.
     let gone = units[1].clone();
     let gone_ip = "10.77.0.12".to_owned();
     model.remove_unit(&gone);
-    let addresses = route_addresses(&model, &lb);
+    let addresses = model.route_addresses(&lb);
     assert!(!addresses.contains(&gone_ip), "{addresses:?}");
     let cfg = haproxy.render_route(&model.app_bag(&lb), &addresses);
     haproxy.apply(&mut model, &cfg);
