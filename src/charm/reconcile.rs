@@ -369,15 +369,8 @@ impl Charm<'_> {
         if addr.is_empty() {
             return Ok(None);
         }
-        let host = if addr.contains(':') {
-            format!("[{addr}]")
-        } else {
-            addr
-        };
-        Ok(Some(format!(
-            "http://{host}:{}{}",
-            config.port, config.mount_path
-        )))
+        let host = crate::uri::Host::new(addr, Some(config.port));
+        Ok(Some(format!("http://{host}{}", config.mount_path)))
     }
 
     /// Opens `want` (closing any other port first), or closes everything for `None`.
