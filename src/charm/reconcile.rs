@@ -27,6 +27,10 @@ impl Charm<'_> {
         self.ensure_release_installed(&config)?;
         let node = self.ensure_node(&config)?;
         let version = config.parse_server_version.as_str();
+        // The Version column: the release that serves; before any served, the installed one.
+        if crate::workload::service_files::last_good(&self.paths)?.is_none() {
+            self.publish_application_version(version)?;
+        }
         self.check_options_known(&config)?;
 
         if let Some(addr) = self.tools.ingress_address(PEER_ENDPOINT)? {
