@@ -28,7 +28,8 @@ impl Charm<'_> {
         let node = self.ensure_node(&config)?;
         let version = config.parse_server_version.as_str();
         // The Version column: the release that serves; before any served, the installed one.
-        if crate::workload::service_files::last_good(&self.paths)?.is_none() {
+        let last_good = crate::workload::service_files::last_good(&self.paths)?;
+        if last_good.is_none() {
             self.publish_application_version(version)?;
         }
         self.check_options_known(&config)?;
@@ -37,7 +38,7 @@ impl Charm<'_> {
             peers.publish_address(&addr)?;
         }
         let database = self.database(&config)?;
-        let serving = self.serving_now()?;
+        let serving = self.serving_now(last_good)?;
         self.check_port_free(config.port, &serving)?;
         let master_key = self.master_key(&config, peers)?;
         let balancers = self.load_balancers()?;

@@ -13,7 +13,9 @@ use crate::workload::user::Account;
 /// What serves now, as the charm recorded it (never from a file an operator could edit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Serving {
-    /// The port and mount path of the last rendering that served, if any.
+    /// The last rendering that served, if any (read once per hook).
+    pub last_good: Option<Rendered>,
+    /// Its port and mount path.
     pub endpoint: Option<(u16, String)>,
     /// The service is running (its health check answers, or systemd says it is active).
     pub running: bool,
@@ -36,13 +38,14 @@ impl Serving {
 impl Charm<'_> {
     /// Whether the service runs, asking systemd only when the health check does not answer
     /// (the steady state needs no systemctl at all).
-    pub(super) fn serving_now(&self) -> Step<Serving> {
-        let endpoint = service_files::last_good(&self.paths)?.and_then(|r| r.endpoint());
+    pub(super) fn serving_now(&self, last_good: Option<Rendered>) -> Step<Serving> {
+        let endpoint = last_good.as_ref().and_then(Rendered::endpoint);
         let healthy = endpoint
             .as_ref()
             .is_some_and(|(port, mount)| self.probes.health(*port, mount).is_ok());
         let running = healthy || self.service.is_active(SERVICE_UNIT)?;
         Ok(Serving {
+            last_good,
             endpoint,
             running,
             healthy,
@@ -65,7 +68,7 @@ impl Charm<'_> {
         let now = self.probes.now();
         let rollout = service_files::rollout(&self.paths);
         let current = service_files::current(&self.paths)?;
-        let good = service_files::last_good(&self.paths)?.filter(|g| g != desired);
+        let good = serving.last_good.clone().filter(|g| g != desired);
 
         if let Some(failed) = service_files::failed(&self.paths).filter(|f| f.digest == digest) {
             // This rendering did not start before. Where the previous one is on disk but a
@@ -108,7 +111,7 @@ impl Charm<'_> {
                     }
                 }
             }
-            if service_files::last_good(&self.paths)?.as_ref() != Some(desired) {
+            if serving.last_good.as_ref() != Some(desired) {
                 // Serving files an older charm revision wrote without a record: record them.
                 service_files::save_last_good(&self.paths, desired)?;
             }

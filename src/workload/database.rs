@@ -246,10 +246,6 @@ impl PostgresTls {
         Ok(PostgresTls::Off)
     }
 
-    pub fn is_on(&self) -> bool {
-        *self != PostgresTls::Off
-    }
-
     fn client_config(&self) -> Result<Option<rustls::ClientConfig>, String> {
         let builder = rustls::ClientConfig::builder().with_safe_defaults();
         let roots = |certs: Vec<Vec<u8>>| -> Result<rustls::RootCertStore, String> {
