@@ -5,12 +5,13 @@
 //! interface `postgresql_client`), or the legacy `mongodb` interface. Two at once is the
 //! operator's to fix, and nothing that serves is touched meanwhile.
 
+use super::status::{Blocked, Invalid, SecretProblem, Waiting};
 use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
 use crate::juju::{Event, RelationKind};
 use crate::relations::database_client::{self, Answer, ProviderData};
 use crate::relations::mongodb::{self, MongoRelation};
-use crate::relations::{mongodb_client, postgresql_client};
+use crate::relations::{mongodb_client, postgresql_client, Missing};
 use crate::uri::DbUri;
 use crate::workload::database::DbError;
 
@@ -104,7 +105,7 @@ impl Charm<'_> {
         match sources.as_slice() {
             [] => {
                 self.stop_serving_without_database()?;
-                return blocked("add a relation to mongodb or postgresql (or set database-uri)");
+                return blocked(Blocked::NoDatabase);
             }
             [_] => {}
             [(a, _), (b, _), ..] => {
@@ -115,11 +116,10 @@ impl Charm<'_> {
                         format!("the {s} relation")
                     }
                 };
-                return blocked(format!(
-                    "two databases: {} and {}; remove one (the service keeps its current one)",
-                    name(a),
-                    name(b)
-                ));
+                return blocked(Blocked::TwoDatabases {
+                    first: name(a),
+                    second: name(b),
+                });
             }
         }
         let (endpoint, id) = sources.remove(0);
@@ -145,7 +145,14 @@ impl Charm<'_> {
             units.push((unit, bag));
         }
         match mongodb::relation_state(&units) {
-            MongoRelation::Incomplete(why) => waiting(why),
+            MongoRelation::Incomplete(what) => waiting(Waiting::ProviderShare {
+                kind: "mongodb".into(),
+                what,
+            }),
+            MongoRelation::Unusable(why) => waiting(Waiting::ProviderData {
+                endpoint: MONGODB_LEGACY_ENDPOINT.into(),
+                why: format!("unusable data from {why}"),
+            }),
             MongoRelation::Ready {
                 endpoints,
                 rejected,
@@ -183,9 +190,10 @@ impl Charm<'_> {
             }
         }
         let Some(remote_app) = self.remote_app(id)? else {
-            return waiting(format!(
-                "waiting for {kind} to join the {endpoint} relation"
-            ));
+            return waiting(Waiting::ProviderJoin {
+                kind: kind.into(),
+                endpoint: endpoint.into(),
+            });
         };
         let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
         let user = self.provider_secret(endpoint, raw.secret_user.as_deref())?;
@@ -194,9 +202,19 @@ impl Charm<'_> {
         let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
             (Some(ca), true) => match database_client::pem_bundle(ca) {
                 Ok(pem) => Some(pem),
-                Err(why) => return waiting(format!("{endpoint} relation: {why}")),
+                Err(why) => {
+                    return waiting(Waiting::ProviderData {
+                        endpoint: endpoint.into(),
+                        why,
+                    })
+                }
             },
-            (None, true) => return waiting(format!("waiting for {kind} to share its TLS CA")),
+            (None, true) => {
+                return waiting(Waiting::ProviderShare {
+                    kind: kind.into(),
+                    what: Missing::TlsCa,
+                })
+            }
             _ => None,
         };
         let answer = if postgres {
@@ -205,13 +223,19 @@ impl Charm<'_> {
             mongodb_client::connection(&provider, &config.database_name)
         };
         match answer {
-            Answer::Incomplete(why) => waiting(why),
-            Answer::Unusable(why) => waiting(format!("{endpoint} relation: {why}")),
-            Answer::OtherDatabase { served } => blocked(format!(
-                "database-name: the {endpoint} relation serves database {served}, not {}: \
-                 remove and re-add the relation (or set database-name back)",
-                config.database_name
-            )),
+            Answer::Incomplete(what) => waiting(Waiting::ProviderShare {
+                kind: kind.into(),
+                what,
+            }),
+            Answer::Unusable(why) => waiting(Waiting::ProviderData {
+                endpoint: endpoint.into(),
+                why,
+            }),
+            Answer::OtherDatabase { served } => blocked(Blocked::OtherDatabase {
+                endpoint: endpoint.into(),
+                served,
+                wanted: config.database_name.clone(),
+            }),
             Answer::Ready { uri, replica_set } => Ok(Database {
                 uri,
                 source: Source::Relation {
@@ -245,13 +269,14 @@ impl Charm<'_> {
         };
         match self.tools.secret_get_by_id(uri, true) {
             Ok(Some(content)) => Ok(Some(content)),
-            Ok(None) => waiting(format!(
-                "{endpoint} relation: its secret does not exist (yet)"
-            )),
-            Err(e) => waiting(format!(
-                "{endpoint} relation: cannot read its secret ({})",
-                crate::text::one_line(&e.detail, 60)
-            )),
+            Ok(None) => waiting(Waiting::ProviderSecret {
+                endpoint: endpoint.into(),
+                why: SecretProblem::Missing,
+            }),
+            Err(e) => waiting(Waiting::ProviderSecret {
+                endpoint: endpoint.into(),
+                why: SecretProblem::Unreadable(crate::text::one_line(&e.detail, 60)),
+            }),
         }
     }
 
@@ -264,10 +289,16 @@ impl Charm<'_> {
             .database(&db.uri, db.ca_pem.as_deref(), self.timeouts.database)
         {
             Ok(info) => Ok(info),
-            Err(DbError::Unreachable(why)) => waiting(why),
+            Err(DbError::Unreachable(why)) => waiting(Waiting::DatabaseUnreachable(why)),
             Err(DbError::BadUri(why) | DbError::Refused(why)) => match &db.source {
-                Source::Config => blocked(format!("invalid config: database-uri: {why}")),
-                source => waiting(format!("{}: {why}", source.describe())),
+                Source::Config => blocked(Blocked::InvalidConfig(vec![Invalid::new(
+                    "database-uri",
+                    why,
+                )])),
+                source => waiting(Waiting::DatabaseRefused {
+                    source: source.describe(),
+                    why,
+                }),
             },
         }
     }

@@ -3,9 +3,10 @@
 use anyhow::{Context, Result};
 
 use super::master_key::MASTER_KEY_FIELD;
+use super::status::Maintenance;
 use super::{Charm, MASTER_KEY_SECRET};
 use crate::config::CharmConfig;
-use crate::juju::{Databag, Status};
+use crate::juju::Databag;
 use crate::workload::service_files;
 use crate::workload::systemd::SERVICE_UNIT;
 use crate::workload::user;
@@ -18,8 +19,7 @@ impl Charm<'_> {
             self.service.disable(SERVICE_UNIT)?;
         }
         self.close_all_ports()?;
-        self.tools
-            .status_set(&Status::maintenance("parse-server stopped"))?;
+        self.tools.status_set(&Maintenance::Stopped.into())?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::io::Read;
 use anyhow::Context;
 
 use super::peers::Peers;
+use super::status::Waiting;
 use super::{waiting, Charm, Step};
 use crate::config::CharmConfig;
 use crate::workload::files::{self, FileMode};
@@ -48,7 +49,7 @@ impl Charm<'_> {
             return Ok(k);
         }
         if !leader {
-            return waiting("waiting for the leader to generate the master key");
+            return waiting(Waiting::MasterKey);
         }
         let (key, uri) = self.generate_master_key()?;
         peers.set_master_key_secret(&uri)?;

@@ -15,6 +15,7 @@ mod master_key;
 mod peers;
 mod reconcile;
 mod service;
+pub mod status;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::juju::{HookTools, JujuContext, Status};
 use crate::workload::paths::Paths;
 use crate::workload::probe::Probes;
 use crate::workload::systemd::ServiceManager;
+use status::{Blocked, Maintenance, Waiting};
 
 pub use database_source::{
     MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, POSTGRESQL_CLIENT_ENDPOINT,
@@ -49,13 +51,13 @@ impl<E: Into<anyhow::Error>> From<E> for Stop {
 }
 
 /// Stops with `blocked`: something the operator must fix.
-pub fn blocked<T>(message: impl AsRef<str>) -> Step<T> {
-    Err(Stop::Report(Status::blocked(message)))
+pub fn blocked<T>(why: Blocked) -> Step<T> {
+    Err(Stop::Report(why.into()))
 }
 
 /// Stops with `waiting`: something outside the charm that will change.
-pub fn waiting<T>(message: impl AsRef<str>) -> Step<T> {
-    Err(Stop::Report(Status::waiting(message)))
+pub fn waiting<T>(why: Waiting) -> Step<T> {
+    Err(Stop::Report(why.into()))
 }
 
 /// How long the charm waits for things outside it.
@@ -131,8 +133,8 @@ impl Charm<'_> {
     }
 
     /// Shows `maintenance` while a long step runs.
-    fn maintenance(&self, message: &str) -> Step<()> {
-        self.tools.status_set(&Status::maintenance(message))?;
+    fn maintenance(&self, step: Maintenance) -> Step<()> {
+        self.tools.status_set(&step.into())?;
         Ok(())
     }
 

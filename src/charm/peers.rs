@@ -16,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::status::Waiting;
 use crate::juju::hook_tools::ToolResult;
 use crate::juju::{Databag, HookTools};
 use crate::relations::peers::{
@@ -41,7 +42,7 @@ struct Bags {
 pub enum Turn {
     Go,
     /// Not yet: why, for the status.
-    Wait(String),
+    Wait(Waiting),
 }
 
 /// The peer relation for one hook.
@@ -142,13 +143,12 @@ impl<'a> Peers<'a> {
     /// Whether this unit may (re)start the service into rendering `digest` now; `serving`:
     /// whether its service answers (so a restart takes capacity away).
     pub fn may_restart(&self, digest: &str, serving: bool, now: u64) -> ToolResult<Turn> {
-        const FIRST: &str = "waiting for the leader's first start";
         let (exists, others) = match self.bags.borrow().as_ref() {
             Some(b) => (true, !b.others.is_empty()),
             None => (false, false),
         };
         if !self.leader && (!exists || !self.initialised()) {
-            return Ok(Turn::Wait(FIRST.into()));
+            return Ok(Turn::Wait(Waiting::LeaderFirstStart));
         }
         if !serving || !exists || (self.leader && (!others || !self.initialised())) {
             return Ok(Turn::Go);
@@ -160,10 +160,7 @@ impl<'a> Peers<'a> {
         }
         Ok(match self.app_value(RESTART_GRANT) {
             Some(g) if g == self.unit => Turn::Go,
-            holder => Turn::Wait(format!(
-                "restart queued: one unit at a time (now: {})",
-                holder.as_deref().unwrap_or("the leader's grant")
-            )),
+            holder => Turn::Wait(Waiting::RestartTurn { holder }),
         })
     }
 

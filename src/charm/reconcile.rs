@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use super::database_source::{Database, Source};
 use super::load_balancer::{public_url_from, LoadBalancers};
 use super::peers::{Peers, PEER_ENDPOINT};
+use super::status::{Blocked, Invalid, Maintenance, Serving, Waiting};
 use super::{blocked, waiting, Charm, Step, Stop};
-use crate::config::{self, CharmConfig};
+use crate::config::CharmConfig;
 use crate::juju::Status;
 use crate::relations::postgresql_client;
 use crate::workload::database::PostgresTls;
@@ -83,31 +84,28 @@ impl Charm<'_> {
         self.publish_to_load_balancers(&config, peers)?;
         let workers = spec.workers;
         // What the service's processes use now (PSS, from /proc: a few file reads).
-        let memory = self
+        let memory_mib = self
             .probes
             .service_memory()
-            .map(|m| format!(", {} MiB", m.pss_kib().div_ceil(1024)))
-            .unwrap_or_default();
-        let mut message = format!(
-            "serving on port {} at {}, {} worker{}{memory}, parse-server {version}",
-            config.port,
-            config.mount_path,
+            .map(|m| m.pss_kib().div_ceil(1024));
+        // A related Charmed PostgreSQL turns the extension on with its own config; a
+        // database given by `database-uri` is the operator's to change.
+        let postgis_hint = (info.postgis == Some(false)).then(|| match &database.source {
+            Source::Relation { remote_app, .. } => format!(
+                "`{}`",
+                postgresql_client::postgis_hint(remote_app, database.version.as_deref())
+            ),
+            Source::Config => "the postgis extension in the database".to_string(),
+        });
+        Ok(Serving {
+            port: config.port,
+            mount_path: config.mount_path.clone(),
             workers,
-            if workers == 1 { "" } else { "s" },
-        );
-        if info.postgis == Some(false) {
-            // A related Charmed PostgreSQL turns the extension on with its own config; a
-            // database given by `database-uri` is the operator's to change.
-            let hint = match &database.source {
-                Source::Relation { remote_app, .. } => format!(
-                    "`{}`",
-                    postgresql_client::postgis_hint(remote_app, database.version.as_deref())
-                ),
-                Source::Config => "the postgis extension in the database".to_string(),
-            };
-            message.push_str(&format!("; geo queries need {hint}"));
+            memory_mib,
+            version: version.to_owned(),
+            postgis_hint,
         }
-        Ok(Status::active(message))
+        .into())
     }
 
     /// The Version column of `juju status`, set when it changes (the charm remembers what it
@@ -145,7 +143,7 @@ impl Charm<'_> {
             return Ok(PostgresTls::Off);
         }
         PostgresTls::of(&database.uri, database.ca_pem.as_deref())
-            .or_else(|why| blocked(format!("invalid config: database-uri: {why}")))
+            .or_else(|why| blocked(invalid("database-uri", why)))
     }
 
     /// A file of the charm's own (code parse-server loads), written when it differs.
@@ -186,8 +184,8 @@ impl Charm<'_> {
             Ok(s) => return Ok(s),
             Err(why) => why,
         };
-        if why.starts_with("memory-limit") {
-            return blocked(format!("invalid config: {why}"));
+        if let Some(why) = why.strip_prefix("memory-limit: ") {
+            return blocked(invalid("memory-limit", why));
         }
         let whole_machine = Requested {
             memory_limit_mib: Some(machine.memory_mib),
@@ -208,17 +206,16 @@ impl Charm<'_> {
         .collect();
         let mib = machine.memory_mib;
         match (set.is_empty(), raising_helps) {
-            (true, true) => blocked(format!(
-                "invalid config: memory-limit: {why}: raise it (up to the machine's {mib} MiB)"
+            (true, true) => blocked(invalid(
+                "memory-limit",
+                format!("{why}: raise it (up to the machine's {mib} MiB)"),
             )),
-            (true, false) => blocked(format!(
-                "this machine's {mib} MiB cannot hold one parse-server worker: {why}"
+            (true, false) => blocked(Blocked::MachineTooSmall { mib, why }),
+            (false, true) if !set.contains(&"memory-limit") => blocked(invalid(
+                set.join(", "),
+                format!("{why}; or raise memory-limit (up to {mib} MiB)"),
             )),
-            (false, true) if !set.contains(&"memory-limit") => blocked(format!(
-                "invalid config: {}: {why}; or raise memory-limit (up to {mib} MiB)",
-                set.join(", ")
-            )),
-            (false, _) => blocked(format!("invalid config: {}: {why}", set.join(", "))),
+            (false, _) => blocked(invalid(set.join(", "), why)),
         }
     }
 
@@ -226,7 +223,11 @@ impl Charm<'_> {
     /// touched: whatever serves keeps serving).
     pub(super) fn validated_config(&self) -> Step<CharmConfig> {
         let raw = self.tools.config_get()?;
-        CharmConfig::from_raw(&raw).or_else(|errors| blocked(config::errors_message(&errors)))
+        CharmConfig::from_raw(&raw).or_else(|errors| {
+            blocked(Blocked::InvalidConfig(
+                errors.into_iter().map(Invalid::from).collect(),
+            ))
+        })
     }
 
     /// The service's account, created if missing; an existing one that would share the
@@ -234,7 +235,7 @@ impl Charm<'_> {
     fn ensure_service_account(&self) -> Step<Account> {
         let account = match user::ensure_service_account(&self.paths)? {
             Ok(a) => a,
-            Err(why) => return blocked(why),
+            Err(why) => return blocked(Blocked::Account(why)),
         };
         let state_dir = self.paths.state_dir();
         if !state_dir.is_dir() {
@@ -260,7 +261,10 @@ impl Charm<'_> {
             Some(n) => n,
             None => self.install_node(config)?,
         };
-        self.maintenance(&format!("installing parse-server {version}"))?;
+        self.maintenance(Maintenance::Installing {
+            what: "parse-server".into(),
+            version: version.to_owned(),
+        })?;
         let lock_dir = self.ctx.charm_dir.join("npm").join(version);
         let lock_dir = lock_dir
             .join("package-lock.json")
@@ -278,8 +282,9 @@ impl Charm<'_> {
                 self.log(&format!("installed parse-server {version}"));
                 Ok(())
             }
-            Err(InstallError::NotFound(why)) => blocked(format!(
-                "invalid config: parse-server-version: {version} is not on the npm registry ({why})"
+            Err(InstallError::NotFound(why)) => blocked(invalid(
+                "parse-server-version",
+                format!("{version} is not on the npm registry ({why})"),
             )),
             Err(e) => install_failed("parse-server", e),
         }
@@ -296,7 +301,10 @@ impl Charm<'_> {
 
     /// Downloads and unpacks the pinned Node.js from `node-mirror`.
     fn install_node(&self, config: &CharmConfig) -> Step<PathBuf> {
-        self.maintenance(&format!("installing Node.js {}", node::PINNED_NODE))?;
+        self.maintenance(Maintenance::Installing {
+            what: "Node.js".into(),
+            version: node::PINNED_NODE.into(),
+        })?;
         match node::install_pinned(
             &config.node_mirror,
             &self.paths.node_dir(),
@@ -305,7 +313,7 @@ impl Charm<'_> {
         ) {
             Ok(p) => Ok(p),
             Err(e @ (InstallError::NotFound(_) | InstallError::Integrity(_))) => {
-                blocked(format!("invalid config: node-mirror: {e}"))
+                blocked(invalid("node-mirror", e.to_string()))
             }
             Err(e) => install_failed("Node.js", e),
         }
@@ -330,10 +338,12 @@ impl Charm<'_> {
                 return Ok(p);
             }
         }
-        blocked(format!(
-            "invalid config: parse-server-version: {version} needs Node {range}, which the \
-             charm's Node {} does not satisfy",
-            node::PINNED_NODE
+        blocked(invalid(
+            "parse-server-version",
+            format!(
+                "{version} needs Node {range}, which the charm's Node {} does not satisfy",
+                node::PINNED_NODE
+            ),
         ))
     }
 
@@ -344,7 +354,7 @@ impl Charm<'_> {
         };
         config
             .check_options_known(&known)
-            .or_else(|e| blocked(config::errors_message(&[e])))
+            .or_else(|e| blocked(Blocked::InvalidConfig(vec![e.into()])))
     }
 
     /// A port another process holds is refused by name (the service keeps its own).
@@ -352,8 +362,9 @@ impl Charm<'_> {
         if serving.holds(port) || !self.probes.port_in_use(port) {
             return Ok(());
         }
-        blocked(format!(
-            "invalid config: port: {port} is in use by another process"
+        blocked(invalid(
+            "port",
+            format!("{port} is in use by another process"),
         ))
     }
 
@@ -402,11 +413,17 @@ impl Charm<'_> {
 /// fault the hook reports as an error.
 fn install_failed<T>(what: &str, e: InstallError) -> Step<T> {
     match e {
-        InstallError::Download(why) => waiting(format!(
-            "installing {what}: download failed: {why} (retrying at the next hook)"
-        )),
+        InstallError::Download(why) => waiting(Waiting::Download {
+            what: what.into(),
+            why,
+        }),
         other => Err(Stop::Bug(
             anyhow::Error::new(other).context(format!("installing {what}")),
         )),
     }
+}
+
+/// `blocked` naming one option (or several, joined) and why its value cannot work.
+fn invalid(option: impl Into<String>, reason: impl Into<String>) -> Blocked {
+    Blocked::InvalidConfig(vec![Invalid::new(option, reason)])
 }

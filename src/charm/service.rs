@@ -3,7 +3,8 @@
 //! so a hook killed at any instruction leaves the next hook enough to finish or roll back.
 
 use super::peers::{Peers, Turn};
-use super::{blocked, Charm, Step};
+use super::status::{Blocked, Maintenance, Minutes, Waiting};
+use super::{blocked, waiting, Charm, Step};
 use crate::workload::install;
 use crate::workload::render::Rendered;
 use crate::workload::service_files;
@@ -76,27 +77,22 @@ impl Charm<'_> {
             let mut healthy = serving.healthy;
             if let Some(good) = &good {
                 if rollout.is_some() || current.as_ref() != Some(good) {
-                    self.maintenance("restoring the last good configuration")?;
+                    self.maintenance(Maintenance::RestoringLastGood)?;
                     self.apply(good, account)?;
                     healthy = self.restart_until_healthy(good).is_ok();
                     service_files::end_rollout(&self.paths)?;
                 }
             }
             if healthy {
-                return blocked(
-                    "the configuration did not start before (see juju debug-log); serving \
-                     the previous one: change the config to retry",
-                );
+                return blocked(Blocked::StillServingPrevious);
             }
             if now < failed.retry_at() {
                 if good.is_none() {
                     self.stop_service()?;
                 }
-                return blocked(format!(
-                    "the configuration did not start and nothing serves (see juju debug-log); \
-                     next try in {}",
-                    minutes(failed.retry_at() - now)
-                ));
+                return blocked(Blocked::NothingServes {
+                    next_try: Minutes::of_seconds(failed.retry_at() - now),
+                });
             }
             self.log("nothing serves: trying the configuration that did not start again");
         }
@@ -107,7 +103,7 @@ impl Charm<'_> {
                 // Running but not (yet) answering: asked once more, it may just have started.
                 if let Some((port, mount)) = desired.endpoint() {
                     if let Err(why) = self.probes.health(port, &mount) {
-                        return super::waiting(format!("parse-server is not healthy: {why}"));
+                        return waiting(Waiting::Unhealthy(why));
                     }
                 }
             }
@@ -121,12 +117,12 @@ impl Charm<'_> {
         // Among units that serve, one restarts at a time (waiting here keeps the old process
         // serving until this unit's turn).
         if let Turn::Wait(why) = peers.may_restart(&digest, serving.healthy, now)? {
-            return super::waiting(why);
+            return waiting(why);
         }
         self.maintenance(if serving.running {
-            "restarting parse-server"
+            Maintenance::Restarting
         } else {
-            "starting parse-server"
+            Maintenance::Starting
         })?;
         service_files::begin_rollout(&self.paths, &digest)?;
         self.checkpoint("rollout-recorded");
@@ -217,32 +213,36 @@ impl Charm<'_> {
         let now = self.probes.now();
         service_files::record_failed(&self.paths, &failed.digest(), now)?;
         self.checkpoint("failure-recorded");
-        let next_try = service_files::failed(&self.paths)
-            .map(|f| minutes(f.retry_at().saturating_sub(now)))
-            .unwrap_or_default();
+        let next_try = Minutes::of_seconds(
+            service_files::failed(&self.paths)
+                .map(|f| f.retry_at().saturating_sub(now))
+                .unwrap_or_default(),
+        );
         let Some(good) = good else {
             self.stop_service()?;
             service_files::end_rollout(&self.paths)?;
-            return blocked(format!(
-                "parse-server did not start: {why}; nothing serves, next try in {next_try} \
-                 (see juju debug-log)"
-            ));
+            return blocked(Blocked::FirstStartFailed {
+                why: why.to_owned(),
+                next_try,
+            });
         };
         self.log(&format!(
             "the new configuration did not start ({why}); restoring the previous one"
         ));
         self.apply(&good, account)?;
         self.checkpoint("previous-files-written");
-        let serving = match self.restart_until_healthy(&good) {
-            Ok(()) => "serving the previous one".to_owned(),
-            Err(again) => format!(
-                "nor did the previous one ({again}); nothing serves, next try in {next_try}"
-            ),
+        let reported = match self.restart_until_healthy(&good) {
+            Ok(()) => Blocked::RolledBack {
+                why: why.to_owned(),
+            },
+            Err(again) => Blocked::RollbackFailed {
+                why: why.to_owned(),
+                again,
+                next_try,
+            },
         };
         service_files::end_rollout(&self.paths)?;
-        blocked(format!(
-            "the new configuration did not start ({why}); {serving} (see juju debug-log)"
-        ))
+        blocked(reported)
     }
 
     /// Stops the service if it runs.
@@ -253,9 +253,4 @@ impl Charm<'_> {
         }
         Ok(())
     }
-}
-
-/// `N min` (at least 1) for a message.
-fn minutes(seconds: u64) -> String {
-    format!("{} min", seconds.div_ceil(60).max(1))
 }

@@ -67,13 +67,6 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// The message for invalid options: every option named, the first reason in full. The
-/// status layer bounds the message's length.
-pub fn errors_message(errors: &[ConfigError]) -> String {
-    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!("invalid config: {}", parts.join("; "))
-}
-
 /// Reads options by name from `config-get` output (defaults from config.yaml), recording
 /// every problem found.
 struct Reader<'a> {

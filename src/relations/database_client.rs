@@ -28,7 +28,7 @@ pub fn request(database: &str) -> Databag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Not everything has arrived yet (normal while the provider creates the user).
-    Incomplete(String),
+    Incomplete(super::Missing),
     /// The provider's data cannot be used (the provider's to fix).
     Unusable(String),
     /// The provider serves another database than the one this application asks for (after

@@ -17,8 +17,10 @@ pub struct MongoEndpoint {
 /// What an existing relation offers right now (no relation at all is the caller's case).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MongoRelation {
-    /// Related, but no unit has published a usable address yet.
-    Incomplete(String),
+    /// Related, but no unit has published an address yet.
+    Incomplete(super::Missing),
+    /// Units published only unusable data: the first unit's, and why.
+    Unusable(String),
     /// At least one usable unit; `rejected` lists units whose data was unusable, and why.
     Ready {
         endpoints: Vec<MongoEndpoint>,
@@ -82,12 +84,11 @@ pub fn relation_state(units: &[(String, Databag)]) -> MongoRelation {
         }
     }
     if endpoints.is_empty() {
-        let why = match (units.is_empty(), rejected.first()) {
-            (true, _) => "waiting for a mongodb unit to join".to_owned(),
-            (false, Some(r)) => format!("unusable mongodb relation data ({r})"),
-            (false, None) => "waiting for mongodb to publish its address".to_owned(),
+        return match (units.is_empty(), rejected.first()) {
+            (true, _) => MongoRelation::Incomplete(super::Missing::Unit),
+            (false, Some(r)) => MongoRelation::Unusable(r.clone()),
+            (false, None) => MongoRelation::Incomplete(super::Missing::Address),
         };
-        return MongoRelation::Incomplete(why);
     }
     MongoRelation::Ready {
         endpoints,
@@ -198,7 +199,7 @@ mod tests {
     fn relation_state_combines_units() {
         assert_eq!(
             relation_state(&[]),
-            MongoRelation::Incomplete("waiting for a mongodb unit to join".into())
+            MongoRelation::Incomplete(crate::relations::Missing::Unit)
         );
         let joined_only = vec![(
             "mongodb/0".to_string(),
@@ -238,7 +239,7 @@ mod tests {
             bag(&[("hostname", "x"), ("port", "-1")]),
         )];
         match relation_state(&only_bad) {
-            MongoRelation::Incomplete(why) => assert!(why.contains("unusable"), "{why}"),
+            MongoRelation::Unusable(why) => assert!(why.starts_with("mongodb/1: "), "{why}"),
             other => panic!("{other:?}"),
         }
     }

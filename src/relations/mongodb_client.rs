@@ -3,6 +3,7 @@
 //! which knows where the CA file lives).
 
 use super::database_client::{other_database, Answer, ProviderData};
+use super::Missing;
 use crate::uri::{DbKind, DbUri, Host};
 
 /// The port Charmed MongoDB listens on (its `endpoints` carry no ports).
@@ -41,12 +42,8 @@ pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
             }
             uri
         }
-        (None, None, _, _) | (None, _, None, _) => {
-            return Answer::Incomplete("waiting for mongodb to share the credentials".into())
-        }
-        (None, _, _, None) => {
-            return Answer::Incomplete("waiting for mongodb to share its endpoints".into())
-        }
+        (None, None, _, _) | (None, _, None, _) => return Answer::Incomplete(Missing::Credentials),
+        (None, _, _, None) => return Answer::Incomplete(Missing::Endpoints),
     };
     if let Some(other) = other_database(p, Some(&uri), requested_db) {
         return other;

@@ -5,6 +5,7 @@
 //! provider; TLS is added by the renderer in the form parse-server reads.
 
 use super::database_client::{other_database, Answer, ProviderData};
+use super::Missing;
 use crate::uri::{DbKind, DbUri, Host};
 
 pub const POSTGRESQL_PORT: u16 = 5432;
@@ -30,12 +31,8 @@ pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
             };
             (hosts[0].clone(), Some(user.clone()), Some(password.clone()))
         }
-        (None, None, _, _) | (None, _, None, _) => {
-            return Answer::Incomplete("waiting for postgresql to share the credentials".into())
-        }
-        (None, _, _, None) => {
-            return Answer::Incomplete("waiting for postgresql to share its endpoints".into())
-        }
+        (None, None, _, _) | (None, _, None, _) => return Answer::Incomplete(Missing::Credentials),
+        (None, _, _, None) => return Answer::Incomplete(Missing::Endpoints),
     };
     if let Some(other) = other_database(p, None, requested_db) {
         return other;

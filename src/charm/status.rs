@@ -1,0 +1,686 @@
+//! Every status a unit of this charm can show, and why: the one list of them. Each reason
+//! is a variant, rendered into its message here and nowhere else; README.md's list is
+//! rendered from [`catalogue`] (a test fails when the two differ).
+//!
+//! Parts that come from elsewhere (a configuration error's reason, the database driver's
+//! answer, a provider's unusable field) are carried as text and shown as `<reason>` in the
+//! catalogue; they are made one short line by `Status::new`.
+
+use std::fmt;
+
+use crate::juju::Status;
+use crate::relations::Missing;
+
+/// Something the operator must fix; the service keeps what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    NoDatabase,
+    /// Two database sources at once (`database-uri` or `the <endpoint> relation`).
+    TwoDatabases {
+        first: String,
+        second: String,
+    },
+    /// Options that cannot work, each with its reason.
+    InvalidConfig(Vec<Invalid>),
+    /// Not even one worker fits the machine's memory (no option set that could help).
+    MachineTooSmall {
+        mib: u64,
+        why: String,
+    },
+    /// The service's account exists but is not the service's alone.
+    Account(String),
+    /// The provider serves another database than `database-name` asks for.
+    OtherDatabase {
+        endpoint: String,
+        served: String,
+        wanted: String,
+    },
+    /// A new configuration did not start; the previous one serves again.
+    RolledBack {
+        why: String,
+    },
+    /// Neither the new configuration nor the previous one started.
+    RollbackFailed {
+        why: String,
+        again: String,
+        next_try: Minutes,
+    },
+    /// The first configuration did not start; nothing serves.
+    FirstStartFailed {
+        why: String,
+        next_try: Minutes,
+    },
+    /// A configuration that did not start before is not retried while the previous serves.
+    StillServingPrevious,
+    /// A configuration that did not start before waits for its back-off while nothing serves.
+    NothingServes {
+        next_try: Minutes,
+    },
+}
+
+/// An option and why its value cannot work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub option: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(option: impl Into<String>, reason: impl Into<String>) -> Invalid {
+        Invalid {
+            option: option.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for Invalid {
+    fn from(e: crate::config::ConfigError) -> Invalid {
+        Invalid::new(e.option, e.reason)
+    }
+}
+
+/// Something outside the charm that will change by itself (or at the next hook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// A non-leader waits for the leader's secret.
+    MasterKey,
+    /// A non-leader never starts before the leader's first start.
+    LeaderFirstStart,
+    /// Among serving units one restarts at a time; `holder`: who has the turn, if any.
+    RestartTurn { holder: Option<String> },
+    /// A database provider has not joined the relation yet.
+    ProviderJoin { kind: String, endpoint: String },
+    /// A database provider has joined but not yet shared `what`.
+    ProviderShare { kind: String, what: Missing },
+    /// The provider's data cannot be used as it is (the provider's to fix).
+    ProviderData { endpoint: String, why: String },
+    /// A secret the provider names cannot be read (yet).
+    ProviderSecret {
+        endpoint: String,
+        why: SecretProblem,
+    },
+    /// The database does not answer.
+    DatabaseUnreachable(String),
+    /// The database refuses what a relation gave (the provider's to fix).
+    DatabaseRefused { source: String, why: String },
+    /// A download from the registry or the Node mirror failed.
+    Download { what: String, why: String },
+    /// The service runs but its health check does not answer `ok`.
+    Unhealthy(String),
+}
+
+/// Why a provider's secret cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretProblem {
+    Missing,
+    Unreadable(String),
+}
+
+/// A long step, shown while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maintenance {
+    Installing { what: String, version: String },
+    Starting,
+    Restarting,
+    RestoringLastGood,
+    Stopped,
+}
+
+/// `active`: what serves, on which port and path, with how many workers, how much memory,
+/// which release, and what PostGIS would need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    pub port: u16,
+    pub mount_path: String,
+    pub workers: u32,
+    /// The service's PSS, when it could be read.
+    pub memory_mib: Option<u64>,
+    pub version: String,
+    /// What would turn PostGIS on, when the database lacks it.
+    pub postgis_hint: Option<String>,
+}
+
+/// `N min` (at least 1), for a back-off in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minutes(pub u64);
+
+impl Minutes {
+    pub fn of_seconds(seconds: u64) -> Minutes {
+        Minutes(seconds.div_ceil(60).max(1))
+    }
+}
+
+impl fmt::Display for Minutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} min", self.0)
+    }
+}
+
+const SEE_LOG: &str = "(see juju debug-log)";
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocked::NoDatabase => {
+                f.write_str("add a relation to mongodb or postgresql (or set database-uri)")
+            }
+            Blocked::TwoDatabases { first, second } => write!(
+                f,
+                "two databases: {first} and {second}; remove one (the service keeps its \
+                 current one)"
+            ),
+            Blocked::InvalidConfig(errors) => {
+                f.write_str("invalid config: ")?;
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{}: {}", e.option, e.reason)?;
+                }
+                Ok(())
+            }
+            Blocked::MachineTooSmall { mib, why } => write!(
+                f,
+                "this machine's {mib} MiB cannot hold one parse-server worker: {why}"
+            ),
+            Blocked::Account(why) => f.write_str(why),
+            Blocked::OtherDatabase {
+                endpoint,
+                served,
+                wanted,
+            } => write!(
+                f,
+                "database-name: the {endpoint} relation serves database {served}, not \
+                 {wanted}: remove and re-add the relation (or set database-name back)"
+            ),
+            Blocked::RolledBack { why } => write!(
+                f,
+                "the new configuration did not start ({why}); serving the previous one \
+                 {SEE_LOG}"
+            ),
+            Blocked::RollbackFailed {
+                why,
+                again,
+                next_try,
+            } => write!(
+                f,
+                "the new configuration did not start ({why}); nor did the previous one \
+                 ({again}); nothing serves, next try in {next_try} {SEE_LOG}"
+            ),
+            Blocked::FirstStartFailed { why, next_try } => write!(
+                f,
+                "parse-server did not start: {why}; nothing serves, next try in {next_try} \
+                 {SEE_LOG}"
+            ),
+            Blocked::StillServingPrevious => write!(
+                f,
+                "the configuration did not start before {SEE_LOG}; serving the previous \
+                 one: change the config to retry"
+            ),
+            Blocked::NothingServes { next_try } => write!(
+                f,
+                "the configuration did not start and nothing serves {SEE_LOG}; next try \
+                 in {next_try}"
+            ),
+        }
+    }
+}
+
+/// What a provider has still to give, as a message's object.
+fn missing(what: Missing) -> &'static str {
+    match what {
+        Missing::Credentials => "the credentials",
+        Missing::Endpoints => "its endpoints",
+        Missing::TlsCa => "its TLS CA",
+        Missing::Unit => "a unit",
+        Missing::Address => "its address",
+    }
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waiting::MasterKey => f.write_str("waiting for the leader to generate the master key"),
+            Waiting::LeaderFirstStart => f.write_str("waiting for the leader's first start"),
+            Waiting::RestartTurn { holder } => write!(
+                f,
+                "restart queued: one unit at a time (now: {})",
+                holder.as_deref().unwrap_or("the leader's grant")
+            ),
+            Waiting::ProviderJoin { kind, endpoint } => {
+                write!(f, "waiting for {kind} to join the {endpoint} relation")
+            }
+            Waiting::ProviderShare {
+                kind,
+                what: Missing::Unit,
+            } => write!(f, "waiting for a {kind} unit to join"),
+            Waiting::ProviderShare { kind, what } => {
+                let verb = if *what == Missing::Address {
+                    "publish"
+                } else {
+                    "share"
+                };
+                write!(f, "waiting for {kind} to {verb} {}", missing(*what))
+            }
+            Waiting::ProviderData { endpoint, why } => write!(f, "{endpoint} relation: {why}"),
+            Waiting::ProviderSecret { endpoint, why } => match why {
+                SecretProblem::Missing => {
+                    write!(f, "{endpoint} relation: its secret does not exist (yet)")
+                }
+                SecretProblem::Unreadable(detail) => {
+                    write!(f, "{endpoint} relation: cannot read its secret ({detail})")
+                }
+            },
+            Waiting::DatabaseUnreachable(why) => f.write_str(why),
+            Waiting::DatabaseRefused { source, why } => write!(f, "{source}: {why}"),
+            Waiting::Download { what, why } => write!(
+                f,
+                "installing {what}: download failed: {why} (retrying at the next hook)"
+            ),
+            Waiting::Unhealthy(why) => write!(f, "parse-server is not healthy: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for Maintenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Maintenance::Installing { what, version } => write!(f, "installing {what} {version}"),
+            Maintenance::Starting => f.write_str("starting parse-server"),
+            Maintenance::Restarting => f.write_str("restarting parse-server"),
+            Maintenance::RestoringLastGood => f.write_str("restoring the last good configuration"),
+            Maintenance::Stopped => f.write_str("parse-server stopped"),
+        }
+    }
+}
+
+impl fmt::Display for Serving {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "serving on port {} at {}, {} worker{}",
+            self.port,
+            self.mount_path,
+            self.workers,
+            if self.workers == 1 { "" } else { "s" }
+        )?;
+        if let Some(mib) = self.memory_mib {
+            write!(f, ", {mib} MiB")?;
+        }
+        write!(f, ", parse-server {}", self.version)?;
+        if let Some(hint) = &self.postgis_hint {
+            write!(f, "; geo queries need {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Blocked> for Status {
+    fn from(b: Blocked) -> Status {
+        Status::blocked(b.to_string())
+    }
+}
+
+impl From<Waiting> for Status {
+    fn from(w: Waiting) -> Status {
+        Status::waiting(w.to_string())
+    }
+}
+
+impl From<Maintenance> for Status {
+    fn from(m: Maintenance) -> Status {
+        Status::maintenance(m.to_string())
+    }
+}
+
+impl From<Serving> for Status {
+    fn from(s: Serving) -> Status {
+        Status::active(s.to_string())
+    }
+}
+
+/// One entry of the catalogue: the status as rendered from placeholder parts, and when a
+/// unit shows it.
+pub struct Entry {
+    pub status: Status,
+    pub when: &'static str,
+}
+
+fn part(name: &str) -> String {
+    format!("<{name}>")
+}
+
+impl Blocked {
+    /// When a unit shows it (every variant must say: the match is exhaustive).
+    pub fn when(&self) -> &'static str {
+        match self {
+            Blocked::NoDatabase => "no database relation and no `database-uri`",
+            Blocked::TwoDatabases { .. } => "two database sources at once; the service keeps the one it serves",
+            Blocked::InvalidConfig(_) => "a `juju config` value that cannot work (every invalid option is named); the service keeps serving its last good configuration. Also the arithmetic when the set `workers`, `node-max-old-space-size` or `memory-limit` cannot fit the machine",
+            Blocked::MachineTooSmall { .. } => "the machine's memory cannot hold one worker with nothing set that could help",
+            Blocked::Account(_) => "an existing `parse-server` account with another primary group, or a group with other members (the service's secrets would be shared)",
+            Blocked::OtherDatabase { .. } => "`database-name` changed on a live relation: providers answer a request once, so remove and re-add the relation, or set the name back; the service keeps its database",
+            Blocked::RolledBack { .. } => "a new configuration did not become healthy; the previous one was restored and serves",
+            Blocked::RollbackFailed { .. } => "neither the new nor the previous configuration started; retried with a back-off (1 to 30 min)",
+            Blocked::FirstStartFailed { .. } => "the first configuration did not start; retried with a back-off",
+            Blocked::StillServingPrevious => "a later hook, while the configuration that did not start is still the one asked for",
+            Blocked::NothingServes { .. } => "a later hook, while nothing serves and the back-off runs",
+        }
+    }
+
+    fn examples() -> Vec<Blocked> {
+        vec![
+            Blocked::NoDatabase,
+            Blocked::TwoDatabases {
+                first: part("source"),
+                second: part("source"),
+            },
+            Blocked::InvalidConfig(vec![Invalid::new(part("option"), part("reason"))]),
+            Blocked::MachineTooSmall {
+                mib: 1024,
+                why: part("arithmetic"),
+            },
+            Blocked::Account(part("what to fix in the parse-server account or group")),
+            Blocked::OtherDatabase {
+                endpoint: part("endpoint"),
+                served: part("served"),
+                wanted: part("database-name"),
+            },
+            Blocked::RolledBack { why: part("why") },
+            Blocked::RollbackFailed {
+                why: part("why"),
+                again: part("why"),
+                next_try: Minutes(5),
+            },
+            Blocked::FirstStartFailed {
+                why: part("why"),
+                next_try: Minutes(5),
+            },
+            Blocked::StillServingPrevious,
+            Blocked::NothingServes {
+                next_try: Minutes(5),
+            },
+        ]
+    }
+}
+
+impl Waiting {
+    /// When a unit shows it (every variant must say: the match is exhaustive).
+    pub fn when(&self) -> &'static str {
+        match self {
+            Waiting::MasterKey => "a non-leader before the leader generated the application's master key",
+            Waiting::LeaderFirstStart => "a non-leader before the leader's service first served",
+            Waiting::RestartTurn { .. } => "a serving unit that must restart waits for its turn (one unit at a time; the grant is a lease of 240 s)",
+            Waiting::ProviderJoin { .. } => "the database relation exists but no provider unit has joined",
+            Waiting::ProviderShare { .. } => "the provider has not yet shared the credentials, its endpoints or its TLS CA (legacy `mongodb`: a unit, its address)",
+            Waiting::ProviderData { .. } => "the provider's data cannot be used: an unparsable field, a system database, options in its `database` field, a TLS CA that is not PEM",
+            Waiting::ProviderSecret { .. } => "the secret the provider names does not exist yet or cannot be read",
+            Waiting::DatabaseUnreachable(_) => "the database does not answer (it is checked before anything is started or restarted; a running service is left alone)",
+            Waiting::DatabaseRefused { .. } => "the database refuses what a relation gave (a `database-uri` the database refuses is `blocked` as invalid config)",
+            Waiting::Download { .. } => "a download from the npm registry or `node-mirror` failed; retried at the next hook",
+            Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
+        }
+    }
+
+    fn examples() -> Vec<Waiting> {
+        vec![
+            Waiting::MasterKey,
+            Waiting::LeaderFirstStart,
+            Waiting::RestartTurn {
+                holder: Some(part("unit")),
+            },
+            Waiting::ProviderJoin {
+                kind: part("mongodb|postgresql"),
+                endpoint: part("endpoint"),
+            },
+            Waiting::ProviderShare {
+                kind: part("mongodb|postgresql"),
+                what: Missing::Credentials,
+            },
+            Waiting::ProviderData {
+                endpoint: part("endpoint"),
+                why: part("reason"),
+            },
+            Waiting::ProviderSecret {
+                endpoint: part("endpoint"),
+                why: SecretProblem::Missing,
+            },
+            Waiting::DatabaseUnreachable(format!(
+                "database at {} does not answer: {}",
+                part("hosts"),
+                part("reason")
+            )),
+            Waiting::DatabaseRefused {
+                source: part("relation"),
+                why: format!("database at {} refused: {}", part("hosts"), part("reason")),
+            },
+            Waiting::Download {
+                what: part("parse-server|Node.js"),
+                why: part("reason"),
+            },
+            Waiting::Unhealthy(part("reason")),
+        ]
+    }
+}
+
+impl Maintenance {
+    /// When a unit shows it (every variant must say: the match is exhaustive).
+    pub fn when(&self) -> &'static str {
+        match self {
+            Maintenance::Installing { .. } => "while installing a parse-server release or Node.js",
+            Maintenance::Starting => "while starting the service and waiting for its health check",
+            Maintenance::Restarting => "while restarting the service into a new configuration",
+            Maintenance::RestoringLastGood => {
+                "while putting back the configuration that served last"
+            }
+            Maintenance::Stopped => "after `stop`: the service is stopped and disabled",
+        }
+    }
+
+    fn examples() -> Vec<Maintenance> {
+        vec![
+            Maintenance::Installing {
+                what: part("parse-server|Node.js"),
+                version: part("version"),
+            },
+            Maintenance::Starting,
+            Maintenance::Restarting,
+            Maintenance::RestoringLastGood,
+            Maintenance::Stopped,
+        ]
+    }
+}
+
+/// Every status the charm sets, from placeholder parts, with when a unit shows it.
+pub fn catalogue() -> Vec<Entry> {
+    let serving = Serving {
+        port: 1337,
+        mount_path: "/parse".into(),
+        workers: 2,
+        memory_mib: Some(318),
+        version: "9.10.0".into(),
+        postgis_hint: None,
+    };
+    let without_postgis = Serving {
+        postgis_hint: Some("`juju config postgresql plugin-postgis-enable=true`".into()),
+        ..serving.clone()
+    };
+    let mut out = Vec::new();
+    for m in Maintenance::examples() {
+        out.push(Entry {
+            when: m.when(),
+            status: m.into(),
+        });
+    }
+    for b in Blocked::examples() {
+        out.push(Entry {
+            when: b.when(),
+            status: b.into(),
+        });
+    }
+    for w in Waiting::examples() {
+        out.push(Entry {
+            when: w.when(),
+            status: w.into(),
+        });
+    }
+    out.push(Entry {
+        status: serving.into(),
+        when: "once `<mount-path>/health` answers `ok`: port, path, workers, the service's memory (its PSS, read from `/proc` at every hook) and the release that serves",
+    });
+    out.push(Entry {
+        status: without_postgis.into(),
+        when: "the same on PostgreSQL without PostGIS, naming the provider's `juju config` (a `database-uri` database: the postgis extension)",
+    });
+    out
+}
+
+/// The catalogue as README.md lists it (between its `statuses` markers).
+pub fn readme_list() -> String {
+    catalogue()
+        .iter()
+        .map(|e| {
+            let status = format!("{}: {}", e.status.kind.as_str(), e.status.message);
+            // Markdown code: a message that holds a backtick is fenced by two.
+            let code = if status.contains('`') {
+                format!("`` {status} ``")
+            } else {
+                format!("`{status}`")
+            };
+            format!("- {code}: {}.\n", e.when)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// A variant's position, by an exhaustive match: adding a variant fails to compile until
+    /// it is numbered here, and the test below fails until the catalogue shows it.
+    fn blocked_ordinal(b: &Blocked) -> usize {
+        match b {
+            Blocked::NoDatabase => 0,
+            Blocked::TwoDatabases { .. } => 1,
+            Blocked::InvalidConfig(_) => 2,
+            Blocked::MachineTooSmall { .. } => 3,
+            Blocked::Account(_) => 4,
+            Blocked::OtherDatabase { .. } => 5,
+            Blocked::RolledBack { .. } => 6,
+            Blocked::RollbackFailed { .. } => 7,
+            Blocked::FirstStartFailed { .. } => 8,
+            Blocked::StillServingPrevious => 9,
+            Blocked::NothingServes { .. } => 10,
+        }
+    }
+
+    fn waiting_ordinal(w: &Waiting) -> usize {
+        match w {
+            Waiting::MasterKey => 0,
+            Waiting::LeaderFirstStart => 1,
+            Waiting::RestartTurn { .. } => 2,
+            Waiting::ProviderJoin { .. } => 3,
+            Waiting::ProviderShare { .. } => 4,
+            Waiting::ProviderData { .. } => 5,
+            Waiting::ProviderSecret { .. } => 6,
+            Waiting::DatabaseUnreachable(_) => 7,
+            Waiting::DatabaseRefused { .. } => 8,
+            Waiting::Download { .. } => 9,
+            Waiting::Unhealthy(_) => 10,
+        }
+    }
+
+    fn maintenance_ordinal(m: &Maintenance) -> usize {
+        match m {
+            Maintenance::Installing { .. } => 0,
+            Maintenance::Starting => 1,
+            Maintenance::Restarting => 2,
+            Maintenance::RestoringLastGood => 3,
+            Maintenance::Stopped => 4,
+        }
+    }
+
+    #[test]
+    fn the_catalogue_shows_every_variant_once() {
+        let b: Vec<usize> = Blocked::examples().iter().map(blocked_ordinal).collect();
+        let w: Vec<usize> = Waiting::examples().iter().map(waiting_ordinal).collect();
+        let m: Vec<usize> = Maintenance::examples()
+            .iter()
+            .map(maintenance_ordinal)
+            .collect();
+        assert_eq!(b, (0..11).collect::<Vec<_>>());
+        assert_eq!(w, (0..11).collect::<Vec<_>>());
+        assert_eq!(m, (0..5).collect::<Vec<_>>());
+        let messages: BTreeSet<_> = catalogue()
+            .into_iter()
+            .map(|e| (e.status.kind.as_str(), e.status.message))
+            .collect();
+        assert_eq!(messages.len(), catalogue().len(), "two entries read alike");
+    }
+
+    #[test]
+    fn readme_lists_the_catalogue() {
+        let readme = include_str!("../../README.md");
+        let begin =
+            "<!-- statuses: rendered from src/charm/status.rs; `cargo test` checks it -->\n";
+        let end = "<!-- end of statuses -->";
+        let start = readme
+            .find(begin)
+            .expect("README.md has the statuses marker")
+            + begin.len();
+        let stop = start
+            + readme[start..]
+                .find(end)
+                .expect("README.md ends the statuses list");
+        let listed = &readme[start..stop];
+        let want = readme_list();
+        assert!(
+            listed == want,
+            "README.md's status list differs from the catalogue; replace it with:\n{want}"
+        );
+    }
+
+    #[test]
+    fn messages_read_as_before() {
+        assert_eq!(
+            Status::from(Blocked::InvalidConfig(vec![
+                Invalid::new("port", "0 is not a port"),
+                Invalid::new("workers", "must be 1..64"),
+            ]))
+            .message,
+            "invalid config: port: 0 is not a port; workers: must be 1..64"
+        );
+        assert_eq!(
+            Waiting::ProviderShare {
+                kind: "mongodb".into(),
+                what: Missing::Unit
+            }
+            .to_string(),
+            "waiting for a mongodb unit to join"
+        );
+        assert_eq!(
+            Waiting::ProviderShare {
+                kind: "mongodb".into(),
+                what: Missing::Address
+            }
+            .to_string(),
+            "waiting for mongodb to publish its address"
+        );
+        assert_eq!(Minutes::of_seconds(61).to_string(), "2 min");
+        assert_eq!(Minutes::of_seconds(0).to_string(), "1 min");
+        let s = Serving {
+            port: 1337,
+            mount_path: "/parse".into(),
+            workers: 1,
+            memory_mib: None,
+            version: "9.10.0".into(),
+            postgis_hint: None,
+        };
+        assert_eq!(
+            s.to_string(),
+            "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0"
+        );
+    }
+}
