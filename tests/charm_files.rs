@@ -74,21 +74,34 @@ fn metadata_declares_the_endpoints_the_code_uses() {
     for key in ["summary", "description"] {
         assert!(meta[key].as_str().is_some(), "metadata.yaml lacks {key}");
     }
+    use parse_server_charm::charm::endpoints::ENDPOINTS;
     use parse_server_charm::charm::*;
-    for (role, endpoint, interface) in [
-        ("requires", MONGODB_LEGACY_ENDPOINT, "mongodb"),
-        ("requires", MONGODB_CLIENT_ENDPOINT, "mongodb_client"),
-        ("requires", POSTGRESQL_CLIENT_ENDPOINT, "postgresql_client"),
-        ("requires", HAPROXY_ROUTE_ENDPOINT, "haproxy-route"),
-        ("provides", WEBSITE_ENDPOINT, "http"),
-        ("peers", PEER_ENDPOINT, "parse-server-peers"),
-    ] {
-        assert_eq!(
-            meta[role][endpoint]["interface"].as_str(),
-            Some(interface),
-            "{role}.{endpoint}"
-        );
+    // The code's table of endpoints is metadata.yaml's, both ways.
+    let mut declared = Vec::new();
+    for role in ["requires", "provides", "peers"] {
+        for (name, spec) in meta[role].as_mapping().into_iter().flatten() {
+            declared.push((
+                role,
+                name.as_str().unwrap().to_owned(),
+                spec["interface"].as_str().map(str::to_owned),
+                spec["limit"].as_u64(),
+            ));
+        }
     }
+    declared.sort();
+    let mut coded: Vec<_> = ENDPOINTS
+        .iter()
+        .map(|e| {
+            (
+                e.role.as_str(),
+                e.name.to_owned(),
+                Some(e.interface.to_owned()),
+                e.limit,
+            )
+        })
+        .collect();
+    coded.sort();
+    assert_eq!(declared, coded, "metadata.yaml and src/charm/endpoints.rs");
     // One database at a time per provider: each relation endpoint takes one.
     for endpoint in [
         MONGODB_CLIENT_ENDPOINT,

@@ -15,10 +15,9 @@ use crate::relations::{mongodb_client, postgresql_client, Missing};
 use crate::uri::DbUri;
 use crate::workload::database::DbError;
 
-/// The endpoint names from metadata.yaml.
-pub const MONGODB_LEGACY_ENDPOINT: &str = "mongodb";
-pub const MONGODB_CLIENT_ENDPOINT: &str = "mongodb-client";
-pub const POSTGRESQL_CLIENT_ENDPOINT: &str = "postgresql-client";
+use super::endpoints::{
+    MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, POSTGRESQL_CLIENT_ENDPOINT,
+};
 
 /// Where the database URI comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,7 @@ use crate::relations::haproxy_route::{self, Route};
 use crate::relations::website;
 use crate::uri::HttpUrl;
 
-pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
-pub const WEBSITE_ENDPOINT: &str = "website";
+use super::endpoints::{HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT};
 
 /// What the balancers related to this unit are and offer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

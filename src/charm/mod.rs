@@ -9,6 +9,7 @@
 //! on decides the status; long steps also show `maintenance` live while they run.
 
 mod database_source;
+pub mod endpoints;
 mod handlers;
 mod load_balancer;
 mod master_key;
@@ -25,12 +26,12 @@ use crate::workload::probe::Probes;
 use crate::workload::systemd::ServiceManager;
 use status::{Blocked, Maintenance, Waiting};
 
-pub use database_source::{
-    MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, POSTGRESQL_CLIENT_ENDPOINT,
+pub use endpoints::{
+    HAPROXY_ROUTE_ENDPOINT, MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, PEER_ENDPOINT,
+    POSTGRESQL_CLIENT_ENDPOINT, WEBSITE_ENDPOINT,
 };
-pub use load_balancer::{HAPROXY_ROUTE_ENDPOINT, WEBSITE_ENDPOINT};
 pub use master_key::MASTER_KEY_SECRET;
-pub use peers::{Peers, PEER_ENDPOINT};
+pub use peers::Peers;
 
 /// How a step stops the hook early.
 #[derive(Debug)]

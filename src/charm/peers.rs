@@ -24,8 +24,7 @@ use crate::relations::peers::{
     RESTART_REQUEST, SERVING, SERVING_PORT,
 };
 
-/// The peer endpoint from metadata.yaml.
-pub const PEER_ENDPOINT: &str = "parse-peers";
+use super::endpoints::PEER_ENDPOINT;
 
 /// The relation's data as this unit sees it.
 #[derive(Debug, Clone, Default)]

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use super::database_source::{Database, Source};
+use super::endpoints::PEER_ENDPOINT;
 use super::load_balancer::{public_url_from, LoadBalancers};
-use super::peers::{Peers, PEER_ENDPOINT};
+use super::peers::Peers;
 use super::status::{Blocked, Invalid, Maintenance, Serving, Waiting};
 use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::CharmConfig;
