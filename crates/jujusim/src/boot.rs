@@ -85,8 +85,10 @@ fn bind_read_only(path: &Path) -> CmdResult<()> {
 /// Refuse to go on unless writes to `path` fail with EROFS.
 fn assert_read_only(path: &Path) -> CmdResult<()> {
     let c = cstr(path)?;
-    // SAFETY: statvfs into a zeroed struct.
+    // SAFETY: statvfs is plain data, for which all-zero bytes are a valid value.
     let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; `sv` is a valid,
+    // exclusively borrowed statvfs the kernel fills.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut sv) };
     if rc != 0 || sv.f_flag & libc::ST_RDONLY == 0 {
         return Err(CmdError::runtime(format!(
