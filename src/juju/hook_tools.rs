@@ -15,6 +15,14 @@ use super::status::Status;
 /// A relation databag: string keys and values only.
 pub type Databag = BTreeMap<String, String>;
 
+/// A databag from key/value pairs.
+pub fn bag_of(pairs: &[(&str, &str)]) -> Databag {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A hook tool that failed: which one, its exit code and what it said on stderr.
 #[derive(Debug)]
 pub struct HookToolError {

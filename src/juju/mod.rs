@@ -9,5 +9,5 @@ pub mod status;
 pub use cached_tools::CachedTools;
 pub use context::{JujuContext, ProxySettings};
 pub use event::{Event, RelationKind};
-pub use hook_tools::{CliHookTools, Databag, HookToolError, HookTools};
+pub use hook_tools::{bag_of, CliHookTools, Databag, HookToolError, HookTools};
 pub use status::{Status, StatusKind};

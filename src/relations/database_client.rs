@@ -168,12 +168,7 @@ pub fn pem_bundle(ca: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn bag(pairs: &[(&str, &str)]) -> Databag {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::juju::bag_of as bag;
 
     #[test]
     fn the_request() {

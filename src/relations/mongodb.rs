@@ -114,12 +114,7 @@ pub fn mongodb_uri(endpoints: &[MongoEndpoint], database: &str) -> DbUri {
 mod tests {
     use super::*;
 
-    fn bag(pairs: &[(&str, &str)]) -> Databag {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::juju::bag_of as bag;
 
     fn ep(host: &str, port: u16, rs: Option<&str>) -> MongoEndpoint {
         MongoEndpoint {
