@@ -23,7 +23,7 @@ pub fn port_number(p: &str) -> Result<u16, String> {
 
 /// A host as clients write it in a URL: a lowercase DNS name, a dotted-quad IPv4 address
 /// without leading zeros, or a bracketed IPv6 address.
-pub fn client_host(h: &str) -> Result<(), String> {
+fn client_host(h: &str) -> Result<(), String> {
     if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         return inner
             .parse::<Ipv6Addr>()

@@ -100,7 +100,7 @@ fn package_field(paths: &Paths, version: &str, pointer: &str) -> Option<String> 
 }
 
 /// The version recorded in the release's parse-server package.json.
-pub fn installed_version(paths: &Paths, version: &str) -> Option<String> {
+fn installed_version(paths: &Paths, version: &str) -> Option<String> {
     package_field(paths, version, "/version")
 }
 

@@ -172,7 +172,7 @@ fn check_unit_path(p: &str) -> Result<()> {
 
 /// The URL parse-server uses to reach itself (health check at start, Cloud Code's SDK): the
 /// unit's own loopback, never a load balancer.
-pub fn local_server_url(port: u16, mount_path: &str) -> String {
+fn local_server_url(port: u16, mount_path: &str) -> String {
     format!("http://127.0.0.1:{port}{mount_path}")
 }
 
