@@ -297,7 +297,11 @@ impl Charm<'_> {
         if own.is_file() {
             return Some(own);
         }
-        node::find_node(self.ctx.path.as_deref().unwrap_or("/usr/bin:/bin")).map(|(p, _)| p)
+        node::find_node(
+            self.ctx.path.as_deref().unwrap_or("/usr/bin:/bin"),
+            &self.paths.node_version_cache(),
+        )
+        .map(|(p, _)| p)
     }
 
     /// Downloads and unpacks the pinned Node.js from `node-mirror`.

@@ -84,13 +84,14 @@ fn pinned_tarball() -> String {
     format!("node-v{PINNED_NODE}-linux-x64.tar.xz")
 }
 
-/// Finds `node` in the directories of `path` and returns it with its version.
-pub fn find_node(path: &str) -> Option<(PathBuf, Version)> {
+/// Finds `node` in the directories of `path` and returns it with its version (remembered in
+/// `cache`, as [`cached_node_version`] does: a hook in the steady state starts no Node).
+pub fn find_node(path: &str, cache: &Path) -> Option<(PathBuf, Version)> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join("node"))
         .filter(|p| p.is_file())
-        .find_map(|p| node_version(&p).ok().map(|v| (p, v)))
+        .find_map(|p| cached_node_version(&p, cache).ok().map(|v| (p, v)))
 }
 
 /// Runs `<node> --version`.
@@ -292,6 +293,33 @@ mod tests {
             cached_node_version(&fake, &cache).unwrap(),
             Version(22, 13, 0)
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_node_on_the_path_is_asked_its_version_once() {
+        let dir = std::env::temp_dir().join(format!("psc-node-path-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let counter = dir.join("runs");
+        let node = bin.join("node");
+        std::fs::write(
+            &node,
+            format!("#!/bin/sh\necho run >> {}\necho v22.12.0\n", counter.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let cache = dir.join("cache/node-version");
+        let path = format!("{}:/nonexistent", bin.display());
+        for _ in 0..3 {
+            assert_eq!(
+                find_node(&path, &cache),
+                Some((node.clone(), Version(22, 12, 0)))
+            );
+        }
+        let runs = std::fs::read_to_string(&counter).unwrap();
+        assert_eq!(runs.lines().count(), 1, "node started for every lookup");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
