@@ -56,6 +56,29 @@ pub fn other_database(p: &ProviderData, uri: Option<&DbUri>, requested: &str) ->
     })
 }
 
+/// The credentials of `uri` as the provider answered: those `uris` holds, else its
+/// `username` and `password` fields (from the bag or the secret). An answer without one
+/// names the field that is missing: the database would refuse it, but is not at fault.
+pub fn with_credentials(mut uri: DbUri, p: &ProviderData) -> Result<DbUri, String> {
+    if uri.user.is_none() {
+        uri.user = p.username.clone();
+    }
+    if uri.password.is_none() {
+        uri.password = p.password.clone();
+    }
+    for (missing, field) in [
+        (uri.user.is_none(), "username"),
+        (uri.password.is_none(), "password"),
+    ] {
+        if missing {
+            return Err(format!(
+                "its answer has no {field} (in uris, {field} or its secret)"
+            ));
+        }
+    }
+    Ok(uri)
+}
+
 /// Whether `current` (the requirer's own app bag) already asks for `database`.
 pub fn is_requested(current: &Databag, database: &str) -> bool {
     request(database)

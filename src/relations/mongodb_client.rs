@@ -2,7 +2,7 @@
 //! answer turned into the connection URI parse-server uses (TLS is added by the renderer,
 //! which knows where the CA file lives).
 
-use super::database_client::{other_database, Answer, ProviderData};
+use super::database_client::{other_database, with_credentials, Answer, ProviderData};
 use super::Missing;
 use crate::uri::{DbKind, DbUri, Host};
 
@@ -48,6 +48,10 @@ pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
     if let Some(other) = other_database(p, Some(&uri), requested_db) {
         return other;
     }
+    let uri = match with_credentials(uri, p) {
+        Ok(uri) => uri,
+        Err(why) => return Answer::Unusable(why),
+    };
     let replica_set = p.replset.is_some() || uri.option_ignore_case("replicaSet").is_some();
     Answer::Ready { uri, replica_set }
 }
@@ -80,6 +84,22 @@ mod tests {
         let uris = "mongodb://relation-7:pw@10.0.0.5:27017,10.0.0.6:27017/parse?replicaSet=mongodb&authMechanism=SCRAM-SHA-256&authSource=admin";
         p.uris = Some(uris.into());
         assert_eq!(ready(connection(&p, "parse")), (uris.to_owned(), true));
+    }
+
+    #[test]
+    fn uris_without_credentials_take_the_fields_or_name_the_missing_one() {
+        let mut p = provider();
+        p.uris = Some("mongodb://10.0.0.5:27017/parse?replicaSet=mongodb".into());
+        let (uri, _) = ready(connection(&p, "parse"));
+        assert!(
+            uri.starts_with("mongodb://relation-7:p%40ss%3Aw%2Frd@10.0.0.5"),
+            "{uri}"
+        );
+        p.password = None;
+        assert_eq!(
+            connection(&p, "parse"),
+            Answer::Unusable("its answer has no password (in uris, password or its secret)".into())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! every hook. Only the server, the database and the credentials are taken from the
 //! provider; TLS is added by the renderer in the form parse-server reads.
 
-use super::database_client::{other_database, Answer, ProviderData};
+use super::database_client::{other_database, with_credentials, Answer, ProviderData};
 use super::Missing;
 use crate::uri::{DbKind, DbUri, Host};
 
@@ -41,9 +41,12 @@ pub fn connection(p: &ProviderData, requested_db: &str) -> Answer {
     let mut uri = DbUri::new(DbKind::Postgres, vec![host], requested_db);
     uri.user = user;
     uri.password = password;
-    Answer::Ready {
-        uri,
-        replica_set: false,
+    match with_credentials(uri, p) {
+        Ok(uri) => Answer::Ready {
+            uri,
+            replica_set: false,
+        },
+        Err(why) => Answer::Unusable(why),
     }
 }
 
@@ -114,6 +117,37 @@ mod tests {
             Answer::OtherDatabase {
                 served: "parse".into()
             }
+        );
+    }
+
+    #[test]
+    fn an_answer_without_a_password_names_the_field() {
+        // Charmed PostgreSQL's secret without its password: `uris` names none either.
+        let p = ProviderData {
+            uris: Some("postgresql://relation-3@10.0.0.7/parse".into()),
+            username: Some("relation-3".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            connection(&p, "parse"),
+            Answer::Unusable("its answer has no password (in uris, password or its secret)".into())
+        );
+        // A password the secret holds beside a `uris` without one is used.
+        let p = ProviderData {
+            password: Some("pw".into()),
+            ..p
+        };
+        assert_eq!(
+            uri_of(connection(&p, "parse")),
+            "postgresql://relation-3:pw@10.0.0.7:5432/parse"
+        );
+        let p = ProviderData {
+            uris: Some("postgresql://10.0.0.7/parse".into()),
+            password: Some("pw".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(connection(&p, "parse"), Answer::Unusable(w) if w.contains("no username"))
         );
     }
 

@@ -305,7 +305,10 @@ mod tests {
         let node = bin.join("node");
         std::fs::write(
             &node,
-            format!("#!/bin/sh\necho run >> {}\necho v22.12.0\n", counter.display()),
+            format!(
+                "#!/bin/sh\necho run >> {}\necho v22.12.0\n",
+                counter.display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o755))
