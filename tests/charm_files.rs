@@ -165,3 +165,17 @@ fn shipped_lockfile_matches_the_default_version() {
         Some("2.2.0")
     );
 }
+
+#[test]
+fn the_balancer_check_path_is_the_one_the_service_hooks_answer() {
+    use parse_server_charm::relations::haproxy_route::BALANCER_CHECK_PATH;
+    let hooks = std::fs::read_to_string(format!(
+        "{}/charm/node/service-hooks.js",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert!(
+        hooks.contains(&format!("const BALANCER_CHECK = '{BALANCER_CHECK_PATH}';")),
+        "service-hooks.js answers another path than the route's check"
+    );
+}

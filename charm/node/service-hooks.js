@@ -12,11 +12,15 @@
 //   percent-encoded, so a password with a space or a quote would never authenticate.
 // - On SIGUSR2 the process writes its V8 heap statistics to the service's state directory,
 //   for the charm's memory-report action.
+// - The balancer's check, GET /parse-server-charm/ready (a path outside the mount path, which
+//   the balancer never routes to: only the balancer asks it), answers as parse-server's own
+//   `<mount>/health` does, except while the process drains.
 // - On SIGTERM (a stop or restart) the process drains instead of dropping its connections:
-//   for PARSE_SERVER_CHARM_DRAIN_SECONDS (set when a load balancer is related) its health
-//   check answers 503 while every other request is still served, so that the balancer takes
-//   the unit out of rotation; then it stops listening, lets the requests in flight finish and
-//   exits. parse-server's own SIGTERM handler would close the database and destroy every
+//   for PARSE_SERVER_CHARM_DRAIN_SECONDS (set when a load balancer is related) the balancer's
+//   check answers 503 while every other request, `<mount>/health` included, is still served,
+//   so that the balancer takes the unit out of rotation while clients (and their uptime
+//   monitors) see nothing fail; then it stops listening, lets the requests in flight finish
+//   and exits. parse-server's own SIGTERM handler would close the database and destroy every
 //   connection at once, failing the requests in flight.
 'use strict';
 
@@ -93,13 +97,33 @@ http.Server.prototype.listen = function (...args) {
   return originalListen.apply(this, args);
 };
 
+const BALANCER_CHECK = '/parse-server-charm/ready';
+
+// parse-server's own health check: `<mountPath>/health` of the option file the process was
+// started with (its last argument).
+const HEALTH = (function healthPath() {
+  let mount = '/parse';
+  try {
+    const options = JSON.parse(fs.readFileSync(process.argv[process.argv.length - 1], 'utf8'));
+    if (typeof options.mountPath === 'string') {
+      mount = options.mountPath;
+    }
+  } catch {
+    /* not started with an option file: parse-server's default mount path */
+  }
+  return `${mount.replace(/\/+$/, '')}/health`;
+})();
+
 let draining = false;
 const originalEmit = http.Server.prototype.emit;
 http.Server.prototype.emit = function (event, req, res, ...rest) {
-  if (event === 'request' && draining && /\/health$/.test((req.url || '').split('?')[0])) {
-    res.writeHead(503, { 'Content-Type': 'application/json', Connection: 'close' });
-    res.end('{"status":"shutting down"}');
-    return true;
+  if (event === 'request' && (req.url || '').split('?')[0] === BALANCER_CHECK) {
+    if (draining) {
+      res.writeHead(503, { 'Content-Type': 'application/json', Connection: 'close' });
+      res.end('{"status":"shutting down"}');
+      return true;
+    }
+    req.url = HEALTH;
   }
   return originalEmit.call(this, event, req, res, ...rest);
 };

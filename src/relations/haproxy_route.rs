@@ -20,6 +20,11 @@ pub struct Route {
     pub allow_http: bool,
 }
 
+/// The path only balancers ask (charm/node/service-hooks.js answers it): parse-server's own
+/// health, except while the unit drains before a stop, when it answers 503. Clients keep
+/// `<mount-path>/health`, which answers as parse-server does throughout.
+pub const BALANCER_CHECK_PATH: &str = "/parse-server-charm/ready";
+
 /// Seconds between health checks, and how many in a row make a server up or down: a unit
 /// that restarts is out of rotation within `FALL * INTERVAL` seconds.
 pub const CHECK_INTERVAL: u32 = 2;
@@ -41,7 +46,7 @@ pub fn app_databag(r: &Route) -> Databag {
                 "interval": CHECK_INTERVAL,
                 "rise": CHECK_RISE,
                 "fall": CHECK_FALL,
-                "path": format!("{}/health", r.mount_path.trim_end_matches('/')),
+                "path": BALANCER_CHECK_PATH,
             })),
         ),
         // A request that cannot reach a restarting unit goes to another one.
@@ -134,7 +139,7 @@ mod tests {
         assert_eq!(bag["paths"], "[\"/parse\"]");
         assert_eq!(bag["hostname"], "\"parse.example.com\"");
         let check: Value = serde_json::from_str(&bag["check"]).unwrap();
-        assert_eq!(check["path"], "/parse/health");
+        assert_eq!(check["path"], BALANCER_CHECK_PATH);
         assert!(!bag.contains_key("allow_http"));
         assert!(!bag.contains_key("protocol"), "http is the default");
         assert_eq!(unit_databag("10.0.0.5")["address"], "\"10.0.0.5\"");

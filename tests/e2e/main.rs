@@ -15,3 +15,4 @@ mod operations;
 mod postgres;
 mod resilience;
 mod scale_out;
+mod service_hooks;

@@ -247,7 +247,10 @@ fn three_units_on_postgresql_behind_haproxy() {
     model.settle();
     let mut haproxy = Haproxy::new(&model, 8080);
     let cfg = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
-    assert!(cfg.contains("option httpchk GET /parse/health"), "{cfg}");
+    assert!(
+        cfg.contains("option httpchk GET /parse-server-charm/ready"),
+        "{cfg}"
+    );
     assert!(
         cfg.contains("retries 3") && cfg.contains("option redispatch"),
         "{cfg}"

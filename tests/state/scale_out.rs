@@ -518,7 +518,7 @@ fn haproxy_route_app_data_from_the_leader_address_from_every_unit() {
     assert_eq!(app["ports"], "[1337]");
     assert_eq!(app["paths"], "[\"/parse\"]");
     let check: Value = serde_json::from_str(&app["check"]).unwrap();
-    assert_eq!(check["path"], "/parse/health");
+    assert_eq!(check["path"], "/parse-server-charm/ready");
     assert_eq!(w.relations[&id].local["address"], "\"10.0.0.10\"");
     let o = w.options();
     assert_eq!(o["publicServerURL"], "https://parse.example.com/parse");
