@@ -17,6 +17,7 @@ mod peers;
 mod reconcile;
 mod service;
 pub mod status;
+mod steady;
 
 use std::time::Duration;
 
@@ -102,19 +103,36 @@ impl Charm<'_> {
     pub fn run(&self) -> anyhow::Result<()> {
         use crate::juju::Event;
         match &self.ctx.event {
-            Event::Stop => self.stop(),
-            Event::Remove => self.remove(),
             Event::Action(name) => self.action(name),
-            _ => {
+            Event::Stop => {
+                self.forget_steady()?;
+                self.stop()
+            }
+            Event::Remove => {
+                self.forget_steady()?;
+                self.remove()
+            }
+            event => {
+                if *event == Event::UpdateStatus {
+                    if let Some(status) = self.steady_status()? {
+                        self.tools.status_set(&status)?;
+                        return Ok(());
+                    }
+                }
+                self.forget_steady()?;
                 // The peer relation is read before anything can stop the hook: whatever
                 // stops this unit's own reconcile, its stale request is withdrawn and the
                 // leader keeps rolling restarts moving.
                 let peers = self.peers()?;
-                let status = match self.reconcile(&peers) {
-                    Ok(status) | Err(Stop::Report(status)) => status,
+                let (status, steady) = match self.reconcile(&peers) {
+                    Ok(steady) => (steady.serving.clone().into(), Some(steady)),
+                    Err(Stop::Report(status)) => (status, None),
                     Err(Stop::Bug(e)) => return Err(e),
                 };
                 peers.finish(self.probes.now())?;
+                if let Some(steady) = steady.filter(|_| peers.idle()) {
+                    self.remember_steady(&steady)?;
+                }
                 self.tools.status_set(&status)?;
                 Ok(())
             }

@@ -196,6 +196,19 @@ impl<'a> Peers<'a> {
         Ok(())
     }
 
+    /// No unit asks to restart and none holds the grant (as this hook leaves the relation).
+    pub fn idle(&self) -> bool {
+        match self.bags.borrow().as_ref() {
+            None => true,
+            Some(b) => {
+                let asks = |bag: &Databag| bag.get(RESTART_REQUEST).is_some_and(|r| !r.is_empty());
+                !asks(&b.own)
+                    && !b.others.values().any(asks)
+                    && b.app.get(RESTART_GRANT).is_none_or(|g| g.is_empty())
+            }
+        }
+    }
+
     /// The leader's grant, from what every member asks now.
     fn keep_grant_moving(&self, now: u64) -> ToolResult<()> {
         let next = {

@@ -8,9 +8,9 @@ use super::endpoints::PEER_ENDPOINT;
 use super::load_balancer::{public_url_from, LoadBalancers};
 use super::peers::Peers;
 use super::status::{Blocked, Invalid, Maintenance, Serving, Waiting};
+use super::steady::Steady;
 use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::CharmConfig;
-use crate::juju::Status;
 use crate::relations::postgresql_client;
 use crate::workload::database::PostgresTls;
 use crate::workload::files::{self, FileMode};
@@ -21,8 +21,8 @@ use crate::workload::sizing::{self, Requested, Sizing};
 use crate::workload::user::{self, Account};
 
 impl Charm<'_> {
-    /// Computes and applies the desired state; returns the status to report.
-    pub fn reconcile(&self, peers: &Peers) -> Step<Status> {
+    /// Computes and applies the desired state; returns what serves, for the status.
+    pub fn reconcile(&self, peers: &Peers) -> Step<Steady> {
         let config = self.validated_config()?;
         let sizing = self.sized(&config)?;
         let account = self.ensure_service_account()?;
@@ -98,15 +98,19 @@ impl Charm<'_> {
             ),
             Source::Config => "the postgis extension in the database".to_string(),
         });
-        Ok(Serving {
-            port: config.port,
-            mount_path: config.mount_path.clone(),
-            workers,
-            memory_mib,
-            version: version.to_owned(),
-            postgis_hint,
-        }
-        .into())
+        Ok(Steady {
+            digest: rendered.digest(),
+            serving: Serving {
+                port: config.port,
+                mount_path: config.mount_path.clone(),
+                workers,
+                memory_mib,
+                version: version.to_owned(),
+                postgis_hint,
+            },
+            database: database.uri,
+            ca_pem: database.ca_pem,
+        })
     }
 
     /// The Version column of `juju status`, set when it changes (the charm remembers what it

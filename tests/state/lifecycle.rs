@@ -234,7 +234,8 @@ fn get_master_key_names_the_secret_never_the_key() {
 fn a_hook_asks_each_question_once() {
     let w = serving("asks-once");
     w.reads.borrow_mut().clear();
-    let w = hook(w, Event::UpdateStatus);
+    // A full reconcile (a steady update-status asks nothing at all).
+    let w = hook(w, Event::ConfigChanged);
     for (call, n) in w.reads.borrow().iter() {
         assert_eq!(*n, 1, "{call} asked {n} times in one hook");
     }
