@@ -536,6 +536,33 @@ mod tests {
     }
 
     #[test]
+    fn values_of_the_wrong_type_are_refused_by_name() {
+        // Juju itself refuses these at `juju config`; the charm does not rely on it.
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("port", json!(1.5), "must be an integer"),
+            ("workers", json!("2"), "must be an integer"),
+            ("app-id", json!(5), "must be a string"),
+            ("master-key", json!(true), "must be a string"),
+            (
+                "allow-client-class-creation",
+                json!(1),
+                "must be true or false",
+            ),
+        ];
+        for (option, value, want) in cases {
+            let errs = errors_for(option, value.clone());
+            assert!(
+                errs.iter().any(|e| e.reason.contains(want)),
+                "{option}={value}: {errs:?} lacks {want:?}"
+            );
+            assert!(
+                errs.iter().all(|e| e.option == option),
+                "{option}={value}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
     fn accepted_values() {
         let c = CharmConfig::from_raw(&raw(&[
             ("app-id", json!("shop")),
