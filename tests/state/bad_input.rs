@@ -5,16 +5,19 @@
 //! the message is short and names the option or relation, and the last good configuration
 //! still serves (no restart, files unchanged).
 
-use parse_server_charm::juju::{Event, RelationKind, StatusKind};
+use parse_server_charm::juju::StatusKind;
 use serde_json::{json, Value};
 
-use crate::world::{install_release, relation_event, run_with, serving, Exit, World};
+use crate::harness::{install_release, run, serving, Exit, On, World};
 
 fn long(prefix: &str, n: usize) -> String {
     format!("{prefix}{}", "a".repeat(n))
 }
 
-/// `(option, bad values)`: each value alone must be refused.
+/// `(option, bad values)`: each value alone must be refused. Only values of the option's
+/// type: Juju refuses any other at `juju config` and never hands it to the charm (the
+/// charm's own type checks are unit tests in `src/config/mod.rs`), so a boolean option has
+/// no bad value here.
 fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
     vec![
         (
@@ -28,7 +31,6 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!("shop\u{200b}"),
                 json!("\u{feff}shop"),
                 json!(long("", 10_000)),
-                json!(5),
             ],
         ),
         (
@@ -42,19 +44,11 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!("long\u{200b}enough"),
                 json!("long\u{202e}enough"),
                 json!(long("k", 5_000)),
-                json!(true),
             ],
         ),
         (
             "port",
-            vec![
-                json!(0),
-                json!(-1),
-                json!(65536),
-                json!(1_000_000),
-                json!("1337"),
-                json!(1.5),
-            ],
+            vec![json!(0), json!(-1), json!(65536), json!(1_000_000)],
         ),
         (
             "mount-path",
@@ -157,10 +151,7 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!("7.4.0"),
             ],
         ),
-        (
-            "workers",
-            vec![json!(-1), json!(65), json!(100_000), json!("2")],
-        ),
+        ("workers", vec![json!(-1), json!(65), json!(100_000)]),
         (
             "node-max-old-space-size",
             vec![json!(-1), json!(1), json!(63), json!(100_000_000)],
@@ -181,7 +172,6 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!(vec!["10.0.0.1"; 100].join(",")),
             ],
         ),
-        ("allow-client-class-creation", vec![json!("yes"), json!(1)]),
         (
             "log-level",
             vec![
@@ -266,10 +256,10 @@ fn every_bad_config_value_is_refused_and_loses_nothing() {
     let mut count = 0;
     for (option, values) in bad_config() {
         for value in values {
-            let what = format!("{option}={}", crate::world::short(&value));
+            let what = format!("{option}={}", crate::harness::short(&value));
             let before = base.config.clone();
             base.set(option, value.clone());
-            let (w, exit) = run_with(base, Event::ConfigChanged, None, None);
+            let (w, exit) = run(base, "config-changed");
             assert_refused(&w, &exit, &what, option, &running);
             assert_eq!(
                 w.status().kind,
@@ -282,7 +272,7 @@ fn every_bad_config_value_is_refused_and_loses_nothing() {
             count += 1;
         }
     }
-    let w = crate::world::hook(base, Event::ConfigChanged);
+    let w = crate::harness::hook(base, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     println!("bad config values refused: {count}");
     assert!(count > 140, "{count}");
@@ -351,14 +341,12 @@ fn every_bad_mongodb_relation_field_waits_for_the_provider_and_loses_nothing() {
         for value in values {
             let what = format!(
                 "{field}={}",
-                crate::world::short(&Value::from(value.clone()))
+                crate::harness::short(&Value::from(value.clone()))
             );
             base.remote_set(&id, "mongodb/0", &[(field, value.as_str())]);
-            let (w, exit) = run_with(
+            let (w, exit) = run(
                 base,
-                relation_event("mongodb", RelationKind::Changed),
-                Some(id.clone()),
-                None,
+                On::relation("mongodb-relation-changed", &id).unit("mongodb/0"),
             );
             assert_refused(&w, &exit, &what, "mongodb", &running);
             assert_eq!(
@@ -386,7 +374,7 @@ fn a_version_missing_from_the_registry_is_the_operators_to_fix() {
     let mut w = serving("other-version");
     install_release(&w.root, "9.9.0");
     w.set("parse-server-version", "9.9.0");
-    let w = crate::world::hook(w, Event::ConfigChanged);
+    let w = crate::harness::hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "parse-server 9.9.0");
     assert!(
         !w.root.join("opt/parse-server/releases/9.10.0").exists(),

@@ -1,9 +1,9 @@
 //! A hook killed at any step of a configuration change: the next hook converges to the new
 //! configuration or back to the last good one, never to a stale process reported active.
 
-use parse_server_charm::juju::{Event, StatusKind};
+use parse_server_charm::juju::StatusKind;
 
-use crate::world::{hook, run_with, serving, Exit, World};
+use crate::harness::{hook, run, serving, Exit, On, World};
 
 /// The checkpoints of a change, in order.
 const CHANGE_STEPS: &[&str] = &["rendered", "rollout-recorded", "files-written", "restarted"];
@@ -20,7 +20,7 @@ const ROLLBACK_STEPS: &[&str] = &[
 ];
 
 fn killed_at(w: World, step: &str) -> World {
-    let (w, exit) = run_with(w, Event::ConfigChanged, None, Some(step));
+    let (w, exit) = run(w, On::hook("config-changed").abort_after(step));
     assert_eq!(exit, Exit::Killed, "the hook was to die after {step}");
     w
 }
@@ -32,7 +32,7 @@ fn a_change_killed_at_any_step_is_finished_by_the_next_hook() {
         w.set("master-key-ips", "127.0.0.1,::1,10.0.0.0/8");
         let w = killed_at(w, step);
         // Whatever the process runs now, the next hook (any hook) makes it the new one.
-        let w = hook(w, Event::UpdateStatus);
+        let w = hook(w, "update-status");
         w.assert_status(StatusKind::Active, "serving");
         let running = w.running_options().expect("serving");
         assert_eq!(
@@ -54,7 +54,7 @@ fn a_failing_change_killed_at_any_step_ends_rolled_back() {
         let good = w.options();
         w.set("extra-options", r#"{"defaultLimit": 0}"#);
         let w = killed_at(w, step);
-        let w = hook(w, Event::UpdateStatus);
+        let w = hook(w, "update-status");
         w.assert_status(StatusKind::Blocked, "did not start");
         assert!(w.active, "killed after {step}: the API is left down");
         assert_eq!(
@@ -65,7 +65,7 @@ fn a_failing_change_killed_at_any_step_ends_rolled_back() {
         assert_eq!(w.options(), good);
         // And it stays there.
         let restarts = w.restarts;
-        let w = hook(w, Event::UpdateStatus);
+        let w = hook(w, "update-status");
         w.assert_status(StatusKind::Blocked, "did not start before");
         assert_eq!(w.restarts, restarts);
     }
@@ -78,7 +78,7 @@ fn a_killed_first_start_is_started_by_the_next_hook() {
         w.relate_mongodb();
         let w = killed_at(w, step);
         // The killed hook's secret-add was never committed: the next one makes the key.
-        let w = hook(w, Event::ConfigChanged);
+        let w = hook(w, "config-changed");
         w.assert_status(StatusKind::Active, "serving");
         assert_eq!(
             w.running_options().unwrap()["masterKey"],

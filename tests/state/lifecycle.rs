@@ -1,19 +1,19 @@
 //! Deploy, relate, steady state, leadership, teardown.
 
-use parse_server_charm::juju::{Event, RelationKind, StatusKind};
+use parse_server_charm::juju::StatusKind;
 
-use crate::world::{hook, relation_event, run_with, serving, Exit, World};
+use crate::harness::{hook, run, serving, Exit, On, World};
 
 #[test]
 fn deploy_without_a_database_is_blocked_and_serves_nothing() {
     let mut w = World::new("deploy");
     w.set("app-id", "shop");
-    let w = hook(w, Event::Install);
+    let w = hook(w, "install");
     w.assert_status(
         StatusKind::Blocked,
         "add a relation to mongodb or postgresql (or set database-uri)",
     );
-    let w = hook(w, Event::Start);
+    let w = hook(w, "start");
     w.assert_status(StatusKind::Blocked, "add a relation to mongodb");
     assert_eq!(w.restarts, 0);
     assert!(w.ports.is_empty());
@@ -50,11 +50,11 @@ fn update_status_and_upgrade_charm_restart_nothing() {
     let mut w = serving("steady");
     let calls = w.calls.len();
     for _ in 0..10 {
-        w = hook(w, Event::UpdateStatus);
+        w = hook(w, "update-status");
         w.assert_status(StatusKind::Active, "serving on port 1337");
     }
-    w = hook(w, Event::UpgradeCharm);
-    w = hook(w, Event::ConfigChanged);
+    w = hook(w, "upgrade-charm");
+    w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.restarts, 1);
     assert_eq!(
@@ -75,8 +75,8 @@ fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
     let mut w = World::new("non-leader");
     w.leader = false;
     w.relate_mongodb();
-    let peers = w.peer_with(&["parse-server/1"]);
-    let mut w = hook(w, Event::LeaderSettingsChanged);
+    w.peer_with(&["parse-server/1"]);
+    let mut w = hook(w, "leader-settings-changed");
     w.assert_status(
         StatusKind::Waiting,
         "waiting for the leader to generate the master key",
@@ -89,24 +89,13 @@ fn a_non_leader_waits_for_the_leaders_key_then_serves_with_it() {
         "non-leaders never create it"
     );
     // The leader's secret becomes readable.
-    w.secrets.insert(
-        "secret:leaders".into(),
-        crate::world::Secret {
-            label: Some("master-key".into()),
-            content: [("master-key".to_owned(), "k".repeat(64))].into(),
-            owned: true,
-        },
-    );
+    w.leaders_key("secret:leaders", Some("master-key"));
     // Not before the leader's own first start (no other unit races its table creation).
-    let mut w = hook(w, Event::UpdateStatus);
+    let mut w = hook(w, "update-status");
     w.assert_status(StatusKind::Waiting, "waiting for the leader's first start");
     assert_eq!(w.restarts, 0);
-    w.relations
-        .get_mut(&peers)
-        .unwrap()
-        .local_app_bag
-        .insert("initialised".into(), "true".into());
-    let w = hook(w, Event::UpdateStatus);
+    w.leader_set(&[("initialised", "true")]);
+    let w = hook(w, "update-status");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.options()["masterKey"], "k".repeat(64));
 }
@@ -116,7 +105,7 @@ fn a_configured_master_key_wins_and_nothing_is_generated() {
     let mut w = World::new("configured-key");
     w.set("master-key", "it's a \"key\" \\ $HOME");
     w.relate_mongodb();
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.options()["masterKey"], "it's a \"key\" \\ $HOME");
     assert!(w.secrets.is_empty());
@@ -126,12 +115,7 @@ fn a_configured_master_key_wins_and_nothing_is_generated() {
 fn relation_broken_stops_the_service_and_closes_the_port() {
     let w = serving("broken");
     let id = w.relations.keys().next().unwrap().clone();
-    let (mut w, exit) = run_with(
-        w,
-        relation_event("mongodb", RelationKind::Broken),
-        Some(id.clone()),
-        None,
-    );
+    let (mut w, exit) = run(w, On::relation("mongodb-relation-broken", &id));
     assert_eq!(exit, Exit::Ok);
     w.assert_status(StatusKind::Blocked, "add a relation to mongodb");
     assert!(!w.active);
@@ -139,7 +123,7 @@ fn relation_broken_stops_the_service_and_closes_the_port() {
     // Juju then drops the relation; related again, it serves again.
     w.relations.remove(&id);
     w.relate_mongodb();
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert!(w.active);
 }
@@ -147,13 +131,10 @@ fn relation_broken_stops_the_service_and_closes_the_port() {
 #[test]
 fn joined_without_data_waits_for_the_address() {
     let mut w = World::new("joined");
-    let id = w.relate("mongodb", "mongodb");
-    w.remote_set(&id, "mongodb/0", &[("private-address", "10.0.0.5")]);
-    let (w, exit) = run_with(
+    let id = w.relate_mongodb_unpublished();
+    let (w, exit) = run(
         w,
-        relation_event("mongodb", RelationKind::Joined),
-        Some(id),
-        None,
+        On::relation("mongodb-relation-joined", &id).unit("mongodb/0"),
     );
     assert_eq!(exit, Exit::Ok);
     w.assert_status(
@@ -172,7 +153,7 @@ fn malformed_relation_data_is_skipped_not_trusted() {
         "mongodb/1",
         &[("hostname", "evil/x?y"), ("port", "27017")],
     );
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(
         w.options()["databaseURI"],
@@ -188,11 +169,11 @@ fn malformed_relation_data_is_skipped_not_trusted() {
 #[test]
 fn stop_leaves_the_service_stopped_and_disabled() {
     let w = serving("stop");
-    let w = hook(w, Event::Stop);
+    let w = hook(w, "stop");
     assert!(!w.active);
     assert!(!w.enabled);
     assert!(w.ports.is_empty());
-    let w = hook(w, Event::Remove);
+    let w = hook(w, "remove");
     assert!(w.file("/etc/parse-server/config.json").is_none());
     assert!(w.file("/etc/systemd/system/parse-server.service").is_none());
     assert!(!w.root.join("var/lib/parse-server-charm").exists());
@@ -204,7 +185,7 @@ fn the_start_hook_after_a_reboot_changes_nothing() {
     let w = serving("reboot");
     // After a reboot the service is back (enabled) before any hook runs.
     let calls = w.calls.len();
-    let w = hook(w, Event::Start);
+    let w = hook(w, "start");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.restarts, 1);
     assert_eq!(w.calls.len(), calls);
@@ -213,7 +194,7 @@ fn the_start_hook_after_a_reboot_changes_nothing() {
 #[test]
 fn get_master_key_names_the_secret_never_the_key() {
     let w = serving("action");
-    let w = hook(w, Event::Action("get-master-key".into()));
+    let w = hook(w, On::action("get-master-key"));
     let r = w.action_results.clone().unwrap();
     assert_eq!(r["source"], "generated");
     assert_eq!(r["reveal"], "juju show-secret --reveal secret:own0");
@@ -222,7 +203,7 @@ fn get_master_key_names_the_secret_never_the_key() {
     let mut w = w;
     w.leader = false;
     w.secrets.clear();
-    let w = hook(w, Event::Action("get-master-key".into()));
+    let w = hook(w, On::action("get-master-key"));
     assert!(w
         .action_failed
         .clone()
@@ -235,7 +216,7 @@ fn a_hook_asks_each_question_once() {
     let w = serving("asks-once");
     w.reads.borrow_mut().clear();
     // A full reconcile (a steady update-status asks nothing at all).
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     for (call, n) in w.reads.borrow().iter() {
         assert_eq!(*n, 1, "{call} asked {n} times in one hook");
     }

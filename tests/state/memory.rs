@@ -1,10 +1,10 @@
 //! Workers, heap and memory limit sized to the machine; the memory figure in the status; the
 //! memory-report action.
 
-use parse_server_charm::juju::{Event, StatusKind};
+use parse_server_charm::juju::StatusKind;
 use parse_server_charm::workload::sizing::Machine;
 
-use crate::world::{hook, World};
+use crate::harness::{hook, On, World};
 
 fn on(tag: &str, cpus: u32, memory_mib: u64) -> World {
     let mut w = World::new(tag);
@@ -28,7 +28,7 @@ fn defaults_follow_the_machine() {
     ] {
         let w = hook(
             on(&format!("size-{cpus}"), cpus, gib * 1024),
-            Event::ConfigChanged,
+            "config-changed",
         );
         w.assert_status(StatusKind::Active, status);
         let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
@@ -54,7 +54,7 @@ fn defaults_follow_the_machine() {
 fn a_memory_limit_sizes_the_workers_under_it() {
     let mut w = on("limit", 8, 16 * 1024);
     w.set("memory-limit", 2048);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "5 workers");
     let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
     assert_eq!(unit_line(&unit, "MemoryMax"), "MemoryMax=2048M");
@@ -63,10 +63,10 @@ fn a_memory_limit_sizes_the_workers_under_it() {
 
 #[test]
 fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
-    let mut w = hook(on("too-big", 2, 4096), Event::ConfigChanged);
+    let mut w = hook(on("too-big", 2, 4096), "config-changed");
     let running = w.running_options();
     w.set("workers", 8).set("node-max-old-space-size", 2048);
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "invalid config: workers, node-max-old-space-size: 8 × (2048+96) + 64 = 17216 MiB > 2764 MiB (MemoryHigh, 90% of 3072 MiB)",
@@ -78,7 +78,7 @@ fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
     );
     w.unset("workers").unset("node-max-old-space-size");
     w.set("memory-limit", 8192);
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "invalid config: memory-limit: 8192 MiB is more than the machine's 4096 MiB",
@@ -86,7 +86,7 @@ fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
     w.unset("memory-limit");
     // Explicit settings that fit are honoured.
     w.set("workers", 3).set("node-max-old-space-size", 512);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "3 workers");
     let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
     assert!(unit_line(&unit, "ExecStart").contains("--max-old-space-size=512 "));
@@ -94,8 +94,8 @@ fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
 
 #[test]
 fn memory_report_names_every_process_and_the_caps() {
-    let w = hook(on("report", 2, 4096), Event::ConfigChanged);
-    let w = hook(w, Event::Action("memory-report".into()));
+    let w = hook(on("report", 2, 4096), "config-changed");
+    let w = hook(w, On::action("memory-report"));
     let r = w.action_results.clone().expect("results");
     assert_eq!(r["processes"], "3");
     assert_eq!(r["total-pss-mib"], "510");
@@ -116,14 +116,14 @@ fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_me
     // 256 MiB: 75% is the limit, 90% of that the budget: 172 MiB, less than one worker at
     // the smallest heap. Sized to the machine or asked for, the same worker is refused (it
     // would run over the limit the status claims), and the message names the lever.
-    let w = hook(on("small-auto", 1, 256), Event::ConfigChanged);
+    let w = hook(on("small-auto", 1, 256), "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "invalid config: memory-limit: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB): raise it (up to the machine's 256 MiB)",
     );
     let mut w = on("small-one", 1, 256);
     w.set("workers", 1);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "invalid config: workers: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB); or raise memory-limit (up to 256 MiB)",
@@ -132,10 +132,10 @@ fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_me
     // The whole machine as the limit holds one worker.
     let mut w = on("small-whole", 1, 256);
     w.set("memory-limit", 256);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "1 worker");
     // Too small whatever the limit: said as the machine's, not as a config value.
-    let w = hook(on("tiny", 1, 128), Event::ConfigChanged);
+    let w = hook(on("tiny", 1, 128), "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "this machine's 128 MiB cannot hold one parse-server worker",
@@ -144,7 +144,7 @@ fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_me
     let mut w = on("named", 2, 4096);
     w.set("memory-limit", 256)
         .set("node-max-old-space-size", 65536);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "invalid config: node-max-old-space-size, memory-limit: 1 × (65536+96) = 65632 MiB",

@@ -2,57 +2,19 @@
 //! restarts and load balancers. Which database wins, who creates what, when a unit may
 //! restart, what each unit publishes.
 
-use parse_server_charm::juju::{Event, RelationKind, StatusKind};
+use parse_server_charm::juju::StatusKind;
 use serde_json::{json, Value};
 
-use crate::world::{hook, relation_event, run_with, Exit, World, UNIT};
+use crate::harness::{hook, run, Exit, On, World, UNIT};
 
 const CA: &str =
     "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUU2V0\n-----END CERTIFICATE-----\n";
 
-/// A Charmed MongoDB relation whose leader answered with a `secret-user` secret.
-fn relate_charmed_mongodb(w: &mut World, password: &str) -> (String, String) {
-    let id = w.relate("mongodb-client", "mongodb");
-    w.remote_set(&id, "mongodb/0", &[("ingress-address", "10.0.0.20")]);
-    let uris = format!("mongodb://relation-4:{password}@10.0.0.20:27017/parse?authSource=admin");
-    let secret = w.grant_secret(&[
-        ("username", "relation-4"),
-        ("password", password),
-        ("uris", uris.as_str()),
-    ]);
-    w.remote_app_set(
-        &id,
-        &[
-            ("database", "parse"),
-            ("endpoints", "10.0.0.20"),
-            ("secret-user", secret.as_str()),
-        ],
-    );
-    (id, secret)
-}
-
-/// A Charmed PostgreSQL relation with plain fields (a provider without secrets).
-fn relate_charmed_postgresql(w: &mut World) -> String {
-    let id = w.relate("postgresql-client", "postgresql");
-    w.remote_set(&id, "postgresql/0", &[("ingress-address", "10.0.0.30")]);
-    w.remote_app_set(
-        &id,
-        &[
-            ("database", "parse"),
-            ("endpoints", "10.0.0.30:5432"),
-            ("username", "relation-5"),
-            ("password", "Xy7q2w9e0r1t2y3u"),
-            ("version", "16.6"),
-        ],
-    );
-    id
-}
-
 #[test]
 fn charmed_mongodb_the_leader_asks_every_unit_reads_the_secret() {
     let mut w = World::new("mongodb-client");
-    let (id, _) = relate_charmed_mongodb(&mut w, "s3cret");
-    let w = hook(w, relation_event("mongodb-client", RelationKind::Changed));
+    let (id, _) = w.relate_charmed_mongodb("s3cret");
+    let w = hook(w, On::relation("mongodb-client-relation-changed", &id));
     w.assert_status(StatusKind::Active, "serving");
     let ours = &w.relations[&id].local_app_bag;
     assert_eq!(ours["database"], "parse");
@@ -71,7 +33,7 @@ fn charmed_mongodb_the_leader_asks_every_unit_reads_the_secret() {
     );
     // The request is written once.
     let writes = w.count(&format!("relation-set --app {id}"));
-    let w = hook(w, relation_event("mongodb-client", RelationKind::Changed));
+    let w = hook(w, On::relation("mongodb-client-relation-changed", &id));
     assert_eq!(w.count(&format!("relation-set --app {id}")), writes);
     assert_eq!(w.restarts, 1, "the same answer restarts nothing");
 }
@@ -81,16 +43,9 @@ fn a_non_leader_never_writes_the_request_but_serves_from_the_answer() {
     let mut w = World::new("mongodb-client-minion");
     w.leader = false;
     w.peer_initialised(&["parse-server/1"]);
-    let (id, _) = relate_charmed_mongodb(&mut w, "s3cret");
-    w.secrets.insert(
-        "secret:leaders".into(),
-        crate::world::Secret {
-            label: Some("master-key".into()),
-            content: [("master-key".to_owned(), "k".repeat(64))].into(),
-            owned: true,
-        },
-    );
-    let w = hook(w, relation_event("mongodb-client", RelationKind::Changed));
+    let (id, _) = w.relate_charmed_mongodb("s3cret");
+    w.leaders_key("secret:leaders", Some("master-key"));
+    let w = hook(w, On::relation("mongodb-client-relation-changed", &id));
     w.assert_status(StatusKind::Active, "serving");
     assert!(w.relations[&id].local_app_bag.is_empty());
     assert!(w.options()["databaseURI"]
@@ -102,8 +57,8 @@ fn a_non_leader_never_writes_the_request_but_serves_from_the_answer() {
 #[test]
 fn a_rotated_password_restarts_once_and_the_same_uri_never() {
     let mut w = World::new("rotation");
-    let (_, secret) = relate_charmed_mongodb(&mut w, "first");
-    let mut w = hook(w, Event::ConfigChanged);
+    let (_, secret) = w.relate_charmed_mongodb("first");
+    let mut w = hook(w, "config-changed");
     assert_eq!(w.restarts, 1);
     let content = &mut w.secrets.get_mut(&secret).unwrap().content;
     content.insert("password".into(), "second".into());
@@ -111,24 +66,24 @@ fn a_rotated_password_restarts_once_and_the_same_uri_never() {
         "uris".into(),
         "mongodb://relation-4:second@10.0.0.20:27017/parse?authSource=admin".into(),
     );
-    let w = hook(w, Event::Other("secret-changed".into()));
+    let w = hook(w, On::secret("secret-changed", &secret));
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.restarts, 2);
     assert!(w.running_options().unwrap()["databaseURI"]
         .as_str()
         .unwrap()
         .contains("second"));
-    let w = hook(w, Event::UpdateStatus);
+    let w = hook(w, "update-status");
     assert_eq!(w.restarts, 2);
 }
 
 #[test]
 fn tls_writes_the_ca_and_tells_the_uri() {
     let mut w = World::new("tls");
-    let (id, _) = relate_charmed_mongodb(&mut w, "pw");
+    let (id, _) = w.relate_charmed_mongodb("pw");
     let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", CA)]);
     w.remote_app_set(&id, &[("secret-tls", tls.as_str())]);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert!(w.options()["databaseURI"]
         .as_str()
@@ -152,7 +107,7 @@ fn tls_writes_the_ca_and_tells_the_uri() {
         .unwrap()
         .content
         .insert("tls-ca".into(), CA.replace("U2V0", "U2V1"));
-    let w = hook(w, Event::Other("secret-changed".into()));
+    let w = hook(w, On::secret("secret-changed", &tls_secret));
     assert_eq!(w.restarts, 2);
 }
 
@@ -223,16 +178,11 @@ fn bad_provider_data_waits_and_touches_nothing() {
     ];
     for (what, break_it, reason) in cases {
         let mut w = World::new("bad-provider");
-        let (id, _) = relate_charmed_mongodb(&mut w, "pw");
-        let mut w = hook(w, Event::ConfigChanged);
+        let (id, _) = w.relate_charmed_mongodb("pw");
+        let mut w = hook(w, "config-changed");
         let running = w.running_options();
         break_it(&mut w, &id);
-        let (w, exit) = run_with(
-            w,
-            relation_event("mongodb-client", RelationKind::Changed),
-            Some(id),
-            None,
-        );
+        let (w, exit) = run(w, On::relation("mongodb-client-relation-changed", &id));
         assert_eq!(exit, Exit::Ok, "{what}");
         w.assert_status(StatusKind::Waiting, reason);
         assert!(w.status().message.len() < 200);
@@ -249,8 +199,8 @@ fn bad_provider_data_waits_and_touches_nothing() {
 fn charmed_postgresql_files_in_the_database_and_the_postgis_hint() {
     let mut w = World::new("postgresql-client");
     w.postgis = false;
-    relate_charmed_postgresql(&mut w);
-    let w = hook(w, Event::ConfigChanged);
+    w.relate_charmed_postgresql();
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving on port 1337");
     w.assert_status(
         StatusKind::Active,
@@ -290,7 +240,7 @@ fn charmed_postgresql_files_in_the_database_and_the_postgis_hint() {
     // PostGIS turned on by the operator: the hint goes, nothing restarts.
     let mut w = w;
     w.postgis = true;
-    let w = hook(w, Event::UpdateStatus);
+    let w = hook(w, "update-status");
     w.assert_status(StatusKind::Active, "parse-server 9.10.0");
     assert!(!w.status().message.contains("geo"));
     assert_eq!(w.restarts, 1);
@@ -301,7 +251,7 @@ fn a_postgresql_of_the_operators_without_postgis_gets_no_juju_advice() {
     let mut w = World::new("postgis-uri");
     w.postgis = false;
     w.set("database-uri", "postgres://parse:pw123456@db.example/parse");
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Active,
         "; geo queries need the postgis extension in the database",
@@ -312,15 +262,13 @@ fn a_postgresql_of_the_operators_without_postgis_gets_no_juju_advice() {
 #[test]
 fn two_database_sources_are_refused_by_name_and_nothing_serving_is_touched() {
     let mut w = World::new("two-sources");
-    relate_charmed_postgresql(&mut w);
-    let mut w = hook(w, Event::ConfigChanged);
+    w.relate_charmed_postgresql();
+    let mut w = hook(w, "config-changed");
     let running = w.running_options();
-    let (id, _) = relate_charmed_mongodb(&mut w, "pw");
-    let (mut w, _) = run_with(
+    let (id, _) = w.relate_charmed_mongodb("pw");
+    let (mut w, _) = run(
         w,
-        relation_event("mongodb-client", RelationKind::Joined),
-        Some(id),
-        None,
+        On::relation("mongodb-client-relation-joined", &id).unit("mongodb/0"),
     );
     w.assert_status(
         StatusKind::Blocked,
@@ -330,7 +278,7 @@ fn two_database_sources_are_refused_by_name_and_nothing_serving_is_touched() {
     assert_eq!(w.running_options(), running);
     assert!(!w.ports.is_empty(), "still serving, port open");
     w.set("database-uri", "mongodb://db.example/parse");
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "two databases: database-uri and the mongodb-client relation",
@@ -343,7 +291,7 @@ fn the_leader_generates_the_key_once_and_shares_its_id_through_the_peers() {
     let mut w = World::new("peers-key");
     w.peer_with(&["parse-server/1"]);
     w.relate_mongodb();
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     let app = w.peer_app();
     assert_eq!(app["master-key-secret"], "secret:own0");
@@ -363,7 +311,7 @@ fn the_leader_generates_the_key_once_and_shares_its_id_through_the_peers() {
         s.label = None;
     }
     other.relate_mongodb();
-    let other = hook(other, Event::ConfigChanged);
+    let other = hook(other, "config-changed");
     // The leader served first (initialised); this unit serves nothing yet, so its first
     // start takes no capacity away: it starts without waiting for the grant.
     other.assert_status(StatusKind::Active, "serving");
@@ -377,11 +325,11 @@ fn a_new_leader_keeps_the_key() {
     let mut w = World::new("leader-change");
     let pid = w.peer_with(&["parse-server/1"]);
     w.relate_mongodb();
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     let key = w.master_key();
     // Leadership moves away and back (this unit is elected again after a leader removal).
     w.leader = false;
-    let mut w = hook(w, Event::LeaderSettingsChanged);
+    let mut w = hook(w, "leader-settings-changed");
     w.assert_status(StatusKind::Active, "serving");
     w.leader = true;
     w.relations
@@ -389,7 +337,7 @@ fn a_new_leader_keeps_the_key() {
         .unwrap()
         .units
         .remove("parse-server/1");
-    let w = hook(w, Event::LeaderElected);
+    let w = hook(w, "leader-elected");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.master_key(), key);
     assert_eq!(w.count("secret-add master-key"), 1);
@@ -401,28 +349,15 @@ fn a_non_leader_waits_for_the_leaders_first_start() {
     let mut w = World::new("first-start");
     w.leader = false;
     let pid = w.peer_with(&["parse-server/1"]);
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("master-key-secret".into(), "secret:k".into());
-    w.secrets.insert(
-        "secret:k".into(),
-        crate::world::Secret {
-            label: None,
-            content: [("master-key".to_owned(), "k".repeat(64))].into(),
-            owned: true,
-        },
-    );
+    w.leader_set(&[("master-key-secret", "secret:k")]);
+    w.leaders_key("secret:k", None);
     w.relate_mongodb();
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(StatusKind::Waiting, "waiting for the leader's first start");
     assert_eq!(w.restarts, 0);
     // The leader served: this unit asks, and is granted.
-    let app = &mut w.relations.get_mut(&pid).unwrap().local_app_bag;
-    app.insert("initialised".into(), "true".into());
-    app.insert("restart-grant".into(), UNIT.into());
-    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    w.leader_set(&[("initialised", "true"), ("restart-grant", UNIT)]);
+    let w = hook(w, On::relation("parse-peers-relation-changed", &pid));
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.restarts, 1);
     assert_eq!(
@@ -438,7 +373,7 @@ fn three_units(tag: &str) -> (World, String) {
     let mut w = World::new(tag);
     let pid = w.peer_with(&["parse-server/1", "parse-server/2"]);
     w.relate_mongodb();
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     (w, pid)
 }
@@ -451,7 +386,7 @@ fn rolling_restarts_one_unit_at_a_time_round_the_units() {
         w.remote_set(&pid, u, &[("restart-request", "aaaa")]);
     }
     w.set("log-level", "warn");
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     // The leader asked too and granted the lowest asker, itself: it restarted, then passed
     // the grant to the next unit after it.
     w.assert_status(StatusKind::Active, "serving");
@@ -461,11 +396,17 @@ fn rolling_restarts_one_unit_at_a_time_round_the_units() {
     assert_eq!(w.peer_app()["restart-grant-at"], w.now.to_string());
     // Unit 1 is done: unit 2's turn.
     w.remote_set(&pid, "parse-server/1", &[("restart-request", "")]);
-    let mut w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    let mut w = hook(
+        w,
+        On::relation("parse-peers-relation-changed", &pid).unit("parse-server/1"),
+    );
     assert_eq!(w.peer_app()["restart-grant"], "parse-server/2");
     // Unit 2 is done: nobody holds it.
     w.remote_set(&pid, "parse-server/2", &[("restart-request", "")]);
-    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    let w = hook(
+        w,
+        On::relation("parse-peers-relation-changed", &pid).unit("parse-server/2"),
+    );
     assert_eq!(w.peer_app().get("restart-grant"), None);
     assert_eq!(w.restarts, 2, "the leader restarted exactly once");
 }
@@ -475,13 +416,9 @@ fn a_unit_without_the_grant_keeps_serving_the_old_configuration() {
     let (mut w, pid) = three_units("queued");
     let before = w.running_options();
     w.leader = false;
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), "parse-server/1".into());
+    w.leader_set(&[("restart-grant", "parse-server/1")]);
     w.set("log-level", "warn");
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Waiting,
         "restart queued: one unit at a time (now: parse-server/1)",
@@ -494,12 +431,8 @@ fn a_unit_without_the_grant_keeps_serving_the_old_configuration() {
     );
     assert_eq!(w.peer_own()["restart-request"].len(), 16);
     // Its turn comes.
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), UNIT.into());
-    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    w.leader_set(&[("restart-grant", UNIT)]);
+    let w = hook(w, On::relation("parse-peers-relation-changed", &pid));
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.running_options().unwrap()["logLevel"], "warn");
     assert_eq!(w.peer_own().get("restart-request"), None);
@@ -508,10 +441,9 @@ fn a_unit_without_the_grant_keeps_serving_the_old_configuration() {
 #[test]
 fn haproxy_route_app_data_from_the_leader_address_from_every_unit() {
     let (mut w, _) = three_units("haproxy");
-    let id = w.relate("haproxy-route", "haproxy");
-    w.remote_set(&id, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+    let id = w.relate_haproxy_route();
     w.remote_app_set(&id, &[("endpoints", "[\"https://parse.example.com/\"]")]);
-    let w = hook(w, relation_event("haproxy-route", RelationKind::Changed));
+    let w = hook(w, On::relation("haproxy-route-relation-changed", &id));
     w.assert_status(StatusKind::Active, "serving");
     let app = &w.relations[&id].local_app_bag;
     assert_eq!(app["service"], "\"parse-server\"");
@@ -528,14 +460,15 @@ fn haproxy_route_app_data_from_the_leader_address_from_every_unit() {
         json!(["127.0.0.1", "::1"]),
         "the key stays on localhost"
     );
-    // A non-leader writes only its address.
+    // A non-leader writes only its address. (Only the unit writes its own bag: the new
+    // address it must publish is its machine's, changed.)
     let mut w = w;
     w.leader = false;
     w.relations.get_mut(&id).unwrap().local_app_bag.clear();
-    w.relations.get_mut(&id).unwrap().local.clear();
-    let w = hook(w, relation_event("haproxy-route", RelationKind::Changed));
+    w.ingress_address = Some("10.0.0.12".into());
+    let w = hook(w, On::relation("haproxy-route-relation-changed", &id));
     assert!(w.relations[&id].local_app_bag.is_empty());
-    assert_eq!(w.relations[&id].local["address"], "\"10.0.0.10\"");
+    assert_eq!(w.relations[&id].local["address"], "\"10.0.0.12\"");
 }
 
 #[test]
@@ -543,10 +476,9 @@ fn the_operators_public_url_wins_and_names_the_haproxy_hostname() {
     let mut w = World::new("public-url");
     w.set("public-server-url", "http://parse.example.com/parse");
     w.relate_mongodb();
-    let id = w.relate("haproxy-route", "haproxy");
-    w.remote_set(&id, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+    let id = w.relate_haproxy_route();
     w.remote_app_set(&id, &[("endpoints", "[\"https://other.example.com/\"]")]);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     assert_eq!(
         w.options()["publicServerURL"],
         "http://parse.example.com/parse"
@@ -562,10 +494,10 @@ const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBoTCCAUegAwIBAgIUH5gpq62w
 #[test]
 fn postgresql_over_tls_serves_with_the_options_parse_server_reads() {
     let mut w = World::new("pg-tls");
-    let id = relate_charmed_postgresql(&mut w);
+    let id = w.relate_charmed_postgresql();
     let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", TEST_CA)]);
     w.remote_app_set(&id, &[("secret-tls", tls.as_str())]);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     // The check connects as parse-server will: TLS verified with the provider's CA, given
     // in memory (the database was checked before any file was written).
@@ -594,10 +526,10 @@ fn postgresql_over_tls_serves_with_the_options_parse_server_reads() {
 #[test]
 fn mongodb_over_tls_is_checked_with_the_ca_in_memory_and_follows_a_rotation() {
     let mut w = World::new("mongo-tls");
-    let (id, _) = relate_charmed_mongodb(&mut w, "pw");
+    let (id, _) = w.relate_charmed_mongodb("pw");
     let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", TEST_CA)]);
     w.remote_app_set(&id, &[("secret-tls", tls.as_str())]);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.probed_cas.borrow()[0].as_deref(), Some(TEST_CA));
     assert_eq!(w.restarts, 1);
@@ -610,7 +542,7 @@ fn mongodb_over_tls_is_checked_with_the_ca_in_memory_and_follows_a_rotation() {
         .unwrap()
         .content
         .insert("tls-ca".into(), rotated.clone());
-    let w = hook(w, Event::Other("secret-changed".into()));
+    let w = hook(w, On::secret("secret-changed", &tls));
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(
         w.probed_cas.borrow().last().unwrap().as_deref(),
@@ -628,18 +560,13 @@ fn a_providers_database_field_never_names_another_database() {
         "parse?authSource=admin&tlsAllowInvalidCertificates=true&appName=",
     ] {
         let mut w = World::new("provider-db");
-        let id = w.relate("mongodb-client", "mongodb");
-        w.remote_set(&id, "mongodb/0", &[("ingress-address", "10.0.0.20")]);
-        w.remote_app_set(
-            &id,
-            &[
-                ("database", db),
-                ("endpoints", "10.0.0.20"),
-                ("username", "relation-4"),
-                ("password", "pw123456"),
-            ],
-        );
-        let w = hook(w, Event::ConfigChanged);
+        w.relate_charmed_mongodb_plain(&[
+            ("database", db),
+            ("endpoints", "10.0.0.20"),
+            ("username", "relation-4"),
+            ("password", "pw123456"),
+        ]);
+        let w = hook(w, "config-changed");
         w.assert_status(StatusKind::Waiting, "mongodb-client relation: database");
         assert_eq!(w.restarts, 0, "{db}");
         assert!(w.probed_uris.borrow().is_empty(), "{db}: never used");
@@ -649,12 +576,12 @@ fn a_providers_database_field_never_names_another_database() {
 #[test]
 fn a_database_name_changed_on_a_live_relation_is_blocked_naming_both() {
     let mut w = World::new("db-name-change");
-    let id = relate_charmed_postgresql(&mut w);
-    let mut w = hook(w, Event::ConfigChanged);
+    let id = w.relate_charmed_postgresql();
+    let mut w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "serving");
     let before = w.running_options();
     w.set("database-name", "shop");
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
         "database-name: the postgresql-client relation serves database parse, not shop",
@@ -674,7 +601,7 @@ fn a_non_leader_alone_in_the_peer_relation_waits_for_the_leaders_first_start() {
     w.peer_with(&[]);
     w.set("master-key", "k".repeat(40));
     w.set("database-uri", "mongodb://10.0.0.20:27017/parse");
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Waiting, "waiting for the leader's first start");
     assert_eq!(w.restarts, 0);
 }
@@ -682,27 +609,28 @@ fn a_non_leader_alone_in_the_peer_relation_waits_for_the_leaders_first_start() {
 #[test]
 fn a_grant_holder_whose_machine_died_is_passed_over_after_its_lease() {
     let (mut w, pid) = three_units("dead-holder");
-    // Unit 2 asked and was granted; then its machine died (its bag keeps asking).
+    // Unit 2 asks and this leader grants it; then its machine dies (its bag keeps asking).
     let t = w.now;
     w.remote_set(&pid, "parse-server/2", &[("restart-request", "d2")]);
-    {
-        let app = &mut w.relations.get_mut(&pid).unwrap().local_app_bag;
-        app.insert("restart-grant".into(), "parse-server/2".into());
-        app.insert("restart-grant-at".into(), t.to_string());
-    }
+    let mut w = hook(
+        w,
+        On::relation("parse-peers-relation-changed", &pid).unit("parse-server/2"),
+    );
+    assert_eq!(w.peer_app()["restart-grant"], "parse-server/2");
+    assert_eq!(w.peer_app()["restart-grant-at"], t.to_string());
     w.set("log-level", "warn");
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Waiting,
         "restart queued: one unit at a time (now: parse-server/2)",
     );
-    w.now = t + crate::world::GRANT_LEASE.as_secs() - 1;
-    let mut w = hook(w, Event::UpdateStatus);
+    w.now = t + crate::harness::GRANT_LEASE.as_secs() - 1;
+    let mut w = hook(w, "update-status");
     w.assert_status(StatusKind::Waiting, "(now: parse-server/2)");
     assert_eq!(w.restarts, 1, "nothing moves within the lease");
     // The lease ends: the leader's next hook passes the dead holder over.
-    w.now = t + crate::world::GRANT_LEASE.as_secs();
-    let w = hook(w, Event::UpdateStatus);
+    w.now = t + crate::harness::GRANT_LEASE.as_secs();
+    let w = hook(w, "update-status");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.running_options().unwrap()["logLevel"], "warn");
     assert_eq!(w.restarts, 2);
@@ -714,17 +642,13 @@ fn a_grant_holder_whose_machine_died_is_passed_over_after_its_lease() {
 
 #[test]
 fn a_unit_that_serves_nothing_starts_without_waiting_for_the_grant() {
-    let (mut w, pid) = three_units("stopped-starts");
+    let (mut w, _) = three_units("stopped-starts");
     w.leader = false;
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), "parse-server/2".into());
+    w.leader_set(&[("restart-grant", "parse-server/2")]);
     // `systemctl stop parse-server` (or a crash systemd gave up on): nothing serves here.
     w.active = false;
     w.running_config = None;
-    let w = hook(w, Event::UpdateStatus);
+    let w = hook(w, "update-status");
     w.assert_status(StatusKind::Active, "serving");
     assert!(w.active);
     assert_eq!(w.peer_own().get("restart-request"), None);
@@ -738,7 +662,7 @@ fn a_leader_blocked_on_its_own_machine_still_passes_the_grant() {
     }
     // More workers than this leader's machine holds (the others' are bigger).
     w.set("workers", 16);
-    let w = hook(w, Event::ConfigChanged);
+    let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Blocked, "invalid config: workers");
     assert_eq!(w.peer_app()["restart-grant"], "parse-server/1");
     assert_eq!(w.restarts, 1, "the leader's own service is left alone");
@@ -749,22 +673,14 @@ fn a_holder_that_stops_before_its_restart_gives_the_grant_back() {
     let (mut w, pid) = three_units("blocked-holder");
     w.leader = false;
     w.set("log-level", "warn");
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), "parse-server/1".into());
-    let mut w = hook(w, Event::ConfigChanged);
+    w.leader_set(&[("restart-grant", "parse-server/1")]);
+    let mut w = hook(w, "config-changed");
     w.assert_status(StatusKind::Waiting, "restart queued");
     assert!(w.peer_own().contains_key("restart-request"));
     // Granted, but before its hook runs the operator sets a limit this machine cannot take.
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), UNIT.into());
+    w.leader_set(&[("restart-grant", UNIT)]);
     w.set("memory-limit", 8192);
-    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    let w = hook(w, On::relation("parse-peers-relation-changed", &pid));
     w.assert_status(StatusKind::Blocked, "memory-limit");
     assert_eq!(
         w.peer_own().get("restart-request"),
@@ -776,23 +692,26 @@ fn a_holder_that_stops_before_its_restart_gives_the_grant_back() {
 #[test]
 fn a_port_change_keeps_the_old_port_in_the_route_until_every_unit_moved() {
     let (mut w, pid) = three_units("port-change");
-    let lb = w.relate("haproxy-route", "haproxy");
-    w.remote_set(&lb, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+    let lb = w.relate_haproxy_route();
     for u in ["parse-server/1", "parse-server/2"] {
         w.remote_set(&pid, u, &[("serving-port", "1337")]);
     }
-    let mut w = hook(w, relation_event("haproxy-route", RelationKind::Joined));
+    let mut w = hook(
+        w,
+        On::relation("haproxy-route-relation-joined", &lb).unit("haproxy/0"),
+    );
     assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1337]");
+    // Unit 1 asks and this leader grants it.
+    w.remote_set(&pid, "parse-server/1", &[("restart-request", "d")]);
+    let mut w = hook(
+        w,
+        On::relation("parse-peers-relation-changed", &pid).unit("parse-server/1"),
+    );
+    assert_eq!(w.peer_app()["restart-grant"], "parse-server/1");
     // Unit 1 holds the grant: the leader queues, and publishes the new port beside the old
     // one before any unit moves, so haproxy reaches each unit on whichever it serves.
-    w.remote_set(&pid, "parse-server/1", &[("restart-request", "d")]);
-    w.relations
-        .get_mut(&pid)
-        .unwrap()
-        .local_app_bag
-        .insert("restart-grant".into(), "parse-server/1".into());
     w.set("port", 1338);
-    let mut w = hook(w, Event::ConfigChanged);
+    let mut w = hook(w, "config-changed");
     w.assert_status(StatusKind::Waiting, "restart queued");
     assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1337,1338]");
     // The others moved; the leader's turn: once it serves on 1338 too, the old port goes.
@@ -803,7 +722,10 @@ fn a_port_change_keeps_the_old_port_in_the_route_until_every_unit_moved() {
             &[("serving-port", "1338"), ("restart-request", "")],
         );
     }
-    let w = hook(w, Event::Other("parse-peers-relation-changed".into()));
+    let w = hook(
+        w,
+        On::relation("parse-peers-relation-changed", &pid).unit("parse-server/2"),
+    );
     w.assert_status(StatusKind::Active, "serving on port 1338");
     assert_eq!(w.relations[&lb].local_app_bag["ports"], "[1338]");
     assert_eq!(w.peer_own()["serving-port"], "1338");
@@ -811,21 +733,21 @@ fn a_port_change_keeps_the_old_port_in_the_route_until_every_unit_moved() {
 
 #[test]
 fn only_haproxy_route_balancers_are_trusted_and_asked_to_set_x_forwarded_for() {
-    let mut w = crate::world::serving("trust");
+    let mut w = crate::harness::serving("trust");
     // Any application related on `website` (interface http) passes a client's own header
     // through: never a trusted proxy.
-    let web = w.relate("website", "some-http-consumer");
-    w.remote_set(
-        &web,
-        "some-http-consumer/0",
-        &[("private-address", "10.0.0.99")],
+    let web = w.relate_website("some-http-consumer");
+    let mut w = hook(
+        w,
+        On::relation("website-relation-joined", &web).unit("some-http-consumer/0"),
     );
-    let mut w = hook(w, relation_event("website", RelationKind::Joined));
     assert!(w.options().get("trustProxy").is_none(), "{}", w.options());
     // haproxy-route: trusted, and asked to set the header to the address it saw.
-    let lb = w.relate("haproxy-route", "haproxy");
-    w.remote_set(&lb, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
-    let w = hook(w, relation_event("haproxy-route", RelationKind::Joined));
+    let lb = w.relate_haproxy_route();
+    let w = hook(
+        w,
+        On::relation("haproxy-route-relation-joined", &lb).unit("haproxy/0"),
+    );
     assert_eq!(w.options()["trustProxy"], json!(["10.0.0.40"]));
     let rewrites: Value =
         serde_json::from_str(&w.relations[&lb].local_app_bag["rewrites"]).unwrap();

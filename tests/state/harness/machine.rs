@@ -1,0 +1,204 @@
+//! The machine: a scratch root with parse-server installed, the service manager (systemd),
+//! what the running process serves and how much memory it uses, ports other processes hold,
+//! the machine's size and the clock.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parse_server_charm::uri::DbUri;
+use parse_server_charm::workload::database::{DbError, DbInfo};
+use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
+use parse_server_charm::workload::probe::Probes;
+use parse_server_charm::workload::sizing::Machine;
+use parse_server_charm::workload::systemd::ServiceManager;
+use serde_json::Value;
+
+use super::{Sim, World, VERSION};
+
+/// A fresh root: the service account, an installed release and a Node that satisfies its
+/// `engines`, on the hook's PATH.
+pub(super) fn scratch_root(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("psc-state-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let m = std::fs::metadata(root.join("etc")).unwrap();
+    let (uid, gid) = (m.uid(), m.gid());
+    std::fs::write(
+        root.join("etc/passwd"),
+        format!("parse-server:x:{uid}:{gid}::/var/lib/parse-server:/usr/sbin/nologin\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), format!("parse-server:x:{gid}:\n")).unwrap();
+    install_release(&root, VERSION);
+    let bin = root.join("usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("node"), "#!/bin/sh\necho v20.20.2\n").unwrap();
+    std::fs::set_permissions(
+        bin.join("node"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    root
+}
+
+/// An installed release in the layout `workload::install` leaves.
+pub fn install_release(root: &Path, version: &str) {
+    let release = root.join(format!("opt/parse-server/releases/{version}"));
+    std::fs::create_dir_all(release.join("node_modules/parse-server")).unwrap();
+    std::fs::write(
+        release.join("node_modules/parse-server/package.json"),
+        format!(
+            r#"{{"version":"{version}","engines":{{"node":">=20.19.0 <21 || >=22.12.0 <23"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("charm-options.json"),
+        r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"readOnlyMasterKey":null,"readOnlyMasterKeyIps":null}"#,
+    )
+    .unwrap();
+}
+
+impl World {
+    pub fn file(&self, p: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.join(p.trim_start_matches('/'))).ok()
+    }
+
+    /// The option file on disk, parsed.
+    pub fn options(&self) -> Value {
+        serde_json::from_str(
+            &self
+                .file("/etc/parse-server/config.json")
+                .expect("config.json"),
+        )
+        .unwrap()
+    }
+
+    /// What the running process serves with (its option file at the last start), parsed.
+    pub fn running_options(&self) -> Option<Value> {
+        self.running_config
+            .as_ref()
+            .map(|c| serde_json::from_str(c).unwrap())
+    }
+
+    /// The port and mount path the running process serves on.
+    fn serves(&self) -> Option<(u16, String)> {
+        let cfg: Value = serde_json::from_str(self.running_config.as_ref()?).ok()?;
+        Some((
+            cfg["port"].as_u64()? as u16,
+            cfg["mountPath"].as_str()?.to_owned(),
+        ))
+    }
+}
+
+impl ServiceManager for Sim {
+    fn daemon_reload(&self) -> anyhow::Result<()> {
+        self.0.borrow_mut().calls.push("daemon-reload".into());
+        Ok(())
+    }
+    fn enable(&self, _: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push("enable".into());
+        w.enabled = true;
+        Ok(())
+    }
+    fn disable(&self, _: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push("disable".into());
+        w.enabled = false;
+        Ok(())
+    }
+    fn restart(&self, _: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push("restart".into());
+        if w.restart_fails {
+            w.active = false;
+            w.running_config = None;
+            anyhow::bail!("Job for parse-server.service failed because the control process exited with error code.");
+        }
+        w.restarts += 1;
+        let config = w.file("/etc/parse-server/config.json");
+        let ok = config.as_deref().is_some_and(w.starts_ok);
+        w.active = ok;
+        w.running_config = if ok { config } else { None };
+        Ok(())
+    }
+    fn stop(&self, _: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push("stop".into());
+        w.active = false;
+        w.running_config = None;
+        Ok(())
+    }
+    fn is_active(&self, _: &str) -> anyhow::Result<bool> {
+        Ok(self.0.borrow().active)
+    }
+}
+
+impl Probes for Sim {
+    fn health(&self, port: u16, mount_path: &str) -> Result<(), String> {
+        let w = self.0.borrow();
+        match w.serves() {
+            Some((p, m)) if w.active && p == port && m == mount_path => Ok(()),
+            _ => Err(format!("nothing answers on port {port}")),
+        }
+    }
+    fn database(&self, uri: &DbUri, ca_pem: Option<&str>, _: Duration) -> Result<DbInfo, DbError> {
+        // The database is the providers' side.
+        self.0.borrow().database_answer(uri, ca_pem)
+    }
+    fn port_in_use(&self, port: u16) -> bool {
+        let w = self.0.borrow();
+        w.held_ports.contains(&port) || (w.active && w.serves().is_some_and(|(p, _)| p == port))
+    }
+    fn machine(&self) -> Machine {
+        self.0.borrow().machine
+    }
+    fn service_memory(&self) -> Option<ServiceMemory> {
+        let w = self.0.borrow();
+        let cfg: Value = serde_json::from_str(w.running_config.as_ref()?).ok()?;
+        if !w.active {
+            return None;
+        }
+        // A master and its workers, or one process: 170 MiB each.
+        let workers = cfg.get("cluster").and_then(Value::as_u64).unwrap_or(1) as u32;
+        let mut processes = Vec::new();
+        let proc = |pid, ppid| ProcessMemory {
+            pid,
+            ppid,
+            pss_kib: 170 * 1024,
+            anonymous_kib: 120 * 1024,
+            rss_kib: 200 * 1024,
+        };
+        if workers > 1 {
+            processes.push(proc(100, 1));
+            for i in 0..workers {
+                processes.push(proc(101 + i, 100));
+            }
+        } else {
+            processes.push(proc(100, 1));
+        }
+        Some(ServiceMemory { processes })
+    }
+    fn heap_statistics(&self, pids: &[u32]) -> BTreeMap<u32, HeapStats> {
+        pids.iter()
+            .map(|p| {
+                (
+                    *p,
+                    HeapStats {
+                        used_bytes: 60 << 20,
+                        limit_bytes: 304 << 20,
+                    },
+                )
+            })
+            .collect()
+    }
+    fn pause(&self, _: Duration) {}
+    fn now(&self) -> u64 {
+        self.0.borrow().now
+    }
+}

@@ -1,0 +1,143 @@
+//! The providers: whether the database answers, and what each provider charm publishes on
+//! its relation (legacy MongoDB, Charmed MongoDB and PostgreSQL, haproxy, an http consumer),
+//! with the interface it offers.
+
+use parse_server_charm::uri::DbUri;
+use parse_server_charm::workload::database::{DbError, DbInfo};
+
+use super::juju::Secret;
+use super::World;
+
+/// What the database answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Db {
+    Up,
+    Down,
+    WrongPassword,
+}
+
+impl World {
+    /// The database probe's answer (`Probes::database`).
+    pub(super) fn database_answer(
+        &self,
+        uri: &DbUri,
+        ca_pem: Option<&str>,
+    ) -> Result<DbInfo, DbError> {
+        self.probed_uris.borrow_mut().push(uri.to_secret_string());
+        self.probed_cas.borrow_mut().push(ca_pem.map(str::to_owned));
+        match self.db {
+            Db::Up => Ok(DbInfo {
+                postgis: uri.is_postgres().then_some(self.postgis),
+            }),
+            Db::Down => Err(DbError::Unreachable(
+                "database at 127.0.0.1:27017 does not answer: connection refused".into(),
+            )),
+            Db::WrongPassword => Err(DbError::Refused(
+                "database at 127.0.0.1:27017 refused: Authentication failed.".into(),
+            )),
+        }
+    }
+
+    /// A secret a provider granted to a relation; returns its URI.
+    pub fn grant_secret(&mut self, pairs: &[(&str, &str)]) -> String {
+        let uri = format!("secret:remote{}", self.secrets.len());
+        self.secrets.insert(
+            uri.clone(),
+            Secret {
+                label: None,
+                content: pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                owned: false,
+            },
+        );
+        uri
+    }
+
+    /// A legacy mongodb relation (interface `mongodb`) whose one unit has joined and
+    /// published nothing but its address yet.
+    pub fn relate_mongodb_unpublished(&mut self) -> String {
+        let id = self.relate_as("mongodb", "mongodb", "mongodb");
+        self.remote_set(&id, "mongodb/0", &[("private-address", "10.0.0.5")]);
+        id
+    }
+
+    /// A legacy mongodb relation whose one unit published `127.0.0.1:27017`.
+    pub fn relate_mongodb(&mut self) -> String {
+        let id = self.relate_as("mongodb", "mongodb", "mongodb");
+        self.remote_set(
+            &id,
+            "mongodb/0",
+            &[("hostname", "127.0.0.1"), ("port", "27017")],
+        );
+        id
+    }
+
+    /// A Charmed MongoDB relation (`mongodb_client`) whose leader answered with a
+    /// `secret-user` secret; returns the relation and the secret.
+    pub fn relate_charmed_mongodb(&mut self, password: &str) -> (String, String) {
+        let id = self.relate_as("mongodb-client", "mongodb", "mongodb_client");
+        self.remote_set(&id, "mongodb/0", &[("ingress-address", "10.0.0.20")]);
+        let uris =
+            format!("mongodb://relation-4:{password}@10.0.0.20:27017/parse?authSource=admin");
+        let secret = self.grant_secret(&[
+            ("username", "relation-4"),
+            ("password", password),
+            ("uris", uris.as_str()),
+        ]);
+        self.remote_app_set(
+            &id,
+            &[
+                ("database", "parse"),
+                ("endpoints", "10.0.0.20"),
+                ("secret-user", secret.as_str()),
+            ],
+        );
+        (id, secret)
+    }
+
+    /// A Charmed MongoDB relation whose leader answered with plain fields: `app_bag`.
+    pub fn relate_charmed_mongodb_plain(&mut self, app_bag: &[(&str, &str)]) -> String {
+        let id = self.relate_as("mongodb-client", "mongodb", "mongodb_client");
+        self.remote_set(&id, "mongodb/0", &[("ingress-address", "10.0.0.20")]);
+        self.remote_app_set(&id, app_bag);
+        id
+    }
+
+    /// A Charmed PostgreSQL relation (`postgresql_client`) with plain fields (a provider
+    /// without secrets).
+    pub fn relate_charmed_postgresql(&mut self) -> String {
+        let id = self.relate_as("postgresql-client", "postgresql", "postgresql_client");
+        self.remote_set(&id, "postgresql/0", &[("ingress-address", "10.0.0.30")]);
+        self.remote_app_set(
+            &id,
+            &[
+                ("database", "parse"),
+                ("endpoints", "10.0.0.30:5432"),
+                ("username", "relation-5"),
+                ("password", "Xy7q2w9e0r1t2y3u"),
+                ("version", "16.6"),
+            ],
+        );
+        id
+    }
+
+    /// A haproxy relation (`haproxy-route`) whose one unit is at 10.0.0.40.
+    pub fn relate_haproxy_route(&mut self) -> String {
+        let id = self.relate_as("haproxy-route", "haproxy", "haproxy-route");
+        self.remote_set(&id, "haproxy/0", &[("ingress-address", "10.0.0.40")]);
+        id
+    }
+
+    /// An application related on `website` (interface `http`), its unit 0 at 10.0.0.99.
+    pub fn relate_website(&mut self, remote_app: &str) -> String {
+        let id = self.relate_as("website", remote_app, "http");
+        self.remote_set(
+            &id,
+            &format!("{remote_app}/0"),
+            &[("private-address", "10.0.0.99")],
+        );
+        id
+    }
+}
