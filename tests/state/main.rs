@@ -6,6 +6,7 @@
 mod harness;
 
 mod bad_input;
+mod consistency;
 mod day_two;
 mod faults;
 mod lifecycle;
