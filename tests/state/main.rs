@@ -1,6 +1,8 @@
-//! Layer 2: state-transition tests. Each test states the Juju side and the world, runs one
-//! event through `Charm` with in-memory fakes (`harness/`), and asserts on the state that
-//! results: status, files written, restarts, ports, relation data, secrets. Every decision
+//! Layer 2: state-transition tests. Each test states the Juju side and the world, names one
+//! hook as Juju names it, runs it through `Charm` with in-memory fakes (`harness/`; the
+//! context from the hook's environment by `JujuContext::from_env`, as `main` does), and
+//! asserts on the state that results: status, files written, restarts, ports, relation data,
+//! secrets. A scenario Juju cannot produce is refused before the hook runs. Every decision
 //! the charm makes is proven here, without root, Node, Java or a database.
 
 mod harness;

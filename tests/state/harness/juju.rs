@@ -197,6 +197,17 @@ pub struct CharmSpec {
     pub actions: BTreeSet<String>,
 }
 
+impl CharmSpec {
+    /// The charm's one peers endpoint.
+    pub fn peers_endpoint(&self) -> &str {
+        let mut peers = self.endpoints.iter().filter(|(_, (_, peer))| *peer);
+        match (peers.next(), peers.next()) {
+            (Some((name, _)), None) => name,
+            _ => panic!("metadata.yaml: the harness expects exactly one peers endpoint"),
+        }
+    }
+}
+
 fn yaml(file: &str) -> serde_yaml::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -675,7 +686,8 @@ impl World {
     /// The peer relation with `others` (unit names) as the other units.
     pub fn peer_with(&mut self, others: &[&str]) -> String {
         let app = self.app.clone();
-        let id = self.add_relation("parse-peers", &app, None, true);
+        let endpoint = spec().peers_endpoint();
+        let id = self.add_relation(endpoint, &app, None, true);
         for u in others {
             self.remote_set(&id, u, &[("ingress-address", "10.0.0.11")]);
         }
