@@ -327,16 +327,23 @@ fn a_new_leader_keeps_the_key() {
     w.relate_mongodb();
     let mut w = hook(w, "config-changed");
     let key = w.master_key();
-    // Leadership moves away and back (this unit is elected again after a leader removal).
+    // Leadership moves away and back (this unit is elected again after a leader removal:
+    // it sees the old leader depart, then is elected).
     w.leader = false;
     let mut w = hook(w, "leader-settings-changed");
     w.assert_status(StatusKind::Active, "serving");
-    w.leader = true;
     w.relations
         .get_mut(&pid)
         .unwrap()
         .units
         .remove("parse-server/1");
+    let mut w = hook(
+        w,
+        On::relation("parse-peers-relation-departed", &pid)
+            .unit("parse-server/1")
+            .departing("parse-server/1"),
+    );
+    w.leader = true;
     let w = hook(w, "leader-elected");
     w.assert_status(StatusKind::Active, "serving");
     assert_eq!(w.master_key(), key);
