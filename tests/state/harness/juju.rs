@@ -421,10 +421,9 @@ fn check_hook(w: &World, on: &On) -> Result<(), String> {
     }
     no_relation(on)?;
     no_secret(on)?;
-    if let Some((storage, _)) = name
+    if let Some(storage) = name
         .strip_suffix("-storage-attached")
         .or_else(|| name.strip_suffix("-storage-detaching"))
-        .map(|s| (s, ()))
     {
         return if spec.storage.contains(storage) {
             Ok(())
