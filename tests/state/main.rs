@@ -14,3 +14,4 @@ mod faults;
 mod lifecycle;
 mod memory;
 mod scale_out;
+mod steady;

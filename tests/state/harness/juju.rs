@@ -784,9 +784,11 @@ fn denied(tool: &str, detail: &str) -> HookToolError {
 
 impl HookTools for Sim {
     fn config_get(&self) -> ToolResult<BTreeMap<String, Value>> {
+        self.0.borrow().tool_calls.borrow_mut().push("config-get");
         Ok(self.0.borrow().config.clone())
     }
     fn relation_ids(&self, endpoint: &str) -> ToolResult<Vec<String>> {
+        self.0.borrow().tool_calls.borrow_mut().push("relation-ids");
         *self
             .0
             .borrow()
@@ -804,6 +806,11 @@ impl HookTools for Sim {
             .collect())
     }
     fn relation_list(&self, id: &str) -> ToolResult<Vec<String>> {
+        self.0
+            .borrow()
+            .tool_calls
+            .borrow_mut()
+            .push("relation-list");
         Ok(self
             .0
             .borrow()
@@ -813,6 +820,7 @@ impl HookTools for Sim {
             .unwrap_or_default())
     }
     fn relation_get(&self, id: &str, unit: &str) -> ToolResult<Databag> {
+        self.0.borrow().tool_calls.borrow_mut().push("relation-get");
         let w = self.0.borrow();
         let Some(r) = w.relations.get(id) else {
             return Ok(Databag::new());
@@ -824,6 +832,7 @@ impl HookTools for Sim {
         })
     }
     fn relation_get_app(&self, id: &str, app: &str) -> ToolResult<Databag> {
+        self.0.borrow().tool_calls.borrow_mut().push("relation-get");
         let w = self.0.borrow();
         let Some(r) = w.relations.get(id) else {
             return Ok(Databag::new());
@@ -837,6 +846,7 @@ impl HookTools for Sim {
         Ok(r.remote_app_bag.clone())
     }
     fn relation_set_app(&self, id: &str, data: &Databag) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("relation-set");
         let mut w = self.0.borrow_mut();
         if !w.leader {
             return Err(denied(
@@ -857,6 +867,7 @@ impl HookTools for Sim {
         Ok(())
     }
     fn relation_set(&self, id: &str, data: &Databag) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("relation-set");
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("relation-set {id}"));
         if let Some(r) = w.relations.get_mut(id) {
@@ -871,47 +882,63 @@ impl HookTools for Sim {
         Ok(())
     }
     fn opened_ports(&self) -> ToolResult<Vec<String>> {
+        self.0.borrow().tool_calls.borrow_mut().push("opened-ports");
         Ok(self.0.borrow().ports.iter().cloned().collect())
     }
     fn open_port(&self, port: u16) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("open-port");
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("open-port {port}"));
         w.ports.insert(format!("{port}/tcp"));
         Ok(())
     }
     fn close_port(&self, port: u16) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("close-port");
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("close-port {port}"));
         w.ports.remove(&format!("{port}/tcp"));
         Ok(())
     }
     fn status_set(&self, status: &Status) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("status-set");
         self.0.borrow_mut().statuses.push(status.clone());
         Ok(())
     }
     fn application_version_set(&self, _: &str) -> ToolResult<()> {
+        self.0
+            .borrow()
+            .tool_calls
+            .borrow_mut()
+            .push("application-version-set");
         Ok(())
     }
     fn log(&self, _: &str, message: &str) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("juju-log");
         self.0.borrow_mut().logs.push(message.to_owned());
         Ok(())
     }
     fn is_leader(&self) -> ToolResult<bool> {
+        self.0.borrow().tool_calls.borrow_mut().push("is-leader");
         Ok(self.0.borrow().leader)
     }
     fn public_address(&self) -> ToolResult<String> {
+        self.0.borrow().tool_calls.borrow_mut().push("unit-get");
         Ok(self.0.borrow().public_address.clone())
     }
     fn ingress_address(&self, _: &str) -> ToolResult<Option<String>> {
+        self.0.borrow().tool_calls.borrow_mut().push("network-get");
         Ok(self.0.borrow().ingress_address.clone())
     }
     fn state_get(&self, _: &str) -> ToolResult<Option<String>> {
+        self.0.borrow().tool_calls.borrow_mut().push("state-get");
         Ok(None)
     }
     fn state_set(&self, _: &Databag) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("state-set");
         Ok(())
     }
     fn secret_get(&self, label: &str) -> ToolResult<Option<Databag>> {
+        self.0.borrow().tool_calls.borrow_mut().push("secret-get");
         Ok(self.0.borrow().owned_secret(label).cloned())
     }
     fn secret_add_from_file(
@@ -921,6 +948,7 @@ impl HookTools for Sim {
         key: &str,
         file: &Path,
     ) -> ToolResult<String> {
+        self.0.borrow().tool_calls.borrow_mut().push("secret-add");
         let value = std::fs::read_to_string(file).unwrap();
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("secret-add {label}"));
@@ -936,6 +964,7 @@ impl HookTools for Sim {
         Ok(uri)
     }
     fn secret_get_by_id(&self, uri: &str, _refresh: bool) -> ToolResult<Option<Databag>> {
+        self.0.borrow().tool_calls.borrow_mut().push("secret-get");
         let w = self.0.borrow();
         if w.unreadable_secrets.contains(uri) {
             return Err(denied("secret-get", "exit 1: ERROR permission denied"));
@@ -943,6 +972,11 @@ impl HookTools for Sim {
         Ok(w.secrets.get(uri).map(|s| s.content.clone()))
     }
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>> {
+        self.0
+            .borrow()
+            .tool_calls
+            .borrow_mut()
+            .push("secret-info-get");
         Ok(self
             .0
             .borrow()
@@ -952,10 +986,12 @@ impl HookTools for Sim {
             .map(|(uri, _)| uri.clone()))
     }
     fn action_set(&self, results: &Databag) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("action-set");
         self.0.borrow_mut().action_results = Some(results.clone());
         Ok(())
     }
     fn action_fail(&self, message: &str) -> ToolResult<()> {
+        self.0.borrow().tool_calls.borrow_mut().push("action-fail");
         self.0.borrow_mut().action_failed = Some(message.to_owned());
         Ok(())
     }

@@ -71,6 +71,9 @@ pub struct World {
     pub calls: Vec<String>,
     /// Read-only hook-tool calls, by tool and argument.
     pub reads: RefCell<BTreeMap<String, usize>>,
+    /// Every hook-tool call that reached the agent (after the charm's own cache), by tool,
+    /// in order.
+    pub tool_calls: RefCell<Vec<&'static str>>,
     pub action_results: Option<Databag>,
     pub action_failed: Option<String>,
     pub public_address: String,
@@ -129,6 +132,7 @@ impl World {
             logs: Vec::new(),
             calls: Vec::new(),
             reads: RefCell::new(BTreeMap::new()),
+            tool_calls: RefCell::new(Vec::new()),
             action_results: None,
             action_failed: None,
             public_address: "10.0.0.10".into(),
