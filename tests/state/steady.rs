@@ -2,7 +2,7 @@
 //! nothing pending only looks (health, database, memory) and reports with one hook-tool
 //! call; whatever it finds amiss, and every other hook, goes through the full reconcile.
 
-use crate::harness::{hook, run, serving, Db, Exit, On, World};
+use crate::harness::{hook, run, Db, Exit, On, World};
 use parse_server_charm::juju::StatusKind;
 
 /// Three units on Charmed PostgreSQL behind haproxy-route, this one the leader, all serving
