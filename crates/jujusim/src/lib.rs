@@ -26,6 +26,8 @@ mod model;
 mod tools;
 mod util;
 
+pub mod kit;
+
 /// The `jujusim` binary: if argv[0]'s basename is a hook tool name it acts as that tool
 /// (tool mode); otherwise it is the driver CLI (`jujusim <subcommand>`). Returns the exit
 /// code.
