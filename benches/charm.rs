@@ -12,8 +12,10 @@
 //! - what the memory figure in the status costs a hook (cgroup.procs and every process's
 //!   smaps_rollup, read with the charm's own code).
 
-#[path = "../tests/e2e/support.rs"]
-mod support;
+// The charm under test on the kit's units (packed charm, deploying it, PostgreSQL on the
+// unit's loopback, the master key), shared with the end-to-end tests.
+#[path = "../tests/e2e/charm.rs"]
+mod charm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use charm::{packed_charm, start_postgres, CharmUnit};
+use jujusim::kit::{private_file, random_alnum, Unit};
 use parse_server_charm::workload::memory;
 use serde_json::Value;
-use support::{random_alnum, start_postgres, Unit};
 
 const APP_ID: &str = "bench";
 const BASE: &str = "http://127.0.0.1:1337/parse";
@@ -261,9 +264,7 @@ fn service_cpu_ms(procs: &Path) -> f64 {
 fn wrk_script(unit: &Unit, name: &str, text: &str) -> PathBuf {
     use std::io::Write;
     let path = unit.dir.join(name);
-    support::private_file(&path)
-        .write_all(text.as_bytes())
-        .unwrap();
+    private_file(&path).write_all(text.as_bytes()).unwrap();
     path
 }
 
@@ -621,7 +622,7 @@ fn ratio_line(what: &str, charm: f64, v8: f64, unit_name: &str) {
 fn main() {
     let started = Instant::now();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let charm = support::packed_charm();
+    let charm = packed_charm();
     println!(
         "packed charm: {} ({:.2} MiB)",
         charm.display(),

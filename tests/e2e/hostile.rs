@@ -5,9 +5,8 @@
 
 use serde_json::Value;
 
-use crate::support::{
-    percent_encode, start_mongo_auth_server, start_mongo_java_server, start_postgres, Unit,
-};
+use crate::charm::{start_mongo_auth_server, start_mongo_java_server, start_postgres, CharmUnit};
+use jujusim::kit::{percent_encode, Unit};
 
 const BASE: &str = "http://127.0.0.1:1337/parse";
 
@@ -172,7 +171,7 @@ fn a_hook_killed_in_the_middle_of_a_change_is_finished_by_the_next() {
 #[test]
 fn mongodb_over_ipv6_with_authentication() {
     let mut unit = Unit::deploy("mongodb-ipv6");
-    let password = crate::support::random_alnum(24);
+    let password = jujusim::kit::random_alnum(24);
     start_mongo_auth_server(
         &mut unit,
         "::1",

@@ -9,8 +9,8 @@ use crate::model::{
     sql_literal, start_mongo_auth_server, Haproxy, HaproxyProcess, LoadRun, Model, Postgres,
     RemoteClient,
 };
-use crate::support::{random_alnum, Network};
 use crate::tls::{start_mongo_auth_server_tls, TestCa};
+use jujusim::kit::{random_alnum, Network};
 
 /// `openssl s_client` from the model network to `10.77.0.1:<port>`, trusting only `ca`
 /// (`-verify_return_error`: a certificate that does not verify ends the handshake), with

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{record_figure, start_mongo_java_server, Network, Unit};
+use crate::charm::{start_mongo_java_server, CharmUnit};
+use jujusim::kit::{record_figure, Network, Unit};
 use serde_json::Value;
 
 const SERVICE: &str = "parse-server.service";

@@ -2,8 +2,8 @@
 //! simulated units, against the real workload (parse-server from npm, real databases). One
 //! test binary; each module is one scenario family.
 
+mod charm;
 mod model;
-mod support;
 mod tls;
 
 mod hostile;

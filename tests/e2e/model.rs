@@ -4,225 +4,41 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{
-    curl_through_files, mongo_auth_server_command, packed_charm, private_file, require, sim,
-    Network, Unit, REPO, UNIT_PROXY,
-};
+use jujusim::kit::{self, curl_through_files, private_file, require, sim, Network};
+
+use crate::charm::{mongo_auth_server_command, packed_charm, PROXY_ALLOW};
 use crate::tls::{ServerCert, TestCa};
 
 /// The application under test.
 pub const APP: &str = "parse-server";
 
-/// A model: its directory, its network, its units (booted machines).
-pub struct Model {
-    pub dir: PathBuf,
-    pub net: Network,
-    pub units: Vec<(String, Unit)>,
-    name: String,
-    /// The number of the next unit (Juju never reuses one).
-    next: usize,
+/// A model of the charm under test (`kit::Model`: its model dir, network and booted units)
+/// deployed as `APP`, and what only this charm's tests ask of it.
+pub struct Model(kit::Model);
+
+impl Deref for Model {
+    type Target = kit::Model;
+    fn deref(&self) -> &kit::Model {
+        &self.0
+    }
+}
+
+impl DerefMut for Model {
+    fn deref_mut(&mut self) -> &mut kit::Model {
+        &mut self.0
+    }
 }
 
 impl Model {
     pub fn new(name: &str) -> Model {
-        let net = Network::up(&format!("{name}-net"));
-        let dir = Path::new(REPO)
-            .join("target/e2e")
-            .join(format!("{name}-model-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let model = Model {
-            dir,
-            net,
-            units: Vec::new(),
-            name: name.to_owned(),
-            next: 0,
-        };
-        model.ok(
-            "model-init",
-            &["--charm", packed_charm().to_str().unwrap(), "--app", APP],
-        );
-        model
-    }
-
-    /// `jujusim <sub> M <args>`.
-    pub fn run(&self, sub: &str, args: &[&str]) -> Output {
-        Command::new(sim())
-            .arg(sub)
-            .arg(&self.dir)
-            .args(args)
-            .env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running jujusim")
-    }
-
-    pub fn ok(&self, sub: &str, args: &[&str]) -> String {
-        let out = self.run(sub, args);
-        assert!(
-            out.status.success(),
-            "jujusim {sub} {args:?}: {}\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.hook_tails()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn hook_tails(&self) -> String {
-        self.units
-            .iter()
-            .map(|(n, u)| format!("--- {n}:\n{}", u.hook_output_tail()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// `juju add-unit`: a new machine on the model network with the charm unpacked, joined
-    /// to the model (its hooks are queued; `settle` runs them). Returns the unit's name.
-    pub fn add_unit(&mut self) -> String {
-        let n = self.next;
-        self.next += 1;
-        let ip = format!("10.77.0.{}", 11 + n);
-        let unit_name = format!("{APP}/{n}");
-        let mut unit = Unit::boot(&format!("{}-u{n}", self.name), Some((&self.net, &ip)));
-        unit.deploy_charm_as(&unit_name, &ip);
-        self.ok("add-unit", &["--unit-dir", unit.dir.to_str().unwrap()]);
-        self.units.push((unit_name.clone(), unit));
-        unit_name
-    }
-
-    /// Runs every queued hook; returns what ran (one line per hook).
-    pub fn settle(&self) -> String {
-        self.ok("settle", &["--max", "400"])
-    }
-
-    /// Runs exactly one queued hook (`settle --max 1`); returns whether runnable events remain.
-    /// Events of a unit whose machine is down are not runnable: they wait (`machine_up`).
-    /// A hook that fails, or any other settle error, fails the test with the hook tails.
-    pub fn settle_step(&self) -> bool {
-        let out = self.run("settle", &["--max", "1"]);
-        let ran = String::from_utf8_lossy(&out.stdout);
-        if !ran.trim().is_empty() {
-            println!("settle step: {}", ran.trim_end());
-        }
-        if out.status.success() {
-            return false;
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        // What settle says when it stops at --max with runnable events left.
-        if out.status.code() == Some(1) && err.contains("hooks run and events are still queued") {
-            return true;
-        }
-        panic!(
-            "jujusim settle --max 1: {ran}\n{err}\n{}",
-            self.hook_tails()
-        );
-    }
-
-    /// Runs one hook (e.g. `update-status`) on one unit of the model, against the shared model
-    /// (`jujusim hook U HOOK`); asserts that it exited 0.
-    pub fn run_hook(&self, unit: &str, hook: &str) {
-        self.unit(unit).hook(hook, &[]);
-    }
-
-    /// Powers a unit's machine off (`jujusim machine-down`) while it stays in the model: its
-    /// agent is lost, its events queue and `settle` leaves them waiting until `machine_up`.
-    /// Fails if anything of the machine is left (as at teardown).
-    pub fn machine_down(&mut self, unit: &str) {
-        self.unit_mut(unit).power_off();
-    }
-
-    /// Boots a unit's powered-off machine again from its disk (same network address, the
-    /// model's proxy restarted); the next `settle` runs the events that waited.
-    pub fn machine_up(&mut self, unit: &str) {
-        self.unit_mut(unit).power_on();
-    }
-
-    pub fn config(&self, pairs: &[&str]) {
-        self.ok("config", pairs);
-    }
-
-    pub fn relate(&self, endpoint: &str, remote_app: &str) -> String {
-        self.ok("relate", &[endpoint, remote_app]).trim().to_owned()
-    }
-
-    pub fn remote_set(&self, rel: &str, unit: &str, pairs: &[&str], address: Option<&str>) {
-        let mut args = vec![rel, unit];
-        args.extend_from_slice(pairs);
-        if let Some(a) = address {
-            args.extend_from_slice(&["--address", a]);
-        }
-        self.ok("remote-set", &args);
-    }
-
-    /// The remote application's databag; values through a 0600 file, never argv.
-    pub fn remote_app_set(&self, rel: &str, pairs: &[(&str, &str)]) {
-        let file = self.secret_file(pairs);
-        self.ok("remote-app-set", &[rel, "--file", file.to_str().unwrap()]);
-        let _ = std::fs::remove_file(file);
-    }
-
-    /// A secret the provider `owner` grants to `rel`; returns its URI.
-    pub fn remote_secret_add(&self, rel: &str, owner: &str, pairs: &[(&str, &str)]) -> String {
-        let file = self.secret_file(pairs);
-        let uri = self.ok(
-            "remote-secret-add",
-            &[
-                "--grant",
-                rel,
-                "--owner",
-                owner,
-                "--file",
-                file.to_str().unwrap(),
-            ],
-        );
-        let _ = std::fs::remove_file(file);
-        uri.trim().to_owned()
-    }
-
-    pub fn remote_secret_set(&self, uri: &str, pairs: &[(&str, &str)]) {
-        let file = self.secret_file(pairs);
-        self.ok(
-            "remote-secret-set",
-            &[uri, "--file", file.to_str().unwrap()],
-        );
-        let _ = std::fs::remove_file(file);
-    }
-
-    fn secret_file(&self, pairs: &[(&str, &str)]) -> PathBuf {
-        let file = self.dir.join(".pairs.json");
-        let map: serde_json::Map<String, Value> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect();
-        let mut f = private_file(&file);
-        f.write_all(Value::Object(map).to_string().as_bytes())
-            .unwrap();
-        file
-    }
-
-    /// model.json.
-    pub fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("model.json")).unwrap())
-            .unwrap()
-    }
-
-    fn relation(&self, rel: &str) -> Value {
-        let id = rel.rsplit(':').next().unwrap();
-        self.state()["relations"][id].clone()
-    }
-
-    /// Our application's databag on `rel`.
-    pub fn app_bag(&self, rel: &str) -> serde_json::Map<String, Value> {
-        self.relation(rel)["app_bag"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
+        Model(kit::Model::new(name, &packed_charm(), APP, PROXY_ALLOW))
     }
 
     /// Our units' `address` on a haproxy-route relation (JSON strings), in unit order.
@@ -240,67 +56,6 @@ impl Model {
         out.into_iter().map(|(_, a)| a).collect()
     }
 
-    /// Every unit databag on `rel` (ours and the remote ones), by unit.
-    pub fn unit_bags(&self, rel: &str) -> serde_json::Map<String, Value> {
-        self.relation(rel)["unit_bags"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub fn status(&self) -> Value {
-        serde_json::from_str(&self.ok("status", &["--format=json"])).unwrap()
-    }
-
-    /// `(workload status, message)` of every unit.
-    pub fn workloads(&self) -> Vec<(String, String, String)> {
-        let s = self.status();
-        let units = s["applications"][APP]["units"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        units
-            .iter()
-            .map(|(name, u)| {
-                (
-                    name.clone(),
-                    u["workload-status"]["current"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_owned(),
-                    u["workload-status"]["message"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    pub fn assert_all(&self, kind: &str, part: &str) {
-        for (name, k, m) in self.workloads() {
-            assert_eq!(k, kind, "{name}: {m}\n{}", self.hook_tails());
-            assert!(m.contains(part), "{name}: {m:?} lacks {part:?}");
-        }
-    }
-
-    pub fn leader(&self) -> String {
-        self.state()["leader"].as_str().unwrap_or("").to_owned()
-    }
-
-    pub fn unit(&self, name: &str) -> &Unit {
-        &self.units.iter().find(|(n, _)| n == name).expect(name).1
-    }
-
-    pub fn unit_mut(&mut self, name: &str) -> &mut Unit {
-        &mut self
-            .units
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .expect(name)
-            .1
-    }
-
     /// The generated master key, from the model's own secret store (what
     /// `juju show-secret --reveal` shows).
     pub fn master_key(&self) -> String {
@@ -309,21 +64,8 @@ impl Model {
             .to_owned()
     }
 
-    /// `juju remove-unit`: queues its teardown; after `settle` its machine is powered off.
-    pub fn remove_unit(&mut self, name: &str) {
-        self.ok("remove-unit", &[name]);
-        self.settle();
-        let i = self.units.iter().position(|(n, _)| n == name).unwrap();
-        let (_, unit) = self.units.remove(i);
-        unit.teardown();
-    }
-
-    pub fn teardown(mut self) {
-        for (_, u) in self.units.drain(..) {
-            u.teardown();
-        }
-        let Model { net, .. } = self;
-        net.teardown();
+    pub fn teardown(self) {
+        self.0.teardown();
     }
 }
 

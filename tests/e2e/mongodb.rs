@@ -5,7 +5,8 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::support::{start_mongo_java_server, Unit};
+use crate::charm::{start_mongo_java_server, CharmUnit};
+use jujusim::kit::Unit;
 use serde_json::Value;
 
 const APP: &str = "shop";

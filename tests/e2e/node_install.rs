@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{start_mongo_java_server, Unit};
+use crate::charm::{start_mongo_java_server, CharmUnit};
+use jujusim::kit::Unit;
 
 const PINNED: &str = "22.21.1";
 

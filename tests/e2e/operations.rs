@@ -3,7 +3,8 @@
 //! cluster workers and the heap limit reach the processes, upgrade-charm restarts nothing,
 //! and a non-leader waits for the leader's master key.
 
-use crate::support::{record_figure, start_mongo_java_server, Unit};
+use crate::charm::{start_mongo_java_server, CharmUnit};
+use jujusim::kit::{record_figure, Unit};
 use serde_json::Value;
 
 #[test]

@@ -1,7 +1,8 @@
 //! End to end through `database-uri`: the packed charm serving from PostgreSQL (Debian's
 //! server, started by the test on the unit's loopback) instead of the mongodb relation.
 
-use crate::support::{start_postgres, Unit};
+use crate::charm::{start_postgres, CharmUnit};
+use jujusim::kit::Unit;
 use serde_json::Value;
 
 #[test]

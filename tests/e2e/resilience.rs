@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::model::{http_from_net, Haproxy, LoadRun, Model, Postgres, RemoteClient};
-use crate::support::{random_alnum, record_figure, Network};
 use crate::tls::{start_mongo_auth_server_tls, TestCa};
+use jujusim::kit::{random_alnum, record_figure, Network};
 
 const APP_ID: &str = "shop";
 /// A client on the model network that is neither a unit nor the balancer.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::model::{http_from_net, start_mongo_auth_server, Haproxy, LoadRun, Model, Postgres};
-use crate::support::{random_alnum, record_figure};
+use jujusim::kit::{random_alnum, record_figure};
 
 const APP_ID: &str = "shop";
 
@@ -354,7 +354,7 @@ fn three_units_on_postgresql_behind_haproxy() {
         .map(|(_, u)| {
             let dir = u.dir.clone();
             std::thread::spawn(move || {
-                std::process::Command::new(crate::support::sim())
+                std::process::Command::new(jujusim::kit::sim())
                     .args(["machine-exec"])
                     .arg(&dir)
                     .args(["--", "systemctl", "restart", "parse-server"])

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::model::{start_mongo_auth_server_at, HaproxyProcess, Model};
-use crate::support::{private_file, require, Network};
+use jujusim::kit::{private_file, require, Network};
 
 /// Runs openssl with `args`; fails the test with its stderr.
 fn openssl(args: &[&str]) {

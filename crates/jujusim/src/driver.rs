@@ -1,14 +1,16 @@
 //! Driver CLI (`jujusim <subcommand>`): argument parsing and the model-only subcommands
 //! (init, config, relate, remote-*, relation-break, set-leader, attach-resource, status, log).
 
+use crate::agent::hooks::{self, HookRequest};
+use crate::agent::lifecycle;
+use crate::agent::setup::{self, InitOpts};
+use crate::agent::state::with_state;
+use crate::agent::state::{self, Bag};
+use crate::agent::{charm, relations, statusview};
 use crate::errors::{q, CmdError, CmdResult};
 use crate::flags::{self, flag, opt, Parsed, Spec};
-use crate::hooks::{self, HookRequest};
-use crate::lifecycle;
-use crate::setup::{self, InitOpts};
-use crate::state::with_state;
-use crate::state::{self, Bag};
-use crate::{boot, charm, gojson, keyvalue, machine, net, package, relations, statusview};
+use crate::machine::{self, boot, net, package};
+use crate::{gojson, keyvalue};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -91,7 +93,7 @@ fn parse(
 ) -> CmdResult<Option<Parsed>> {
     let p = flags::parse(specs, args)?;
     if p.help {
-        print!("{USAGE}{}", crate::modelcli::USAGE);
+        print!("{USAGE}{}", crate::model::cli::USAGE);
         return Ok(None);
     }
     if p.args.len() < min {
@@ -188,8 +190,8 @@ fn cmd_hook(args: &[String]) -> CmdResult<i32> {
         secret_label: p.get("secret-label").map(str::to_string),
         secret_revision,
     };
-    if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
-        return crate::settle::run_unit_hook(&model_dir, &unit, &req);
+    if let Some((model_dir, unit)) = crate::model::cli::model_unit(&dir)? {
+        return crate::model::settle::run_unit_hook(&model_dir, &unit, &req);
     }
     hooks::run_hook(&dir, &req)
 }
@@ -444,7 +446,10 @@ fn cmd_secret_reveal(args: &[String]) -> CmdResult<i32> {
     let p = parsed!(&[opt("key", None)], args, 2, Some(2));
     let dir = existing_unit(&p.args[0])?;
     let st = state::load(&dir)?;
-    print!("{}", crate::secrets::reveal(&st, &p.args[1], p.get("key"))?);
+    print!(
+        "{}",
+        crate::agent::secrets::reveal(&st, &p.args[1], p.get("key"))?
+    );
     Ok(0)
 }
 
@@ -520,7 +525,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
             None => Ok(None),
         }
     };
-    if let Some(res) = crate::modelcli::dispatch(cmd, rest) {
+    if let Some(res) = crate::model::cli::dispatch(cmd, rest) {
         return res;
     }
     match cmd {
@@ -529,8 +534,13 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
         "action" => {
             let p = parsed!(&[], rest, 2, None);
             let dir = existing_unit(&p.args[0])?;
-            if let Some((model_dir, unit)) = crate::modelcli::model_unit(&dir)? {
-                return crate::settle::run_unit_action(&model_dir, &unit, &p.args[1], &p.args[2..]);
+            if let Some((model_dir, unit)) = crate::model::cli::model_unit(&dir)? {
+                return crate::model::settle::run_unit_action(
+                    &model_dir,
+                    &unit,
+                    &p.args[1],
+                    &p.args[2..],
+                );
             }
             hooks::run_action(&dir, &p.args[1], &p.args[2..])
         }
@@ -589,7 +599,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {
         "net-down" => one_dir(rest)?.map_or(Ok(0), |d| net::net_down(&d)),
         "deploy-charm" => cmd_deploy_charm(rest),
         "help" | "-h" | "--help" => {
-            print!("{USAGE}{}", crate::modelcli::USAGE);
+            print!("{USAGE}{}", crate::model::cli::USAGE);
             Ok(0)
         }
         other => Err(CmdError::usage(format!(

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const JUJUSIM: &str = env!("CARGO_BIN_EXE_jujusim");
+use jujusim::kit::{self, ModelDir, UnitDir};
 
 const METADATA: &str = "name: parse-server
 summary: test charm
@@ -37,10 +37,12 @@ set -e
 . "$h"
 "#;
 
+/// The test's model (the kit's driver of a model dir), the charm dir it was made from, and
+/// the root of both.
 struct Sim {
     root: PathBuf,
     charm: PathBuf,
-    m: PathBuf,
+    model: ModelDir,
 }
 
 impl Drop for Sim {
@@ -71,26 +73,20 @@ impl Sim {
             std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        let m = root.join("model");
-        let sim = Sim { root, charm, m };
-        let out = sim.ok(&[
-            "model-init",
-            "M",
-            "--charm-dir",
-            sim.charm.to_str().unwrap(),
-        ]);
+        let model = ModelDir::at(root.join("model"));
+        let out = model.init(&["--charm-dir", charm.to_str().unwrap()]);
         assert_eq!(out, "cluster:0\n");
-        sim
+        Sim { root, charm, model }
     }
 
-    /// Run jujusim with `M` replaced by the model dir.
+    /// Run jujusim (the kit's) with `M` replaced by the model dir.
     fn run(&self, args: &[&str]) -> Out {
-        let m = self.m.display().to_string();
+        let m = self.model.dir.display().to_string();
         let args: Vec<&str> = args
             .iter()
             .map(|a| if *a == "M" { m.as_str() } else { a })
             .collect();
-        let o = Command::new(JUJUSIM)
+        let o = kit::jujusim()
             .args(&args)
             .current_dir(&self.root)
             .output()
@@ -118,31 +114,29 @@ impl Sim {
     }
 
     fn add_units(&self, n: usize) -> Vec<PathBuf> {
-        (0..n)
-            .map(|_| {
-                let out = self.ok(&["add-unit", "M"]);
-                let (_, dir) = out.trim_end().split_once(' ').expect("UNIT DIR");
-                PathBuf::from(dir)
-            })
-            .collect()
+        (0..n).map(|_| self.model.add_unit(&[]).1).collect()
     }
 
     fn settle(&self) -> String {
-        self.ok(&["settle", "M"])
+        self.model.settle()
     }
 
     fn events(&self) -> Vec<Value> {
-        let v: Value = serde_json::from_str(&self.ok(&["events", "M", "--format=json"])).unwrap();
-        v.as_array().unwrap().clone()
+        self.model.events()
     }
 
     fn model(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.m.join("model.json")).unwrap()).unwrap()
+        self.model.state()
     }
 
     fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "M", "--format=json"])).unwrap()
+        self.model.status()
     }
+}
+
+/// The unit dir `u`, driven by the kit.
+fn unit(u: &Path) -> UnitDir {
+    UnitDir::at(u)
 }
 
 /// The hooks a unit ran: `hook|relation|remote-unit|remote-app|departing|secret|label`.
@@ -240,7 +234,7 @@ fn unit_bag_writes_wake_the_peers_and_their_bags_are_readable() {
         r#"relation-get --format=json - "$JUJU_REMOTE_UNIT" > "$U/bag-of-$(echo $JUJU_REMOTE_UNIT | tr / -).json"
 "#,
     );
-    s.ok(&["hook", u[1].to_str().unwrap(), "update-status"]);
+    unit(&u[1]).hook("update-status", &[]);
     let ev = s.events();
     assert_eq!(ev.len(), 2, "{ev:?}");
     for (e, unit) in ev.iter().zip(["parse-server/0", "parse-server/2"]) {
@@ -260,7 +254,7 @@ fn unit_bag_writes_wake_the_peers_and_their_bags_are_readable() {
     }
     assert!(!u[1].join("bag-of-parse-server-1.json").exists());
     // Writing the same values again changes nothing and wakes nobody.
-    s.ok(&["hook", u[1].to_str().unwrap(), "update-status"]);
+    unit(&u[1]).hook("update-status", &[]);
     assert!(s.events().is_empty());
 }
 
@@ -616,11 +610,11 @@ fi
 secret-set "$uri" master-key=k2-s3cret
 "#,
     );
-    s.ok(&["hook", u[2].to_str().unwrap(), "update-status"]);
+    unit(&u[2]).hook("update-status", &[]);
     assert_eq!(read(&u[2], "set.rc"), "1\n");
     assert!(s.events().is_empty());
     // The leader rotates: the non-leaders (tracking revision 1) get secret-changed, not it.
-    s.ok(&["hook", u[0].to_str().unwrap(), "update-status"]);
+    unit(&u[0]).hook("update-status", &[]);
     let ev = s.events();
     assert_eq!(ev.len(), 2, "{ev:?}");
     for (e, unit) in ev.iter().zip(["parse-server/1", "parse-server/2"]) {
@@ -894,7 +888,7 @@ fn leadership_change_and_leader_settings() {
         1
     );
     assert!(s.events().is_empty());
-    s.ok(&["hook", u[2].to_str().unwrap(), "update-status"]);
+    unit(&u[2]).hook("update-status", &[]);
     let ev = s.events();
     assert_eq!(ev.len(), 2);
     assert!(ev
@@ -925,12 +919,14 @@ fn single_unit_commands_on_model_units() {
         assert!(o.stderr.contains("belongs to the model"), "{}", o.stderr);
     }
     // Read-only unit views still work; `hook U` runs against the shared model.
-    assert!(s.ok(&["status", d]).contains("parse-server/0*"));
+    assert!(unit(Path::new(d))
+        .sim_ok(&["status"])
+        .contains("parse-server/0*"));
     s.handler(
         "update-status",
         "status-set --application active 'all good'\nstatus-set active ready\n",
     );
-    s.ok(&["hook", d, "update-status"]);
+    unit(Path::new(d)).hook("update-status", &[]);
     let st = s.status();
     assert_eq!(
         st["applications"]["parse-server"]["application-status"],
@@ -947,7 +943,7 @@ fn single_unit_commands_on_model_units() {
         "action-whoami",
         "action-set leader=$(is-leader --format=json) port=$(config-get port)\nrelation-set -r cluster:0 acted=yes\n",
     );
-    let out = s.ok(&["action", u[0].to_str().unwrap(), "whoami"]);
+    let out = unit(&u[0]).sim_ok(&["action", "whoami"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["status"], "completed");
     assert_eq!(v["results"]["leader"], "true");
@@ -966,8 +962,8 @@ fn single_unit_commands_on_model_units() {
         "--charm-dir",
         s.charm.to_str().unwrap(),
     ]);
-    s.ok(&["config", solo.to_str().unwrap(), "port=2"]);
-    assert_eq!(s.ok(&["config", solo.to_str().unwrap(), "port"]), "2\n");
+    unit(&solo).config(&["port=2"]);
+    assert_eq!(unit(&solo).sim_ok(&["config", "port"]), "2\n");
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Action tools: action-get, action-set, action-fail, action-log (only while an action runs).
 
 use super::context::Tool;
-use crate::actionparams::insert_path;
+use crate::agent::actionparams::insert_path;
+use crate::agent::state::ActionRun;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
-use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::state::ActionRun;
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::Value;
 
 const RESERVED: [&str; 4] = ["stdout", "stdout-encoding", "stderr", "stderr-encoding"];

@@ -1,12 +1,12 @@
 //! The context of one hook-tool call: the hook environment, the unit dir, the lazily locked
 //! model (state + journal) and the output queued for stdout.
 
+use crate::agent::journal::{self, Journal};
+use crate::agent::state::{self, Lock, State};
 use crate::errors::{CmdError, CmdResult};
 use crate::flags::{self, Parsed, Spec};
-use crate::help;
-use crate::journal::{self, Journal};
-use crate::output::{render, OutOpts};
-use crate::state::{self, Lock, State};
+use crate::tools::help;
+use crate::tools::output::{render, OutOpts};
 use serde_json::Value;
 use std::path::PathBuf;
 

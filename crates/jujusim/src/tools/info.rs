@@ -1,10 +1,10 @@
 //! Read-only unit information tools: config-get, unit-get, network-get, resource-get.
 
 use super::context::Tool;
+use crate::agent::relations;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt};
-use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::relations;
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::{json, Map, Value};
 
 /// `config-get [--format] [-a|--all] [<key>]`.

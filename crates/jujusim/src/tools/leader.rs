@@ -3,7 +3,7 @@
 use super::context::Tool;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::keyvalue;
-use crate::output::{OutOpts, FORMAT_FLAGS};
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::{json, Value};
 
 /// `is-leader [--format]`.

@@ -1,9 +1,9 @@
 //! The juju-log tool (immediate; relation hooks prefix `<ep>:<id>: `).
 
 use super::context::Tool;
+use crate::agent::state::LogLine;
 use crate::errors::{CmdError, CmdResult};
 use crate::flags::{flag, opt};
-use crate::state::LogLine;
 
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 

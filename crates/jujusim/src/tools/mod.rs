@@ -2,9 +2,11 @@
 
 mod action;
 mod context;
+pub mod help;
 mod info;
 mod leader;
 mod log;
+pub mod output;
 mod ports;
 mod relation;
 mod secret;
@@ -18,8 +20,8 @@ mod tests;
 pub use context::HookEnv;
 use context::Tool;
 
+use crate::agent::secrets;
 use crate::errors::{CmdError, CmdResult};
-use crate::secrets;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;

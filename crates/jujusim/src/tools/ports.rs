@@ -1,10 +1,10 @@
 //! Port tools: open-port, close-port (journaled) and opened-ports (committed + pending).
 
 use super::context::Tool;
+use crate::agent::ports::{self, PortOp};
 use crate::errors::{unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt};
-use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::ports::{self, PortOp};
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::json;
 
 /// `open-port|close-port [--endpoints a,b] <port>[/<proto>] | <from>-<to>[/<proto>] | icmp`.

@@ -1,11 +1,11 @@
 //! Relation tools: relation-ids, relation-list, relation-get, relation-set.
 
 use super::context::Tool;
+use crate::agent::relations;
 use crate::errors::{unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt};
 use crate::keyvalue;
-use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::relations;
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

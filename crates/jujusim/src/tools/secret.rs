@@ -2,12 +2,12 @@
 //! secret-info-get, secret-ids.
 
 use super::context::Tool;
+use crate::agent::journal::SecretUpdate;
+use crate::agent::secrets::{self, parse_uri};
+use crate::agent::state::{Secret, SecretRevision, State};
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::flags::{flag, opt, Parsed, Spec};
-use crate::journal::SecretUpdate;
-use crate::output::{Format, OutOpts, FORMAT_FLAGS};
-use crate::secrets::{self, parse_uri};
-use crate::state::{Secret, SecretRevision, State};
+use crate::tools::output::{Format, OutOpts, FORMAT_FLAGS};
 use crate::util;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
 //! Tests of the secret tools end to end (parsing, ownership/leader rules, journal view,
 //! commit/discard through a real hook process, call-log redaction, status and reveal).
 
-use crate::hooks::{run_hook, HookRequest};
-use crate::journal;
-use crate::setup::{init_unit, InitOpts};
-use crate::state::{self, Secret, SecretRevision};
+use crate::agent::hooks::{run_hook, HookRequest};
+use crate::agent::journal;
+use crate::agent::setup::{init_unit, InitOpts};
+use crate::agent::state::{self, Secret, SecretRevision};
 use crate::tools::{invoke, HookEnv};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -201,27 +201,27 @@ fn failed_hook_discards_secret_ops_and_successful_hook_commits_them() {
     assert_eq!(st.secrets[id_of(&uri)].label, "api-token");
     assert!(!u.dir.join("pending.json").exists());
     assert_eq!(
-        crate::secrets::reveal(&st, "api-token", None).unwrap(),
+        crate::agent::secrets::reveal(&st, "api-token", None).unwrap(),
         "{\"token\":\"s3cret-t0ken\"}\n"
     );
     assert_eq!(
-        crate::secrets::reveal(&st, &uri, Some("token")).unwrap(),
+        crate::agent::secrets::reveal(&st, &uri, Some("token")).unwrap(),
         "s3cret-t0ken\n"
     );
     assert_eq!(
-        crate::secrets::reveal(&st, id_of(&uri), Some("token")).unwrap(),
+        crate::agent::secrets::reveal(&st, id_of(&uri), Some("token")).unwrap(),
         "s3cret-t0ken\n"
     );
-    let e = crate::secrets::reveal(&st, "nope", None).unwrap_err();
+    let e = crate::agent::secrets::reveal(&st, "nope", None).unwrap_err();
     assert_eq!((e.code, e.msg.as_str()), (1, "secret \"nope\" not found"));
     assert_eq!(
-        crate::secrets::reveal(&st, "api-token", Some("x"))
+        crate::agent::secrets::reveal(&st, "api-token", Some("x"))
             .unwrap_err()
             .code,
         1
     );
     // Status shows metadata, never content.
-    let status = crate::statusview::status_json(&st);
+    let status = crate::agent::statusview::status_json(&st);
     assert_eq!(status["secrets"][0]["label"], "api-token");
     assert_eq!(status["secrets"][0]["owner"], "application");
     assert_eq!(status["secrets"][0]["revisions"], 1);

@@ -1,10 +1,10 @@
 //! Status tools: status-set, status-get, application-version-set (all immediate, not journaled).
 
 use super::context::Tool;
+use crate::agent::state::Status;
 use crate::errors::{q, unrecognized, CmdError, CmdResult};
 use crate::flags::flag;
-use crate::output::{OutOpts, FORMAT_FLAGS};
-use crate::state::Status;
+use crate::tools::output::{OutOpts, FORMAT_FLAGS};
 use serde_json::{json, Value};
 
 const SETTABLE: [&str; 4] = ["maintenance", "blocked", "waiting", "active"];

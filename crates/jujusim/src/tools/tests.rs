@@ -1,7 +1,7 @@
 //! Tests that drive the hook tools end to end (argument parsing, model, journal, output, call log) against a real unit dir.
 
-use crate::journal;
-use crate::state::{self, State};
+use crate::agent::journal;
+use crate::agent::state::{self, State};
 use crate::tools::{invoke, HookEnv};
 use std::path::PathBuf;
 
@@ -19,13 +19,13 @@ fn unit(tag: &str, leader: bool) -> Unit {
     let dir = std::env::temp_dir().join(format!("jujusim-tools-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut info = crate::charm::CharmInfo::default();
-    crate::charm::parse_metadata(
+    let mut info = crate::agent::charm::CharmInfo::default();
+    crate::agent::charm::parse_metadata(
         "name: demo\nrequires:\n  db: {interface: mongodb}\npeers:\n  cluster: {interface: c}\n",
         &mut info,
     )
     .unwrap();
-    info.config = crate::charm::parse_config(
+    info.config = crate::agent::charm::parse_config(
         "options:\n  port: {type: int, default: 1337}\n  name: {type: string}\n",
     )
     .unwrap();

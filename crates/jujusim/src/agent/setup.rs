@@ -1,8 +1,9 @@
 //! Creating a unit directory (`jujusim init`): state.json from the charm's YAML files and the `U/tools` symlinks.
 
+use crate::agent::state::{self, State, Status};
+use crate::agent::{charm, journal};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::state::{self, State, Status};
-use crate::{charm, journal, machine, tools, util};
+use crate::{machine, tools, util};
 use std::path::{Path, PathBuf};
 
 /// Options of `jujusim init`.

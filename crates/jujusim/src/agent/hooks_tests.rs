@@ -1,9 +1,9 @@
 //! Tests that run real hook processes through the driver: journal commit vs discard, agent status, env and membership (CONTRACT.md §2, §3.3).
 
-use crate::hooks::{run_hook, HookRequest};
-use crate::lifecycle;
-use crate::setup::{init_unit, InitOpts};
-use crate::state::{self, State};
+use crate::agent::hooks::{run_hook, HookRequest};
+use crate::agent::lifecycle;
+use crate::agent::setup::{init_unit, InitOpts};
+use crate::agent::state::{self, State};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,7 @@ fn journal_commits_on_success_and_is_discarded_on_failure() {
         0
     );
     let st = state::load(&f.unit).unwrap();
-    assert_eq!(crate::ports::list(&st.ports, false), vec!["80/tcp"]);
+    assert_eq!(crate::agent::ports::list(&st.ports, false), vec!["80/tcp"]);
     assert_eq!(st.agent_status.status, "idle");
     assert!(!f.unit.join("pending.json").exists());
 
@@ -92,7 +92,7 @@ fn journal_commits_on_success_and_is_discarded_on_failure() {
     );
     let st = state::load(&f.unit).unwrap();
     assert_eq!(
-        crate::ports::list(&st.ports, false),
+        crate::agent::ports::list(&st.ports, false),
         vec!["80/tcp"],
         "failed hook's ports must be discarded"
     );

@@ -3,10 +3,10 @@
 //! it what the unit changed (its committed journal, immediate writes such as leader-set) is
 //! folded back into the model, queueing the events Juju would deliver for those changes.
 
+use crate::agent::state::{self, Relation, Secret, State};
 use crate::errors::CmdResult;
+use crate::model::queue::Event;
 use crate::model::{self, Model, ModelRelation};
-use crate::queue::Event;
-use crate::state::{self, Relation, Secret, State};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -321,8 +321,8 @@ pub fn pull(model_dir: &Path, unit: &str, dir: &Path) -> CmdResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::state::{address_bag, SecretRevision, SecretTrack};
     use crate::model::{ModelUnit, RelationView, ALIVE, DYING};
-    use crate::state::{address_bag, SecretRevision, SecretTrack};
 
     /// app/0 (leader), app/1, app/2 in peer relation cluster:0, and db:1 with mongo/0.
     fn model() -> Model {

@@ -3,14 +3,15 @@
 //! are taken here when their first argument is a model dir; single-unit commands that would
 //! bypass the shared model are refused on a unit dir that belongs to one.
 
+use crate::agent::state::{self, State};
 use crate::errors::{q, CmdError, CmdResult};
 use crate::flags::{self, flag, opt, Parsed, Spec};
+use crate::gojson;
+use crate::model::queue::Event;
+use crate::model::settle;
+use crate::model::topology::{self, AddUnit, ModelInit};
 use crate::model::{self, Model};
-use crate::queue::Event;
-use crate::settle;
-use crate::state::{self, State};
-use crate::topology::{self, AddUnit, ModelInit};
-use crate::{gojson, modelstatus, projection};
+use crate::model::{projection, status as modelstatus};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -310,7 +311,7 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
                 secrets: m.secrets,
                 ..Default::default()
             };
-            emit(&crate::secrets::reveal(&st, &a[1], p.get("key"))?);
+            emit(&crate::agent::secrets::reveal(&st, &a[1], p.get("key"))?);
             Ok(0)
         }
         other => Err(CmdError::usage(format!("unknown command {}", q(other)))),

@@ -1,8 +1,8 @@
 //! Relation semantics shared by the tools: `-r` resolution, relation-ids/-list membership, relation-get targets and bag permissions.
 
+use crate::agent::journal::Journal;
+use crate::agent::state::{Bag, State};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::journal::Journal;
-use crate::state::{Bag, State};
 
 /// The integer after the last `:` of `db:7` or `7`.
 pub fn parse_id(v: &str) -> Option<u32> {

@@ -4,10 +4,17 @@
 //! event queue. Each unit keeps its own unit dir (state.json, tools/, logs) for what is
 //! unit-local; `projection.rs` moves the shared part in and out of it around every hook.
 
-use crate::charm::{CharmInfo, ConfigOption, Endpoint, ResourceMeta};
+pub mod cli;
+pub mod projection;
+pub mod queue;
+pub mod settle;
+pub mod status;
+pub mod topology;
+
+use crate::agent::charm::{CharmInfo, ConfigOption, Endpoint, ResourceMeta};
+use crate::agent::state::{self, Bag, Secret, SecretTrack, Status};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::queue::Queue;
-use crate::state::{self, Bag, Secret, SecretTrack, Status};
+use crate::model::queue::Queue;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -169,7 +176,7 @@ impl Model {
 
     /// Resolve `db:7` / `7` to a relation of the model (usage error otherwise).
     pub fn relation_id(&self, v: &str) -> CmdResult<u32> {
-        let id = crate::relations::parse_id(v)
+        let id = crate::agent::relations::parse_id(v)
             .ok_or_else(|| CmdError::usage(format!("invalid relation id {}", q(v))))?;
         if self.relations.contains_key(&id) {
             Ok(id)

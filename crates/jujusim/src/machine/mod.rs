@@ -18,8 +18,12 @@
 //! Files of the unit are read and written from the host through `/proc/<pid>/root/...` (the
 //! merged view of the running machine), never in the overlay's upper dir while it is mounted.
 
+pub mod boot;
+pub mod net;
+pub mod package;
+
+use crate::agent::state::{self, with_state};
 use crate::errors::{CmdError, CmdResult};
-use crate::state::{self, with_state};
 use crate::util::pid_alive;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -415,8 +419,8 @@ fn attach_to_network(cfg: &MachineConfig, pid: i32) -> CmdResult<()> {
     let (Some(netdir), Some(ip)) = (&cfg.net, &cfg.ip) else {
         return Ok(());
     };
-    let net = crate::net::load_running(Path::new(netdir))?;
-    let addr = crate::net::parse_ipv4(ip)?;
+    let net = crate::machine::net::load_running(Path::new(netdir))?;
+    let addr = crate::machine::net::parse_ipv4(ip)?;
     let host_end = format!("vu{addr:08x}");
     // A leftover end from an earlier boot whose namespace is still held: replace it.
     let _ = ip_cmd(net.pid, &["link", "del", &host_end]);
@@ -716,7 +720,7 @@ pub fn machine_up(dir: &Path, net: Option<&str>, ip: Option<&str>) -> CmdResult<
         return Ok(0);
     }
     if let (Some(n), Some(ip)) = (&cfg.net, &cfg.ip) {
-        crate::net::check_address(Path::new(n), ip)?;
+        crate::machine::net::check_address(Path::new(n), ip)?;
     }
     crate::util::write_atomic(
         &config_path(dir),

@@ -2,8 +2,8 @@
 //! (`key=value`, `key#base64=...`, `key#file=path`, `--file`), expiry/rotation, ownership
 //! rules and the redaction of secret values in the tool-call log.
 
+use crate::agent::state::{Secret, State};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::state::{Secret, State};
 use crate::util;
 use std::collections::BTreeMap;
 

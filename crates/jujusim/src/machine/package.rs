@@ -1,11 +1,11 @@
 //! `jujusim deploy-charm`: unpack a `.charm` (zip) into the unit's agent dir on its running
 //! machine, as `juju deploy`/`juju refresh` would.
 
+use crate::agent::lifecycle::refresh_charm;
+use crate::agent::setup::{init_unit, InitOpts};
+use crate::agent::state::with_state;
+use crate::agent::{charm, state};
 use crate::errors::{CmdError, CmdResult};
-use crate::lifecycle::refresh_charm;
-use crate::setup::{init_unit, InitOpts};
-use crate::state::with_state;
-use crate::{charm, state};
 use std::path::Path;
 use std::process::Command;
 
@@ -49,7 +49,7 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
         charm::parse_metadata(&String::from_utf8_lossy(&out.stdout), &mut info)?;
         format!("{}/0", info.name)
     };
-    crate::setup::split_unit(&unit)?;
+    crate::agent::setup::split_unit(&unit)?;
     let agent = format!("unit-{}", unit.replace('/', "-"));
     let unit_path = format!("/var/lib/juju/agents/{agent}/charm");
     let host = crate::machine::host_path(pid, &unit_path);

@@ -2,11 +2,12 @@
 //! handler lookup (CONTRACT.md §2.1), relation membership (CONTRACT.md §3.3) and the
 //! commit-or-discard of the journal and agent status (CONTRACT.md §2.3, §2.4).
 
+use crate::agent::journal::{self, Journal};
+use crate::agent::runner::{self, RunResult};
+use crate::agent::state::{self, State, Status};
+use crate::agent::{actionparams, relations};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::journal::{self, Journal};
-use crate::runner::{self, RunResult};
-use crate::state::{self, State, Status};
-use crate::{actionparams, gojson, relations, util};
+use crate::{gojson, util};
 use serde_json::{json, Map, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The model's event queue: the hooks Juju has decided to run on each unit, in order, with
 //! an identical pending event for the same unit coalesced into the one already queued.
 
-use crate::hooks::HookRequest;
+use crate::agent::hooks::HookRequest;
 use serde::{Deserialize, Serialize};
 
 /// One queued hook for one unit.

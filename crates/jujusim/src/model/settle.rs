@@ -4,12 +4,13 @@
 //! leaving the event first in that unit's queue until `resolve`. A unit whose machine is
 //! powered off is a lost agent: its events wait, untouched, until the machine runs again.
 
+use crate::agent::hooks::{self, HookRequest};
+use crate::agent::state::{self, Status};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::hooks::{self, HookRequest};
+use crate::machine;
+use crate::model::projection;
+use crate::model::queue::Event;
 use crate::model::{self, with_model, Model};
-use crate::queue::Event;
-use crate::state::{self, Status};
-use crate::{machine, projection};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

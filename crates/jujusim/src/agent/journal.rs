@@ -1,7 +1,7 @@
 //! The per-hook journal (`U/pending.json`): transactional writes, read-your-writes views, commit on exit 0.
 
-use crate::ports::{self, PortMap, PortOp};
-use crate::state::{Bag, Secret, SecretRevision, State};
+use crate::agent::ports::{self, PortMap, PortOp};
+use crate::agent::state::{Bag, Secret, SecretRevision, State};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! `jujusim status` and `jujusim log`: what `juju status` / `juju debug-log` would show for the unit.
 
+use crate::agent::ports;
+use crate::agent::state::{State, Status};
 use crate::gojson;
-use crate::ports;
-use crate::state::{State, Status};
 use serde_json::{json, Value};
 
 fn st_json(s: &Status) -> Value {

@@ -2,9 +2,9 @@
 //! application status, every unit's workload and agent status, leader marker, address and
 //! opened ports, and the relations — as a table or JSON.
 
+use crate::agent::ports;
+use crate::agent::state::{State, Status};
 use crate::model::{Model, ModelUnit};
-use crate::ports;
-use crate::state::{State, Status};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

@@ -2,14 +2,14 @@
 //! Juju would run (CONTRACT.md §4.2, §6): model-init, add-unit, remove-unit, set-leader, config, relate,
 //! remote unit/app bag writes, remote units leaving, relation removal, remote secrets.
 
-use crate::charm;
+use crate::agent::charm;
+use crate::agent::secrets;
+use crate::agent::setup::{self, InitOpts};
+use crate::agent::state::{self, address_bag, Bag, Secret, SecretRevision, Status};
 use crate::errors::{q, CmdError, CmdResult};
 use crate::keyvalue;
+use crate::model::queue::Event;
 use crate::model::{self, unit_number, with_model, Model, ModelRelation, ModelUnit, RelationView};
-use crate::queue::Event;
-use crate::secrets;
-use crate::setup::{self, InitOpts};
-use crate::state::{self, address_bag, Bag, Secret, SecretRevision, Status};
 use crate::util;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -253,7 +253,7 @@ pub fn add_unit(model_dir: &Path, o: &AddUnit) -> CmdResult<(String, PathBuf)> {
         Ok((name, dir))
     })?;
     let m = model::load(model_dir)?;
-    crate::projection::push(model_dir, &m, &name)?;
+    crate::model::projection::push(model_dir, &m, &name)?;
     Ok((name, dir))
 }
 

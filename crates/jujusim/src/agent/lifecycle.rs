@@ -1,9 +1,10 @@
 //! Lifecycle macros in Juju's order (CONTRACT.md §4.2): deploy, integrate, depart, teardown, upgrade. Each stops at the first failing hook.
 
+use crate::agent::hooks::{run_hook, HookRequest};
+use crate::agent::state::with_state;
+use crate::agent::{charm, relations};
 use crate::errors::{q, CmdError, CmdResult};
-use crate::hooks::{run_hook, HookRequest};
-use crate::state::with_state;
-use crate::{charm, keyvalue, relations};
+use crate::keyvalue;
 use std::path::Path;
 
 /// Run hooks in order; return the first non-zero exit code (or 0).
@@ -43,7 +44,7 @@ pub fn remote_set(
     kv: &[String],
     address: Option<&str>,
 ) -> CmdResult<u32> {
-    crate::setup::split_unit(unit)?;
+    crate::agent::setup::split_unit(unit)?;
     let pairs = keyvalue::parse_pairs(kv)?;
     with_state(dir, |st| {
         let rid = relations::resolve_id(st, rel)?;
@@ -102,7 +103,7 @@ pub fn integrate(
     kv: &[String],
     address: Option<&str>,
 ) -> CmdResult<i32> {
-    crate::setup::split_unit(unit)?;
+    crate::agent::setup::split_unit(unit)?;
     keyvalue::parse_pairs(kv)?;
     let existing_peer = with_state(dir, |st| {
         let ep = st.endpoints.get(endpoint).ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! The simulated unit's model state (`U/state.json`): types, atomic load/save and the unit-dir lock.
 
-use crate::charm::{CharmInfo, ConfigOption, Endpoint, ResourceMeta};
-use crate::ports::PortMap;
+use crate::agent::charm::{CharmInfo, ConfigOption, Endpoint, ResourceMeta};
+use crate::agent::ports::PortMap;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
