@@ -18,6 +18,7 @@ command -v musl-gcc >/dev/null || apt_pkgs+=(musl-tools)
 command -v zip >/dev/null || apt_pkgs+=(zip)
 command -v file >/dev/null || apt_pkgs+=(file)
 command -v wrk >/dev/null || apt_pkgs+=(wrk)
+command -v strace >/dev/null || apt_pkgs+=(strace)   # the e2e tests count what a hook starts
 command -v haproxy >/dev/null || apt_pkgs+=(haproxy)
 command -v unzip >/dev/null || apt_pkgs+=(unzip)
 command -v curl >/dev/null || apt_pkgs+=(curl)

@@ -299,17 +299,27 @@ fn three_units_on_postgresql_behind_haproxy() {
         "x",
     );
 
-    // juju config under load: every unit restarts, one at a time; no request fails.
+    // juju config under load: every unit restarts, one at a time; no request fails, and
+    // an uptime monitor polling the public health URL through haproxy sees no failure
+    // either (only haproxy's own check, on another path, fails while a unit drains).
     let since = now_unix();
     let run = LoadRun::start(&model, &through, APP_ID, 75, 16);
+    let monitor = LoadRun::start(&model, &haproxy.url("/parse/health"), APP_ID, 75, 2);
     std::thread::sleep(Duration::from_secs(3));
     model.config(&["log-level=warn"]);
     let settled = Instant::now();
     let hooks = model.settle();
     let rolling_s = settled.elapsed().as_secs_f64();
     let load = run.finish();
+    let health = monitor.finish();
     let restarts = restarts_since(&model, since);
     println!("rolling restart: {hooks}");
+    record_figure(
+        "scale-out",
+        "rolling restart of 3 units, failed health requests through haproxy",
+        health.failed as f64,
+        "requests",
+    );
     println!("restart sequence: {restarts:?}");
     record_figure(
         "scale-out",
@@ -342,6 +352,46 @@ fn three_units_on_postgresql_behind_haproxy() {
         load.failed, 0,
         "failed requests during the rolling restart: {load:?}"
     );
+    assert_eq!(
+        health.failed, 0,
+        "failed health requests through haproxy during the rolling restart: {health:?}"
+    );
+    model.assert_all("active", "serving");
+
+    // A steady update-status on a unit with a database, its peers and haproxy-route: every
+    // program it starts, traced. The charm's own binary, then hook tools only (at most 10),
+    // no other process.
+    for (name, _) in &model.units {
+        let started = model.unit(name).traced_hook("update-status");
+        let (dispatch, rest) = started
+            .split_first()
+            .expect("the hook started its dispatch");
+        assert!(dispatch.ends_with("/dispatch"), "{started:?}");
+        let basename = |p: &String| p.rsplit('/').next().unwrap_or(p).to_owned();
+        let others: Vec<&String> = rest
+            .iter()
+            .filter(|p| !jujusim::is_hook_tool(&basename(p)))
+            .collect();
+        assert!(
+            others.is_empty(),
+            "{name}'s update-status started {others:?}"
+        );
+        assert!(
+            rest.len() <= 10,
+            "{name}: {} hook-tool calls: {rest:?}",
+            rest.len()
+        );
+        println!(
+            "{name} update-status: {:?}",
+            rest.iter().map(basename).collect::<Vec<_>>()
+        );
+        record_figure(
+            "scale-out",
+            "steady update-status hook-tool calls (db, peers, haproxy-route)",
+            rest.len() as f64,
+            "calls",
+        );
+    }
     model.assert_all("active", "serving");
 
     // Baseline: the same restart without coordination (every unit at once).

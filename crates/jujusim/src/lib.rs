@@ -28,6 +28,12 @@ mod util;
 
 pub mod kit;
 
+/// Whether `name` is one of the hook tools the simulator provides (a program a hook may
+/// run that is Juju's side, not the charm's).
+pub fn is_hook_tool(name: &str) -> bool {
+    tools::is_tool(name)
+}
+
 /// The `jujusim` binary: if argv[0]'s basename is a hook tool name it acts as that tool
 /// (tool mode); otherwise it is the driver CLI (`jujusim <subcommand>`). Returns the exit
 /// code.

@@ -184,6 +184,22 @@ fn cwd_for(st: &State) -> PathBuf {
     }
 }
 
+/// A test's request, never part of Juju: with `JUJUSIM_HOOK_TRACE=<host file>` in the
+/// driver's environment, the hook runs under `strace -f -e trace=execve`, which writes every
+/// program the hook starts (its own binary, each hook tool, anything else) to that file.
+pub const TRACE_VAR: &str = "JUJUSIM_HOOK_TRACE";
+
+/// The tracer's argv, put before everything else (the machine's `nsenter` prefix included:
+/// the tracer runs on the host and follows the hook into the unit's namespaces).
+fn trace_prefix(file: Option<std::ffi::OsString>) -> Vec<String> {
+    match file.map(|f| f.to_string_lossy().into_owned()) {
+        Some(f) if !f.is_empty() => ["strace", "-f", "-qq", "-e", "trace=execve", "-o", &f]
+            .map(str::to_owned)
+            .to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 /// Run the handler, append its output to hook-output.log and its timing to hook-times.jsonl.
 fn execute(
     dir: &Path,
@@ -194,7 +210,8 @@ fn execute(
 ) -> CmdResult<RunResult> {
     let res = match handler {
         Handler::Run(path) => {
-            let mut argv = st.exec_prefix.clone().unwrap_or_default();
+            let mut argv = trace_prefix(std::env::var_os(TRACE_VAR));
+            argv.extend(st.exec_prefix.clone().unwrap_or_default());
             argv.push(path.clone());
             runner::run(&argv, env, &cwd_for(st), true)?
         }

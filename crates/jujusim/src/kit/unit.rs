@@ -93,6 +93,34 @@ impl UnitDir {
         cmd.output().expect("running jujusim")
     }
 
+    /// Runs one hook under the simulator's tracer (`JUJUSIM_HOOK_TRACE`, strace on the host
+    /// following it into the unit) and returns every program it started, in order, as the
+    /// paths given to `execve` (the machine's `nsenter` prefix left out: it is Juju's side).
+    pub fn traced_hook(&self, name: &str) -> Vec<String> {
+        super::artifacts::require("strace");
+        let file = self.dir.join(format!("trace-{name}.log"));
+        let _ = std::fs::remove_file(&file);
+        let out = self
+            .command("hook", &[name])
+            .env("JUJUSIM_HOOK_TRACE", &file)
+            .output()
+            .expect("running jujusim");
+        assert!(
+            out.status.success(),
+            "hook {name} failed under the tracer; its output:\n{}",
+            self.hook_output_tail()
+        );
+        let text = std::fs::read_to_string(&file).expect("the tracer's log");
+        text.lines()
+            .filter(|l| l.contains(" = 0") || !l.contains(" = -"))
+            .filter_map(|l| {
+                let rest = l.split_once("execve(\"")?.1;
+                Some(rest.split_once('"')?.0.to_owned())
+            })
+            .filter(|p| !p.ends_with("/nsenter") && p != "nsenter")
+            .collect()
+    }
+
     /// What `juju deploy` runs on a leader unit: install, leader-elected, config-changed,
     /// start (with `config` set before config-changed).
     pub fn deploy_hooks(&self, config: &[&str]) {
