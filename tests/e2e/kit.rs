@@ -1,4 +1,4 @@
-//! Self-tests of the test kit (model.rs, tls.rs): the fixtures other tests build on, checked
+//! Self-tests of this charm's e2e fixtures (model.rs, tls.rs; the simulator's own kit tests itself): the fixtures other tests build on, checked
 //! against the real servers on a model network, with no charm hook where none is needed.
 
 use std::time::{Duration, Instant};
