@@ -21,8 +21,8 @@ use super::status::Serving;
 use super::Charm;
 use crate::juju::Status;
 use crate::uri::DbUri;
-use crate::workload::files::{self, FileMode};
-use crate::workload::service_files;
+use crate::workload::files;
+use crate::workload::service_files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 
 /// What a full reconcile that ended `active` found and reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +38,6 @@ pub struct Steady {
 
 const FORMAT: u64 = 1;
 const RECORD: &str = "steady.json";
-const ROOT_ONLY: FileMode = FileMode {
-    mode: 0o600,
-    uid: 0,
-    gid: 0,
-};
-const ROOT_ONLY_DIR: FileMode = FileMode {
-    mode: 0o700,
-    uid: 0,
-    gid: 0,
-};
 
 impl Steady {
     /// The record as written (it holds the database's credentials: root-only file).
@@ -116,7 +106,7 @@ impl Charm<'_> {
         files::write_if_changed(
             &self.steady_record(),
             steady.to_json().as_bytes(),
-            ROOT_ONLY,
+            ROOT_ONLY_FILE,
         )
         .context("writing the steady-state record")?;
         Ok(())

@@ -34,12 +34,13 @@ pub struct Changes {
     pub credentials: bool,
 }
 
-const ROOT_ONLY_DIR: FileMode = FileMode {
+/// The charm's own records: root's alone.
+pub const ROOT_ONLY_DIR: FileMode = FileMode {
     mode: 0o700,
     uid: 0,
     gid: 0,
 };
-const ROOT_ONLY_FILE: FileMode = FileMode {
+pub const ROOT_ONLY_FILE: FileMode = FileMode {
     mode: 0o600,
     uid: 0,
     gid: 0,
