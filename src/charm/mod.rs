@@ -125,7 +125,7 @@ impl Charm<'_> {
                 // leader keeps rolling restarts moving.
                 let peers = self.peers()?;
                 let (status, steady) = match self.reconcile(&peers) {
-                    Ok(steady) => (steady.serving.clone().into(), Some(steady)),
+                    Ok((serving, steady)) => (serving.into(), Some(steady)),
                     Err(Stop::Report(status)) => (status, None),
                     Err(Stop::Bug(e)) => return Err(e),
                 };

@@ -21,8 +21,9 @@ use crate::workload::sizing::{self, Requested, Sizing};
 use crate::workload::user::{self, Account};
 
 impl Charm<'_> {
-    /// Computes and applies the desired state; returns what serves, for the status.
-    pub fn reconcile(&self, peers: &Peers) -> Step<Steady> {
+    /// Computes and applies the desired state; returns what serves (for the status) and
+    /// what a steady `update-status` needs besides the rendering.
+    pub fn reconcile(&self, peers: &Peers) -> Step<(Serving, Steady)> {
         let config = self.validated_config()?;
         let sizing = self.sized(&config)?;
         let account = self.ensure_service_account()?;
@@ -98,19 +99,20 @@ impl Charm<'_> {
             ),
             Source::Config => "the postgis extension in the database".to_string(),
         });
-        Ok(Steady {
+        let steady = Steady {
             digest: rendered.digest(),
-            serving: Serving {
-                port: config.port,
-                mount_path: config.mount_path.clone(),
-                workers,
-                memory_mib,
-                version: version.to_owned(),
-                postgis_hint,
-            },
             database: database.uri,
-            ca_pem: database.ca_pem,
-        })
+            postgis_hint: postgis_hint.clone(),
+        };
+        let serving = Serving {
+            port: config.port,
+            mount_path: config.mount_path.clone(),
+            workers,
+            memory_mib,
+            version: version.to_owned(),
+            postgis_hint,
+        };
+        Ok((serving, steady))
     }
 
     /// The Version column of `juju status`, set when it changes (the charm remembers what it

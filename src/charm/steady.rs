@@ -4,7 +4,8 @@
 //! reach the charm comes with a hook of its own: `config-changed` for configuration and
 //! address changes, relation hooks for relation data, leadership and secret hooks (see
 //! crates/jujusim/CONTRACT.md §4.2). So after a full reconcile that ended `active` with no
-//! restart asked or granted among the units, the charm records what it reported; an
+//! restart asked or granted among the units, the charm records what the serving rendering
+//! does not hold (the database URI it checked, the PostGIS hint); an
 //! `update-status` that finds the record re-checks only what changes with no hook (the
 //! service's health, the database's answer, the memory the service uses) and reports, with
 //! one hook-tool call (`status-set`) and no child process. Anything else it finds (a record
@@ -24,35 +25,29 @@ use crate::uri::DbUri;
 use crate::workload::files;
 use crate::workload::service_files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 
-/// What a full reconcile that ended `active` found and reported.
+/// What a full reconcile that ended `active` found and the rendering that serves does not
+/// hold (port, mount path, workers, release and the database's CA are read from that).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Steady {
-    /// The rendering that serves.
+    /// The rendering that serves (the record and the rendering must belong together).
     pub digest: String,
-    /// What the status said (its memory figure is read afresh at every hook).
-    pub serving: Serving,
-    /// The database the service uses, as the check reaches it.
+    /// The database the service uses, as the check reaches it (credentials included).
     pub database: DbUri,
-    pub ca_pem: Option<String>,
+    /// What the status said PostGIS would need, if it was missing.
+    pub postgis_hint: Option<String>,
 }
 
-const FORMAT: u64 = 1;
+const FORMAT: u64 = 2;
 const RECORD: &str = "steady.json";
 
 impl Steady {
     /// The record as written (it holds the database's credentials: root-only file).
     fn to_json(&self) -> String {
-        let s = &self.serving;
         json!({
             "format": FORMAT,
             "digest": self.digest,
-            "port": s.port,
-            "mount_path": s.mount_path,
-            "workers": s.workers,
-            "version": s.version,
-            "postgis_hint": s.postgis_hint,
             "database": self.database.to_secret_string(),
-            "ca_pem": self.ca_pem,
+            "postgis_hint": self.postgis_hint,
         })
         .to_string()
     }
@@ -63,24 +58,14 @@ impl Steady {
         if v["format"].as_u64() != Some(FORMAT) {
             return None;
         }
-        let text_of = |k: &str| v[k].as_str().map(str::to_owned);
-        let optional = |k: &str| match &v[k] {
-            Value::Null => Some(None),
-            Value::String(s) => Some(Some(s.clone())),
-            _ => None,
-        };
         Some(Steady {
-            digest: text_of("digest")?,
-            serving: Serving {
-                port: u16::try_from(v["port"].as_u64()?).ok()?,
-                mount_path: text_of("mount_path")?,
-                workers: u32::try_from(v["workers"].as_u64()?).ok()?,
-                memory_mib: None,
-                version: text_of("version")?,
-                postgis_hint: optional("postgis_hint")?,
-            },
+            digest: v["digest"].as_str()?.to_owned(),
             database: DbUri::parse(v["database"].as_str()?).ok()?,
-            ca_pem: optional("ca_pem")?,
+            postgis_hint: match &v["postgis_hint"] {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                _ => return None,
+            },
         })
     }
 }
@@ -131,22 +116,20 @@ impl Charm<'_> {
         {
             return Ok(None);
         }
-        let serving = &steady.serving;
-        if self
-            .probes
-            .health(serving.port, &serving.mount_path)
-            .is_err()
-        {
+        let (Some((port, mount_path)), Some(version)) = (good.endpoint(), good.version()) else {
+            return Ok(None);
+        };
+        if self.probes.health(port, &mount_path).is_err() {
             return Ok(None);
         }
         let Ok(info) = self.probes.database(
             &steady.database,
-            steady.ca_pem.as_deref(),
+            good.ca_pem.as_deref(),
             self.timeouts.database,
         ) else {
             return Ok(None);
         };
-        if (info.postgis == Some(false)) != serving.postgis_hint.is_some() {
+        if (info.postgis == Some(false)) != steady.postgis_hint.is_some() {
             return Ok(None);
         }
         let memory_mib = self
@@ -155,8 +138,12 @@ impl Charm<'_> {
             .map(|m| m.pss_kib().div_ceil(1024));
         Ok(Some(
             Serving {
+                port,
+                mount_path,
+                workers: good.caps().workers,
                 memory_mib,
-                ..steady.serving
+                version,
+                postgis_hint: steady.postgis_hint,
             }
             .into(),
         ))
@@ -167,30 +154,19 @@ impl Charm<'_> {
 mod tests {
     use super::*;
 
-    fn steady(hint: Option<&str>, ca: Option<&str>) -> Steady {
+    fn steady(hint: Option<&str>) -> Steady {
         Steady {
             digest: "0123456789abcdef".into(),
-            serving: Serving {
-                port: 1337,
-                mount_path: "/parse".into(),
-                workers: 2,
-                memory_mib: None,
-                version: "9.10.0".into(),
-                postgis_hint: hint.map(str::to_owned),
-            },
             database: DbUri::parse("postgresql://u:p%20w@[fd00::1]:5432/parse?ssl=true").unwrap(),
-            ca_pem: ca.map(str::to_owned),
+            postgis_hint: hint.map(str::to_owned),
         }
     }
 
     #[test]
     fn the_record_reads_back_as_written() {
         for s in [
-            steady(None, None),
-            steady(
-                Some("`juju config pg plugin-postgis-enable=true`"),
-                Some("PEM"),
-            ),
+            steady(None),
+            steady(Some("`juju config pg plugin-postgis-enable=true`")),
         ] {
             assert_eq!(Steady::from_json(&s.to_json()), Some(s));
         }
@@ -198,12 +174,15 @@ mod tests {
 
     #[test]
     fn another_format_or_a_damaged_record_is_none() {
-        let text = steady(None, None).to_json();
+        let text = steady(None).to_json();
         assert_eq!(
-            Steady::from_json(&text.replace("\"format\":1", "\"format\":2")),
+            Steady::from_json(&text.replace("\"format\":2", "\"format\":1")),
             None
         );
         assert_eq!(Steady::from_json(&text[..text.len() / 2]), None);
-        assert_eq!(Steady::from_json(&text.replace("1337", "70000")), None);
+        assert_eq!(
+            Steady::from_json(&text.replace("\"postgis_hint\":null", "\"postgis_hint\":7")),
+            None
+        );
     }
 }
