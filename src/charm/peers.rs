@@ -201,9 +201,8 @@ impl<'a> Peers<'a> {
         match self.bags.borrow().as_ref() {
             None => true,
             Some(b) => {
-                let asks = |bag: &Databag| bag.get(RESTART_REQUEST).is_some_and(|r| !r.is_empty());
-                !asks(&b.own)
-                    && !b.others.values().any(asks)
+                !asks_to_restart(&b.own)
+                    && !b.others.values().any(asks_to_restart)
                     && b.app.get(RESTART_GRANT).is_none_or(|g| g.is_empty())
             }
         }
@@ -218,7 +217,7 @@ impl<'a> Peers<'a> {
             };
             let asking: Vec<&str> = std::iter::once((self.unit.as_str(), &b.own))
                 .chain(b.others.iter().map(|(u, bag)| (u.as_str(), bag)))
-                .filter(|(_, bag)| bag.get(RESTART_REQUEST).is_some_and(|r| !r.is_empty()))
+                .filter(|(_, bag)| asks_to_restart(bag))
                 .map(|(u, _)| u)
                 .collect();
             peers::next_grant(
@@ -273,4 +272,8 @@ impl<'a> Peers<'a> {
         }
         Ok(())
     }
+}
+/// Whether a member's bag asks to restart.
+fn asks_to_restart(bag: &Databag) -> bool {
+    bag.get(RESTART_REQUEST).is_some_and(|r| !r.is_empty())
 }

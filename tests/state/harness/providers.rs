@@ -2,6 +2,7 @@
 //! its relation (legacy MongoDB, Charmed MongoDB and PostgreSQL, haproxy, an http consumer),
 //! with the interface it offers.
 
+use parse_server_charm::juju::bag_of;
 use parse_server_charm::uri::DbUri;
 use parse_server_charm::workload::database::{DbError, DbInfo};
 
@@ -45,10 +46,7 @@ impl World {
             uri.clone(),
             Secret {
                 label: None,
-                content: pairs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
+                content: bag_of(pairs),
                 owned: false,
             },
         );

@@ -112,7 +112,8 @@ impl UnitDir {
         );
         let text = std::fs::read_to_string(&file).expect("the tracer's log");
         text.lines()
-            .filter(|l| l.contains(" = 0") || !l.contains(" = -"))
+            // A failed execve (a PATH lookup's miss) started nothing.
+            .filter(|l| !l.contains(" = -"))
             .filter_map(|l| {
                 let rest = l.split_once("execve(\"")?.1;
                 Some(rest.split_once('"')?.0.to_owned())
