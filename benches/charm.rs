@@ -619,6 +619,15 @@ fn ratio_line(what: &str, charm: f64, v8: f64, unit_name: &str) {
     );
 }
 
+/// Which of the sections to run: `BENCH_SECTIONS=hooks,memory,logins` (all when unset), so
+/// that one section can be worked on without the others' minutes. Deploy to serving always
+/// runs: every section needs the serving unit.
+fn wants(section: &str) -> bool {
+    std::env::var("BENCH_SECTIONS")
+        .map(|v| v.split(',').any(|s| s.trim() == section))
+        .unwrap_or(true)
+}
+
 fn main() {
     let started = Instant::now();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -676,6 +685,36 @@ fn main() {
         "the charm's default should be one worker per CPU here: {message}"
     );
 
+    let our_ms = wants("hooks").then(|| hook_cost(&unit, n_workers));
+    if wants("memory") {
+        // Seed the class the benchmark queries.
+        let key = unit.master_key();
+        seed(&unit, &key);
+        let query_script = wrk_script(
+            &unit,
+            "wrk-query.lua",
+            &format!("wrk.headers[\"X-Parse-Application-Id\"] = \"{APP_ID}\"\n"),
+        );
+
+        let costs = memory_defaults(&unit, &procs, n_workers, &query_script);
+        status_figure(&costs, our_ms, n_workers);
+    }
+    if wants("logins") {
+        logins(&unit, &procs, cpus, n_workers);
+    }
+
+    let dir = unit.dir.clone();
+    unit.teardown();
+    remove_unit_dir(&dir);
+    println!(
+        "\nbench wall time (after the build): {:.0} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
+}
+
+/// update-status when nothing changed, against the null charm. Returns its median ms.
+fn hook_cost(unit: &Unit, n_workers: usize) -> f64 {
     // update-status when nothing changed (the service running with its default workers),
     // against the null charm on a booted machine of its own.
     const RUNS: usize = 20;
@@ -718,15 +757,19 @@ fn main() {
         None => println!("peak RSS of dispatch itself: not recorded by this jujusim"),
     }
 
-    // Seed the class the benchmark queries.
-    let key = unit.master_key();
-    seed(&unit, &key);
-    let query_script = wrk_script(
-        &unit,
-        "wrk-query.lua",
-        &format!("wrk.headers[\"X-Parse-Application-Id\"] = \"{APP_ID}\"\n"),
-    );
+    our_ms
+}
 
+/// What the status's memory figure costs (per process count, and one process at a time).
+type FigureCosts = (Vec<(Vec<f64>, usize)>, Vec<Vec<(String, f64, usize, f64)>>);
+
+/// The charm's memory defaults against V8's, for 1 worker and for N.
+fn memory_defaults(
+    unit: &Unit,
+    procs: &Path,
+    n_workers: usize,
+    query_script: &Path,
+) -> FigureCosts {
     // The charm's heap cap against V8's own limit, for 1 worker and for N.
     println!(
         "\n== the charm's memory defaults against V8's (GET /parse/classes/GameScore?limit=10, \
@@ -740,12 +783,12 @@ fn main() {
     let mut per_process_costs = Vec::new();
     let mut summary: Vec<Comparison> = Vec::new();
     for workers in [1, n_workers] {
-        set_workers(&unit, workers);
+        set_workers(unit, workers);
         let (_, message) = unit.workload();
         println!("workers={workers}: status \"{message}\"");
         let expect = expected_processes(workers);
-        assert_eq!(service_pids(&procs).len(), expect, "{message}");
-        let v8_drop_in = v8_default_drop_in(&unit);
+        assert_eq!(service_pids(procs).len(), expect, "{message}");
+        let v8_drop_in = v8_default_drop_in(unit);
         let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
         let mut limits: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for round in 0..ROUNDS {
@@ -755,9 +798,9 @@ fn main() {
                 [Heap::V8, Heap::Charm]
             };
             for heap in order {
-                set_drop_in(&unit, (heap == Heap::V8).then_some(v8_drop_in.as_str()));
-                restart(&unit, &procs, expect);
-                for pid in service_pids(&procs) {
+                set_drop_in(unit, (heap == Heap::V8).then_some(v8_drop_in.as_str()));
+                restart(unit, procs, expect);
+                for pid in service_pids(procs) {
                     let flagged = cmdline(pid)
                         .iter()
                         .any(|a| a.starts_with("--max-old-space-size="));
@@ -769,7 +812,7 @@ fn main() {
                     );
                 }
                 let gauge = cpu_gauge_ms();
-                let run = measure(&unit, &procs, &query_script, 8);
+                let run = measure(unit, procs, query_script, 8);
                 println!(
                     "  round {} {:<5}: {:>6.0} req/s, {:.2} CPU ms/req, worker peak PSS {:>5.0} MiB (max {:.0}), \
                      VmHWM {:>5.0} MiB, after {:>5.0} MiB, service peak {:>5.0} MiB, {} samples; \
@@ -786,17 +829,17 @@ fn main() {
                     run.samples
                 );
                 if round == 0 {
-                    limits.insert(heap.name(), heap_limits(&unit));
+                    limits.insert(heap.name(), heap_limits(unit));
                 }
                 runs.entry(heap.name()).or_default().push(run);
             }
         }
         // Back to the charm's own service.
-        set_drop_in(&unit, None);
-        restart(&unit, &procs, expect);
+        set_drop_in(unit, None);
+        restart(unit, procs, expect);
         std::thread::sleep(Duration::from_secs(5));
-        costs.push(status_figure_cost(&procs, 500));
-        per_process_costs.push(status_figure_cost_per_process(&procs, 200));
+        costs.push(status_figure_cost(procs, 500));
+        per_process_costs.push(status_figure_cost_per_process(procs, 200));
         summary.push(Comparison {
             workers,
             charm: median_run(&runs["charm"]),
@@ -939,6 +982,11 @@ fn main() {
         c1.service_peak_pss
     );
 
+    (costs, per_process_costs)
+}
+
+/// Logins per second against UV_THREADPOOL_SIZE.
+fn logins(unit: &Unit, procs: &Path, cpus: usize, n_workers: usize) {
     // Logins: bcrypt on libuv's thread pool (native @node-rs/bcrypt) or on the main thread
     // (bcryptjs).
     println!("\n== POST /parse/login (bcrypt), UV_THREADPOOL_SIZE");
@@ -966,7 +1014,7 @@ fn main() {
     assert_eq!(code, 201, "sign-up: {body}");
     let login_body = serde_json::json!({"username": "bench-login", "password": password});
     let login_script = wrk_script(
-        &unit,
+        unit,
         "wrk-login.lua",
         &format!(
             "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"X-Parse-Application-Id\"] = \
@@ -996,17 +1044,17 @@ fn main() {
         }
         for (workers, pool) in order {
             if workers != current_workers {
-                set_workers(&unit, workers);
+                set_workers(unit, workers);
                 current_workers = workers;
             }
             let expect = expected_processes(workers);
             set_drop_in(
-                &unit,
+                unit,
                 pool.map(|n| format!("[Service]\nEnvironment=UV_THREADPOOL_SIZE={n}\n"))
                     .as_deref(),
             );
-            restart(&unit, &procs, expect);
-            let pids = service_pids(&procs);
+            restart(unit, procs, expect);
+            let pids = service_pids(procs);
             for pid in &pids {
                 assert_eq!(
                     environ_var(*pid, "UV_THREADPOOL_SIZE"),
@@ -1014,11 +1062,11 @@ fn main() {
                     "pid {pid}"
                 );
             }
-            let _warm = wrk(&unit, &login_script, &login_url, 8, 2);
+            let _warm = wrk(unit, &login_script, &login_url, 8, 2);
             let gauge = cpu_gauge_ms();
-            let cpu0 = service_cpu_ms(&procs);
-            let (r, logins) = wrk_counts(&unit, &login_script, &login_url, 8, 8);
-            let cpu_per_login = (service_cpu_ms(&procs) - cpu0) / logins;
+            let cpu0 = service_cpu_ms(procs);
+            let (r, logins) = wrk_counts(unit, &login_script, &login_url, 8, 8);
+            let cpu_per_login = (service_cpu_ms(procs) - cpu0) / logins;
             let threads: Vec<String> = pids.iter().map(|p| threads(*p).to_string()).collect();
             maps_native |= pids.iter().any(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/maps"))
@@ -1035,8 +1083,8 @@ fn main() {
             login_rows.push((workers, pool, r));
         }
     }
-    set_drop_in(&unit, None);
-    restart(&unit, &procs, expected_processes(current_workers));
+    set_drop_in(unit, None);
+    restart(unit, procs, expected_processes(current_workers));
     let rates = |w: usize, p: Option<usize>| -> Vec<f64> {
         login_rows
             .iter()
@@ -1108,10 +1156,13 @@ fn main() {
         "unset: workers={n_workers} / workers=1 = {:.2}",
         median(rates(n_workers, None)) / median(rates(1, None))
     );
+}
 
+fn status_figure(costs: &FigureCosts, our_ms: Option<f64>, n_workers: usize) {
+    let (costs, per_process_costs) = costs;
     // What the status's memory figure costs a hook.
     println!("\n== the memory figure in the status: cgroup.procs + every process's smaps_rollup");
-    for ((times, n), each) in costs.iter().zip(&per_process_costs) {
+    for ((times, n), each) in costs.iter().zip(per_process_costs) {
         println!(
             "{n} process{}: median {:.3} ms, p90 {:.3} ms over {} runs; one at a time: {}",
             if *n == 1 { "" } else { "es" },
@@ -1126,18 +1177,11 @@ fn main() {
                 .join(", ")
         );
     }
-    println!(
-        "update-status median {our_ms:.1} ms ({n_workers} workers): the figure's reads are {:.1}% \
-         of it",
-        100.0 * median(costs[costs.len() - 1].0.clone()) / our_ms
-    );
-
-    let dir = unit.dir.clone();
-    unit.teardown();
-    remove_unit_dir(&dir);
-    println!(
-        "\nbench wall time (after the build): {:.0} s; load average at the end: {}",
-        started.elapsed().as_secs_f64(),
-        loadavg()
-    );
+    if let Some(our_ms) = our_ms {
+        println!(
+            "update-status median {our_ms:.1} ms ({n_workers} workers): the figure's reads are \
+             {:.1}% of it",
+            100.0 * median(costs[costs.len() - 1].0.clone()) / our_ms
+        );
+    }
 }
