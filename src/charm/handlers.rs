@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 
 use super::master_key::MASTER_KEY_FIELD;
 use super::status::Maintenance;
+use super::user_secrets;
 use super::{Charm, MASTER_KEY_SECRET};
 use crate::config::CharmConfig;
 use crate::juju::Databag;
@@ -116,13 +117,16 @@ impl Charm<'_> {
     /// reveals the Juju secret, or reads the config.
     fn get_master_key(&self) -> Result<()> {
         let app = &self.ctx.app_name;
-        let raw = self.tools.config_get()?;
+        let mut raw = self.tools.config_get()?;
+        let reference = user_secrets::reference(raw.get("master-key")).map(str::to_owned);
+        let (_, unreadable) = self.resolve_user_secrets(&mut raw)?;
         let configured = raw
             .get("master-key")
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
         let configured_valid = configured.is_some()
+            && unreadable.iter().all(|i| i.option != "master-key")
             && match CharmConfig::from_raw(&raw) {
                 Ok(_) => true,
                 Err(errors) => errors.iter().all(|e| e.option != "master-key"),
@@ -146,7 +150,18 @@ impl Charm<'_> {
             None => None,
         };
         let serves = |key: &Option<String>| key.is_some() && (running.is_none() || running == *key);
-        let mut results = if configured_valid && serves(&configured) {
+        let mut results = if let (Some(uri), true) =
+            (&reference, configured_valid && serves(&configured))
+        {
+            Databag::from([
+                ("source".to_owned(), "user-secret".to_owned()),
+                ("secret-id".to_owned(), uri.clone()),
+                (
+                    "reveal".to_owned(),
+                    format!("juju show-secret --reveal {uri}"),
+                ),
+            ])
+        } else if configured_valid && serves(&configured) {
             Databag::from([
                 ("source".to_owned(), "config".to_owned()),
                 ("reveal".to_owned(), format!("juju config {app} master-key")),
@@ -180,7 +195,7 @@ impl Charm<'_> {
             )?;
             return Ok(());
         };
-        if configured.is_some() && !configured_valid {
+        if (configured.is_some() || reference.is_some()) && !configured_valid {
             results.insert(
                 "note".into(),
                 format!(

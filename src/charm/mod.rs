@@ -18,6 +18,7 @@ mod reconcile;
 mod service;
 pub mod status;
 mod steady;
+mod user_secrets;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use super::load_balancer::{public_url_from, LoadBalancers};
 use super::peers::Peers;
 use super::status::{Blocked, Invalid, Maintenance, Serving, Waiting};
 use super::steady::Steady;
+use super::user_secrets::UserSecret;
 use super::{blocked, waiting, Charm, Step, Stop};
 use crate::config::CharmConfig;
 use crate::relations::postgresql_client;
@@ -24,7 +25,7 @@ impl Charm<'_> {
     /// Computes and applies the desired state; returns what serves (for the status) and
     /// what a steady `update-status` needs besides the rendering.
     pub fn reconcile(&self, peers: &Peers) -> Step<(Serving, Steady)> {
-        let config = self.validated_config()?;
+        let (config, user_secrets) = self.validated_config()?;
         let sizing = self.sized(&config)?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config)?;
@@ -103,6 +104,7 @@ impl Charm<'_> {
             digest: rendered.digest(),
             database: database.uri,
             postgis_hint: postgis_hint.clone(),
+            user_secrets,
         };
         let serving = Serving {
             port: config.port,
@@ -226,15 +228,25 @@ impl Charm<'_> {
         }
     }
 
-    /// The configuration, validated once; an invalid one stops everything (nothing is
-    /// touched: whatever serves keeps serving).
-    pub(super) fn validated_config(&self) -> Step<CharmConfig> {
-        let raw = self.tools.config_get()?;
-        CharmConfig::from_raw(&raw).or_else(|errors| {
-            blocked(Blocked::InvalidConfig(
-                errors.into_iter().map(Invalid::from).collect(),
-            ))
-        })
+    /// The configuration, validated once, with the values options take from user secrets;
+    /// an invalid one stops everything (nothing is touched: whatever serves keeps serving).
+    pub(super) fn validated_config(&self) -> Step<(CharmConfig, Vec<UserSecret>)> {
+        let mut raw = self.tools.config_get()?;
+        let (read, unreadable) = self.resolve_user_secrets(&mut raw)?;
+        let from_secret = |option: &str| read.iter().find(|s| s.option == option);
+        let mut errors: Vec<Invalid> = unreadable;
+        match CharmConfig::from_raw(&raw) {
+            Ok(config) if errors.is_empty() => return Ok((config, read)),
+            Ok(_) => {}
+            Err(invalid) => errors.extend(invalid.into_iter().map(|e| {
+                let mut i = Invalid::from(e);
+                if let Some(s) = from_secret(&i.option) {
+                    i.reason = format!("{} (the value in {})", i.reason, s.uri);
+                }
+                i
+            })),
+        }
+        blocked(Blocked::InvalidConfig(errors))
     }
 
     /// The service's account, created if missing; an existing one that would share the

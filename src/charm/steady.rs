@@ -7,10 +7,12 @@
 //! restart asked or granted among the units, the charm records what the serving rendering
 //! does not hold (the database URI it checked, the PostGIS hint); an
 //! `update-status` that finds the record re-checks only what changes with no hook (the
-//! service's health, the database's answer, the memory the service uses) and reports, with
-//! one hook-tool call (`status-set`) and no child process. Anything else it finds (a record
-//! from another rendering, a rollout or a failure on record, a service that does not answer,
-//! a database that does not, PostGIS that came or went) sends it through the full reconcile.
+//! service's health, the database's answer, the memory the service uses, and the user
+//! secrets options name: a revocation fires no hook) and reports, with one hook-tool call
+//! (`status-set`) plus one `secret-get` per user secret, and no child process. Anything else
+//! it finds (a record from another rendering, a rollout or a failure on record, a service
+//! that does not answer, a database that does not, PostGIS that came or went, a user secret
+//! that changed or cannot be read) sends it through the full reconcile.
 //!
 //! Every full hook forgets the record before it does anything, so a hook killed at any
 //! instruction leaves none, and the next `update-status` reconciles in full.
@@ -19,6 +21,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::status::Serving;
+use super::user_secrets::UserSecret;
 use super::Charm;
 use crate::juju::Status;
 use crate::uri::DbUri;
@@ -35,9 +38,12 @@ pub struct Steady {
     pub database: DbUri,
     /// What the status said PostGIS would need, if it was missing.
     pub postgis_hint: Option<String>,
+    /// The options whose values came from user secrets, with those values: a steady hook
+    /// reads each secret again (a revocation fires no hook; a new revision may be missed).
+    pub user_secrets: Vec<UserSecret>,
 }
 
-const FORMAT: u64 = 2;
+const FORMAT: u64 = 3;
 const RECORD: &str = "steady.json";
 
 impl Steady {
@@ -48,6 +54,11 @@ impl Steady {
             "digest": self.digest,
             "database": self.database.to_secret_string(),
             "postgis_hint": self.postgis_hint,
+            "user_secrets": self.user_secrets.iter().map(|u| json!({
+                "option": u.option,
+                "uri": u.uri,
+                "value": u.value,
+            })).collect::<Vec<_>>(),
         })
         .to_string()
     }
@@ -66,6 +77,17 @@ impl Steady {
                 Value::String(s) => Some(s.clone()),
                 _ => return None,
             },
+            user_secrets: v["user_secrets"]
+                .as_array()?
+                .iter()
+                .map(|u| {
+                    Some(UserSecret {
+                        option: u["option"].as_str()?.to_owned(),
+                        uri: u["uri"].as_str()?.to_owned(),
+                        value: u["value"].as_str()?.to_owned(),
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
         })
     }
 }
@@ -119,6 +141,11 @@ impl Charm<'_> {
         let (Some((port, mount_path)), Some(version)) = (good.endpoint(), good.version()) else {
             return Ok(None);
         };
+        for u in &steady.user_secrets {
+            if self.read_user_secret(&u.option, &u.uri)?.as_ref() != Ok(&u.value) {
+                return Ok(None);
+            }
+        }
         if self.probes.health(port, &mount_path).is_err() {
             return Ok(None);
         }
@@ -159,6 +186,14 @@ mod tests {
             digest: "0123456789abcdef".into(),
             database: DbUri::parse("postgresql://u:p%20w@[fd00::1]:5432/parse?ssl=true").unwrap(),
             postgis_hint: hint.map(str::to_owned),
+            user_secrets: hint
+                .map(|_| UserSecret {
+                    option: "master-key".into(),
+                    uri: "secret:cj5k7v678ohs79t2aa30".into(),
+                    value: "k\"e y".into(),
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -176,7 +211,7 @@ mod tests {
     fn another_format_or_a_damaged_record_is_none() {
         let text = steady(None).to_json();
         assert_eq!(
-            Steady::from_json(&text.replace("\"format\":2", "\"format\":1")),
+            Steady::from_json(&text.replace("\"format\":3", "\"format\":2")),
             None
         );
         assert_eq!(Steady::from_json(&text[..text.len() / 2]), None);

@@ -353,6 +353,7 @@ fn secret_hooks_need_a_secret_on_the_right_side() {
             label: Some("master-key".into()),
             content: [("master-key".to_owned(), "k".repeat(64))].into(),
             owned: true,
+            newer: None,
         },
     );
     refused(&w, "secret-changed", "needs the secret it is about");

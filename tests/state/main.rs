@@ -15,3 +15,4 @@ mod lifecycle;
 mod memory;
 mod scale_out;
 mod steady;
+mod user_secrets;

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use parse_server_charm::juju::context::ABORT_AFTER_VAR;
 use parse_server_charm::juju::hook_tools::ToolResult;
-use parse_server_charm::juju::{Databag, HookToolError, HookTools, Status, StatusKind};
+use parse_server_charm::juju::{bag_of, Databag, HookToolError, HookTools, Status, StatusKind};
 use serde_json::Value;
 
 use super::{Sim, World};
@@ -47,12 +47,16 @@ impl Rel {
     }
 }
 
-/// A secret: its label (for the ones this application owns) and content.
+/// A secret: its label (for the ones this application owns) and content (the revision the
+/// unit tracks).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secret {
     pub label: Option<String>,
     pub content: Databag,
     pub owned: bool,
+    /// A newer revision the unit has not read yet: `secret-get --refresh` (or `--peek`)
+    /// returns it; the unit tracks it after a refresh.
+    pub newer: Option<Databag>,
 }
 
 /// The hook to run, named as Juju names it, with what Juju tells the hook about it.
@@ -742,8 +746,30 @@ impl World {
                 label: label.map(str::to_owned),
                 content: [("master-key".to_owned(), "k".repeat(64))].into(),
                 owned: true,
+                ..Secret::default()
             },
         );
+    }
+
+    /// A user secret (`juju add-secret NAME key=value…`) granted to the application
+    /// (`juju grant-secret`); returns its URI, to give to an option.
+    pub fn user_secret(&mut self, id: &str, content: &[(&str, &str)]) -> String {
+        let uri = format!("secret:{id}");
+        self.secrets.insert(
+            uri.clone(),
+            Secret {
+                content: bag_of(content),
+                ..Secret::default()
+            },
+        );
+        uri
+    }
+
+    /// `juju update-secret`: a new revision, which the unit sees once it refreshes; Juju
+    /// then runs `secret-changed` on the units that read the secret.
+    pub fn update_user_secret(&mut self, uri: &str, content: &[(&str, &str)]) {
+        let s = self.secrets.get_mut(uri).expect("the secret exists");
+        s.newer = Some(bag_of(content));
     }
 
     /// The last status set.
@@ -959,17 +985,26 @@ impl HookTools for Sim {
                 label: Some(label.into()),
                 content: Databag::from([(key.to_owned(), value)]),
                 owned: true,
+                ..Secret::default()
             },
         );
         Ok(uri)
     }
-    fn secret_get_by_id(&self, uri: &str, _refresh: bool) -> ToolResult<Option<Databag>> {
+    fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>> {
         self.0.borrow().tool_calls.borrow_mut().push("secret-get");
-        let w = self.0.borrow();
+        let mut w = self.0.borrow_mut();
         if w.unreadable_secrets.contains(uri) {
             return Err(denied("secret-get", "exit 1: ERROR permission denied"));
         }
-        Ok(w.secrets.get(uri).map(|s| s.content.clone()))
+        let Some(s) = w.secrets.get_mut(uri) else {
+            return Ok(None);
+        };
+        if refresh {
+            if let Some(newer) = s.newer.take() {
+                s.content = newer;
+            }
+        }
+        Ok(Some(s.content.clone()))
     }
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>> {
         self.0

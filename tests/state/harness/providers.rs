@@ -48,6 +48,7 @@ impl World {
                 label: None,
                 content: bag_of(pairs),
                 owned: false,
+                newer: None,
             },
         );
         uri
