@@ -13,7 +13,7 @@
 //! named like the option, else the secret's only key). Every read is `--refresh`: a unit
 //! always serves the latest revision it has read, and a new revision reaches the units one at
 //! a time through the rolling restart like any other change. `juju grant-secret` and
-//! `juju revoke-secret` fire no hook (CONTRACT.md §5.5): a revocation is found at the next
+//! `juju revoke-secret` fire no hook (crates/jujusim/CONTRACT.md §5.5): a revocation is found at the next
 //! hook, `update-status` at the latest.
 
 use std::collections::BTreeMap;

@@ -781,6 +781,80 @@ secret-get --format=json --label "$JUJU_SECRET_LABEL" --refresh > "$U/refresh.js
 }
 
 #[test]
+fn user_secret_granted_to_the_application() {
+    let s = Sim::new("usersecret");
+    s.handler(
+        "config-changed",
+        r#"uri=$(config-get app-id)
+case "$uri" in secret:*) ;; *) exit 0 ;; esac
+if secret-get --format=json "$uri" --refresh > "$U/key.json" 2> "$U/err"; then :; else echo "$?" > "$U/code"; fi
+"#,
+    );
+    s.handler(
+        "secret-changed",
+        r#"secret-get --format=json "$JUJU_SECRET_ID" > "$U/plain.json"
+secret-get --format=json "$JUJU_SECRET_ID" --refresh > "$U/refresh.json"
+"#,
+    );
+    let u = s.add_units(2);
+    s.settle();
+    let uri = s.ok(&["add-secret", "M", "parse-key", "master-key=k1-s3cret"]);
+    let uri = uri.trim_end().to_string();
+    assert!(uri.starts_with("secret:") && uri.len() == 27, "{uri}");
+    // Not granted: every unit is refused, and no hook ran for the secret itself.
+    s.ok(&["config", "M", &format!("app-id={uri}")]);
+    s.settle();
+    for d in &u {
+        assert_eq!(read(d, "err").trim(), "ERROR permission denied");
+    }
+    // Granted (no hook runs for that): the next hook reads it.
+    let before = s.events().len();
+    s.ok(&["grant-secret", "M", "parse-key", "parse-server"]);
+    assert_eq!(s.events().len(), before, "grant-secret runs no hook");
+    for d in &u {
+        let _ = std::fs::remove_file(d.join("err"));
+    }
+    s.ok(&["config", "M", "port=1338"]);
+    s.settle();
+    for d in &u {
+        assert_eq!(json_file(d, "key.json")["master-key"], "k1-s3cret");
+    }
+    // A new revision: secret-changed on every unit that read it, the leader included.
+    s.ok(&["update-secret", "M", &uri, "master-key=k2-s3cret"]);
+    let ev = s.events();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev
+        .iter()
+        .all(|e| e["hook"] == "secret-changed" && e["secret-id"] == uri.as_str()));
+    s.settle();
+    for d in &u {
+        assert_eq!(json_file(d, "plain.json")["master-key"], "k1-s3cret");
+        assert_eq!(json_file(d, "refresh.json")["master-key"], "k2-s3cret");
+        assert!(!read(d, "tool-calls.log").contains("s3cret"));
+    }
+    // Revoked, then removed: refused, then not found; no hook runs for either.
+    s.ok(&["revoke-secret", "M", "parse-key", "parse-server"]);
+    assert!(s.events().is_empty());
+    s.ok(&["config", "M", "port=1339"]);
+    s.settle();
+    assert_eq!(read(&u[0], "err").trim(), "ERROR permission denied");
+    s.ok(&["remove-secret", "M", &uri]);
+    assert!(s.events().is_empty());
+    s.ok(&["config", "M", "port=1340"]);
+    s.settle();
+    assert!(
+        read(&u[0], "err").contains("not found"),
+        "{}",
+        read(&u[0], "err")
+    );
+    // Names follow Juju's rule; granting needs our application.
+    assert_eq!(s.run(&["add-secret", "M", "Bad", "k=v"]).code, 2);
+    assert_eq!(s.run(&["add-secret", "M", "dup", "key=v"]).code, 0);
+    assert_eq!(s.run(&["add-secret", "M", "dup", "key=v"]).code, 1);
+    assert_eq!(s.run(&["grant-secret", "M", "dup", "other-app"]).code, 1);
+}
+
+#[test]
 fn settle_max_guards_against_event_loops() {
     let s = Sim::new("loop");
     let u = s.add_units(2);

@@ -254,14 +254,19 @@ pub fn content_json(content: &BTreeMap<String, String>) -> serde_json::Value {
 pub fn owned(st: &State, s: &Secret) -> bool {
     match s.owner.as_str() {
         "unit" => s.owner_id == st.unit,
+        "model" => false,
         _ => s.owner_id == st.app,
     }
 }
 
 /// Whether the secret belongs to a remote application and is granted to one of this unit's
-/// relations: then every unit of ours in that relation may read it (as a consumer, with its
-/// own tracked revision and label).
+/// relations, or is a user secret granted to the application: then every unit of ours in
+/// that relation (or of the application) may read it (as a consumer, with its own tracked
+/// revision and label).
 pub fn consumable(st: &State, s: &Secret) -> bool {
+    if s.owner == "model" {
+        return s.granted_to_app;
+    }
     !owned(st, s) && s.owner != "unit" && s.grants.iter().any(|r| st.relations.contains_key(r))
 }
 

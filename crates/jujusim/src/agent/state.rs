@@ -107,7 +107,8 @@ pub struct SecretRevision {
     pub content: BTreeMap<String, String>,
 }
 
-/// A charm-owned secret (Juju 3.x).
+/// A secret: charm-owned (Juju 3.x), a remote application's, or a user secret (owner
+/// `model`, Juju 3.3+).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Secret {
@@ -130,6 +131,9 @@ pub struct Secret {
     /// For a secret owned by a remote application: the relation ids it is granted to (every
     /// unit of ours in such a relation may read it). Empty for our own secrets.
     pub grants: BTreeSet<u32>,
+    /// For a user secret (owner `model`, CONTRACT.md §5.5): whether it is granted to our
+    /// application (`juju grant-secret`).
+    pub granted_to_app: bool,
 }
 
 /// What one unit tracks of a secret it reads (Juju's consumer record,

@@ -197,6 +197,31 @@ impl ModelDir {
         let _ = std::fs::remove_file(file);
     }
 
+    /// A user secret (`juju add-secret NAME`), values through a 0600 file; returns its URI.
+    pub fn add_secret(&self, name: &str, pairs: &[(&str, &str)]) -> String {
+        let file = self.secret_file(pairs);
+        let uri = self.ok("add-secret", &[name, "--file", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(file);
+        uri.trim().to_owned()
+    }
+
+    /// `juju update-secret NAME|URI`: a new revision.
+    pub fn update_secret(&self, what: &str, pairs: &[(&str, &str)]) {
+        let file = self.secret_file(pairs);
+        self.ok("update-secret", &[what, "--file", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(file);
+    }
+
+    /// `juju grant-secret` (`grant`) or `juju revoke-secret` to application `app`.
+    pub fn grant_secret(&self, what: &str, app: &str, grant: bool) {
+        let cmd = if grant {
+            "grant-secret"
+        } else {
+            "revoke-secret"
+        };
+        self.ok(cmd, &[what, app]);
+    }
+
     /// `pairs` as a JSON object in a 0600 file of the model dir.
     fn secret_file(&self, pairs: &[(&str, &str)]) -> PathBuf {
         let file = self.dir.join(".pairs.json");

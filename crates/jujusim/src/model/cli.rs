@@ -35,6 +35,10 @@ Model of several units (M = model directory; events are queued, `settle` runs th
   relation-break M REL-ID
   remote-secret-add M --grant REL-ID [--grant ...] [--owner APP] [--file FILE] key=value ...   (prints the URI)
   remote-secret-set M URI [--file FILE] key=value ...      (--file: a YAML map, values off the command line)
+  add-secret M NAME [--file FILE] key=value ...    (a user secret, `juju add-secret`; prints the URI)
+  update-secret M NAME|URI [--file FILE] key=value ...   (a new revision: secret-changed on its readers)
+  grant-secret M NAME|URI APP / revoke-secret M NAME|URI APP   (no hook runs)
+  remove-secret M NAME|URI                          (no hook runs)
   settle M [--max N]         (one line per hook: `UNIT HOOK exit=CODE [relation=..] [remote-unit=..]
                               [remote-app=..] [departing-unit=..] [secret=..]`; the events of a
                               unit whose machine is down (machine-down) wait, one stderr line per
@@ -47,7 +51,7 @@ Model of several units (M = model directory; events are queued, `settle` runs th
 ";
 
 /// Commands that exist only for models.
-const MODEL_ONLY: [&str; 8] = [
+const MODEL_ONLY: [&str; 13] = [
     "model-init",
     "add-unit",
     "remove-unit",
@@ -56,6 +60,11 @@ const MODEL_ONLY: [&str; 8] = [
     "events",
     "remote-secret-add",
     "remote-secret-set",
+    "add-secret",
+    "update-secret",
+    "grant-secret",
+    "revoke-secret",
+    "remove-secret",
 ];
 
 /// Single-unit commands that would change a model unit behind the model's back.
@@ -92,7 +101,9 @@ fn specs(cmd: &str) -> Vec<Spec> {
         "config" => vec![opt("reset", None)],
         "remote-set" => vec![opt("address", None)],
         "remote-secret-add" => vec![opt("grant", None), opt("owner", None), opt("file", None)],
-        "remote-secret-set" | "remote-app-set" => vec![opt("file", None)],
+        "remote-secret-set" | "remote-app-set" | "add-secret" | "update-secret" => {
+            vec![opt("file", None)]
+        }
         "settle" => vec![opt("max", None)],
         "resolve" => vec![flag("no-retry", None)],
         "events" | "status" => vec![opt("format", None)],
@@ -283,6 +294,27 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
         "remote-secret-set" => {
             arity(p, 2, None)?;
             topology::remote_secret_set(dir, &a[1], &with_file_pairs(p, &a[2..])?)?;
+            Ok(0)
+        }
+        "add-secret" => {
+            arity(p, 2, None)?;
+            let uri = topology::user_secret_add(dir, &a[1], &with_file_pairs(p, &a[2..])?)?;
+            println!("{uri}");
+            Ok(0)
+        }
+        "update-secret" => {
+            arity(p, 2, None)?;
+            topology::user_secret_update(dir, &a[1], &with_file_pairs(p, &a[2..])?)?;
+            Ok(0)
+        }
+        "grant-secret" | "revoke-secret" => {
+            arity(p, 3, Some(3))?;
+            topology::user_secret_grant(dir, &a[1], &a[2], cmd == "grant-secret")?;
+            Ok(0)
+        }
+        "remove-secret" => {
+            arity(p, 2, Some(2))?;
+            topology::user_secret_remove(dir, &a[1])?;
             Ok(0)
         }
         "settle" => {

@@ -50,10 +50,10 @@ fn project_relation(m: &Model, r: &ModelRelation, unit: &str) -> Option<Relation
 
 /// Whether `s` belongs to our application or one of our units.
 fn ours(m: &Model, s: &Secret) -> bool {
-    if s.owner == "unit" {
-        m.is_ours(&s.owner_id)
-    } else {
-        s.owner_id == m.app
+    match s.owner.as_str() {
+        "unit" => m.is_ours(&s.owner_id),
+        "model" => false,
+        _ => s.owner_id == m.app,
     }
 }
 
@@ -90,7 +90,9 @@ pub fn project(m: &Model, model_dir: &Path, unit: &str, st: &mut State) {
     st.secrets = m
         .secrets
         .values()
-        .filter(|s| ours(m, s) || s.grants.iter().any(|r| rels.contains_key(r)))
+        .filter(|s| {
+            ours(m, s) || s.owner == "model" || s.grants.iter().any(|r| rels.contains_key(r))
+        })
         .map(|s| (s.id.clone(), s.clone()))
         .collect();
     st.secret_tracking = mu.secret_tracking.clone();
@@ -228,12 +230,10 @@ pub fn absorb(m: &mut Model, unit: &str, base: &State, after: &State) {
     m.relations.retain(|_, r| !(r.dying && r.views.is_empty()));
 
     // Secrets this unit may have changed: its application's and its own.
-    let mine = |s: &Secret| {
-        if s.owner == "unit" {
-            s.owner_id == unit
-        } else {
-            s.owner_id == after.app
-        }
+    let mine = |s: &Secret| match s.owner.as_str() {
+        "unit" => s.owner_id == unit,
+        "model" => false,
+        _ => s.owner_id == after.app,
     };
     for (id, a) in after.secrets.iter().filter(|(_, s)| mine(s)) {
         let b = base.secrets.get(id);

@@ -730,3 +730,124 @@ pub fn remote_secret_set(model_dir: &Path, uri: &str, kvs: &[String]) -> CmdResu
         Ok(())
     })
 }
+
+/// The user secret named `what` (its name or URI).
+fn user_secret_id(m: &Model, what: &str) -> CmdResult<String> {
+    let by_uri = secrets::parse_uri(what).filter(|id| m.secrets.contains_key(id));
+    by_uri
+        .or_else(|| {
+            m.secrets
+                .values()
+                .find(|s| s.owner == "model" && s.label == what)
+                .map(|s| s.id.clone())
+        })
+        .filter(|id| m.secrets[id].owner == "model")
+        .ok_or_else(|| CmdError::runtime(format!("secret {} not found", q(what))))
+}
+
+/// `juju add-secret NAME key=value…` (CONTRACT.md §5.5): a user secret, owned by the model,
+/// granted to nobody. Returns the URI.
+pub fn user_secret_add(model_dir: &Path, name: &str, kvs: &[String]) -> CmdResult<String> {
+    let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_name {
+        return Err(CmdError::usage(format!(
+            "secret name {} not valid",
+            q(name)
+        )));
+    }
+    if kvs.is_empty() {
+        return Err(CmdError::usage("missing secret value"));
+    }
+    let content = secrets::parse_content_args(kvs)?;
+    with_model(model_dir, |m| {
+        if m.secrets
+            .values()
+            .any(|s| s.owner == "model" && s.label == name)
+        {
+            return Err(CmdError::runtime(format!(
+                "secret with name {} already exists",
+                q(name)
+            )));
+        }
+        let id = secrets::new_id(|id| m.secrets.contains_key(id));
+        let s = Secret {
+            id: id.clone(),
+            owner: "model".into(),
+            owner_id: m.name.clone(),
+            label: name.to_owned(),
+            rotate: "never".into(),
+            revisions: vec![SecretRevision {
+                revision: 1,
+                content,
+            }],
+            ..Default::default()
+        };
+        let uri = s.uri();
+        m.secrets.insert(id, s);
+        Ok(uri)
+    })
+}
+
+/// `juju update-secret`: a new revision; `secret-changed` (with the unit's own label, if it
+/// gave one) on every unit that tracks an older one, the leader included. Same content: no
+/// new revision.
+pub fn user_secret_update(model_dir: &Path, what: &str, kvs: &[String]) -> CmdResult<()> {
+    if kvs.is_empty() {
+        return Err(CmdError::usage("missing secret value"));
+    }
+    let content = secrets::parse_content_args(kvs)?;
+    with_model(model_dir, |m| {
+        let id = user_secret_id(m, what)?;
+        let s = m.secrets.get_mut(&id).expect("found");
+        if s.latest_content() == content {
+            return Ok(());
+        }
+        let latest = s.latest_revision() + 1;
+        s.revisions.push(SecretRevision {
+            revision: latest,
+            content,
+        });
+        let uri = s.uri();
+        for u in m.alive_units() {
+            if let Some(t) = m.units[&u].secret_tracking.get(&id) {
+                if t.revision < latest {
+                    let label = t.label.clone();
+                    m.queue
+                        .push(Event::new(&u, "secret-changed").secret(&uri, &label));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `juju grant-secret` / `juju revoke-secret` to our application: no hook runs.
+pub fn user_secret_grant(model_dir: &Path, what: &str, app: &str, grant: bool) -> CmdResult<()> {
+    with_model(model_dir, |m| {
+        if app != m.app {
+            return Err(CmdError::runtime(format!(
+                "application {} not found",
+                q(app)
+            )));
+        }
+        let id = user_secret_id(m, what)?;
+        m.secrets.get_mut(&id).expect("found").granted_to_app = grant;
+        Ok(())
+    })
+}
+
+/// `juju remove-secret`: gone for every reader; no hook runs (not verified, §5.5).
+pub fn user_secret_remove(model_dir: &Path, what: &str) -> CmdResult<()> {
+    with_model(model_dir, |m| {
+        let id = user_secret_id(m, what)?;
+        m.secrets.remove(&id);
+        for u in m.units.values_mut() {
+            u.secret_tracking.remove(&id);
+        }
+        Ok(())
+    })
+}

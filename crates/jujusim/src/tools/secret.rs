@@ -148,6 +148,7 @@ pub fn secret_add(t: &mut Tool, args: &[String]) -> CmdResult {
             content: u.content,
         }],
         grants: Default::default(),
+        granted_to_app: false,
     };
     if !secret.label.is_empty() {
         check_label(&view, &secret, &secret.label)?;
