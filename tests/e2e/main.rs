@@ -16,3 +16,4 @@ mod postgres;
 mod resilience;
 mod scale_out;
 mod service_hooks;
+mod user_secrets;

@@ -15,7 +15,7 @@ use jujusim::kit::{random_alnum, record_figure};
 const APP_ID: &str = "shop";
 
 /// Waits until `url` (through haproxy) answers 200 `n` times in a row.
-fn wait_serving(model: &Model, url: &str) {
+pub(crate) fn wait_serving(model: &Model, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ok = 0;
     while ok < 6 {
@@ -123,7 +123,7 @@ fn data_crosses_units(model: &Model, units: &[String]) {
 
 /// `(unit, stopping, started again)` of every restart the units' journals show after
 /// `since` (unix seconds), in order.
-fn restarts_since(model: &Model, since: f64) -> Vec<(String, f64, f64)> {
+pub(crate) fn restarts_since(model: &Model, since: f64) -> Vec<(String, f64, f64)> {
     let mut out = Vec::new();
     for (name, unit) in &model.units {
         let log = unit.exec_ok(&[
@@ -156,7 +156,7 @@ fn restarts_since(model: &Model, since: f64) -> Vec<(String, f64, f64)> {
     out
 }
 
-fn now_unix() -> f64 {
+pub(crate) fn now_unix() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
