@@ -4,7 +4,8 @@
 //!
 //! What it prints:
 //! - the packed charm's size; install -> active;
-//! - update-status with nothing changed against a null charm on a booted machine too;
+//! - update-status with nothing changed against a null charm and an ops charm
+//!   (benches/ops-charm), both on the charm's own booted machine, interleaved round by round;
 //! - the charm's memory defaults against V8's own (the same service without
 //!   `--max-old-space-size`, through a systemd drop-in), for 1 and for N workers (N = the
 //!   CPUs): peak PSS per worker under load, VmHWM, PSS after load, req/s, MiB per req/s;
@@ -80,24 +81,31 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
-/// The peak RSS of the dispatch process itself, as seen by its hook tools (VmHWM of their
-/// parent), over one hook's tool calls.
-fn dispatch_vmhwm_kb(dir: &Path, hook: &str) -> Option<f64> {
-    std::fs::read_to_string(dir.join("tool-calls.log"))
-        .ok()?
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["hook"] == hook)
-        .filter_map(|v| v["parent_vmhwm_kb"].as_f64())
-        .reduce(f64::max)
+/// One hook's record of `hook-times.jsonl`: `(ms, max RSS kB)` of the hook's process tree.
+fn last_hook_time(dir: &Path, hook: &str) -> (f64, f64) {
+    *hook_times(dir, hook)
+        .last()
+        .expect("the hook's timing record")
 }
 
-/// A charm whose dispatch only sets a status, deployed on a booted machine of its own like
-/// the real one: the floor any hook pays there (entering the machine, process start, one
-/// hook-tool round trip) on this machine, right now. Returns `(ms, max RSS kB)` per run.
-fn null_charm_update_status(runs: usize) -> Vec<(f64, f64)> {
-    let unit = Unit::boot("bench-null", None);
-    let charm = unit.dir.join("null-charm");
+/// A charm directory packed as `juju deploy` gets it (a zip, exec bits kept).
+fn zip_charm(src: &Path, packed: &Path) {
+    let _ = std::fs::remove_file(packed);
+    let zipped = Command::new("zip")
+        .args(["-q", "-X", "-r"])
+        .arg(packed)
+        .arg(".")
+        .current_dir(src)
+        .status()
+        .unwrap();
+    assert!(zipped.success(), "zip of {} failed", src.display());
+}
+
+/// The null charm: its dispatch only sets a status (`exec status-set active ok`), the floor
+/// any hook pays (entering the machine, process start, one hook-tool round trip).
+fn pack_null_charm(work: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let charm = work.join("null-charm");
     std::fs::create_dir_all(&charm).unwrap();
     std::fs::write(
         charm.join("metadata.yaml"),
@@ -106,32 +114,44 @@ fn null_charm_update_status(runs: usize) -> Vec<(f64, f64)> {
     .unwrap();
     let dispatch = charm.join("dispatch");
     std::fs::write(&dispatch, "#!/bin/sh\nexec status-set active ok\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dispatch, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let packed = unit.dir.join("null.charm");
-    let zipped = Command::new("zip")
-        .args(["-q", "-X", "-r"])
-        .arg(&packed)
-        .arg(".")
-        .current_dir(&charm)
-        .status()
-        .unwrap();
-    assert!(zipped.success(), "zip of the null charm failed");
-    let out = unit.sim("deploy-charm", &[packed.to_str().unwrap()]);
+    let packed = work.join("null.charm");
+    zip_charm(&charm, &packed);
+    packed
+}
+
+/// The ops charm (benches/ops-charm) packed the way charmcraft lays it out: its files and
+/// `venv/` with its pinned dependencies, which `scripts/prereqs.sh` installed from PyPI
+/// (`.prereqs/ops-charm-venv`, with the units' python3).
+fn pack_ops_charm(work: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = repo.join(".prereqs/ops-charm-venv");
     assert!(
-        out.status.success(),
-        "deploy-charm (null charm): {}",
-        String::from_utf8_lossy(&out.stderr)
+        venv.join("ops").is_dir() && venv.join("pg8000").is_dir(),
+        "{} lacks ops and pg8000: run `make prereqs` (scripts/prereqs.sh installs the ops \
+         charm's dependencies from PyPI)",
+        venv.display()
     );
-    for _ in 0..runs {
-        unit.hook("update-status", &[]);
-    }
-    unit.assert_status("active", "ok");
-    let times = hook_times(&unit.dir, "update-status");
-    let dir = unit.dir.clone();
-    unit.teardown();
-    remove_unit_dir(&dir);
-    times
+    let charm = work.join("ops-charm");
+    let _ = std::fs::remove_dir_all(&charm);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo.join("benches/ops-charm"))
+        .arg(&charm)
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("cp")
+            .arg("-a")
+            .arg(&venv)
+            .arg(charm.join("venv"))
+            .status()
+            .unwrap()
+            .success();
+    assert!(copied, "copying the ops charm failed");
+    let packed = work.join("ops.charm");
+    zip_charm(&charm, &packed);
+    packed
 }
 
 /// After a teardown that passed (the machine is down, nothing of it is mounted): its disk
@@ -685,7 +705,7 @@ fn main() {
         "the charm's default should be one worker per CPU here: {message}"
     );
 
-    let our_ms = wants("hooks").then(|| hook_cost(&unit, n_workers));
+    let our_ms = wants("hooks").then(|| hook_cost(&unit, n_workers, &uri));
     if wants("memory") {
         // Seed the class the benchmark queries.
         let key = unit.master_key();
@@ -713,51 +733,186 @@ fn main() {
     );
 }
 
-/// update-status when nothing changed, against the null charm. Returns its median ms.
-fn hook_cost(unit: &Unit, n_workers: usize) -> f64 {
-    // update-status when nothing changed (the service running with its default workers),
-    // against the null charm on a booted machine of its own.
-    const RUNS: usize = 20;
-    for _ in 0..RUNS {
-        unit.hook("update-status", &[]);
-    }
-    let ours = hook_times(&unit.dir, "update-status");
-    let calls = std::fs::read_to_string(unit.dir.join("tool-calls.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"hook\":\"update-status\""))
-        .count() as f64
-        / RUNS as f64;
-    let dispatch_kb = dispatch_vmhwm_kb(&unit.dir, "update-status");
-    let base = null_charm_update_status(RUNS);
-    let (our_ms, our_rss) = (
-        median(ours.iter().map(|t| t.0).collect()),
-        median(ours.iter().map(|t| t.1).collect()),
-    );
-    let (base_ms, base_rss) = (
-        median(base.iter().map(|t| t.0).collect()),
-        median(base.iter().map(|t| t.1).collect()),
-    );
-    println!("\n== update-status with nothing changed (median of {RUNS}, {n_workers} workers)");
-    println!(
-        "wall time: {our_ms:.1} ms; null charm on a booted machine {base_ms:.1} ms; ratio {:.1}",
-        our_ms / base_ms
-    );
-    println!("hook tools called per update-status: {calls:.0}");
-    println!(
-        "peak RSS of the hook's process tree (wait4): {:.1} MiB; null charm {:.1} MiB",
-        our_rss / MIB,
-        base_rss / MIB
-    );
-    match dispatch_kb {
-        Some(kb) => println!(
-            "peak RSS of dispatch itself (VmHWM seen by its last hook tool): {:.1} MiB",
-            kb / MIB
-        ),
-        None => println!("peak RSS of dispatch itself: not recorded by this jujusim"),
-    }
+/// Which of the three charms a round runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Charm,
+    Null,
+    Ops,
+}
 
-    our_ms
+/// update-status when nothing changed: the charm against the null charm and the ops charm,
+/// all three on the charm's own booted machine (the other two as units beside it, `jujusim
+/// deploy-charm --machine`), interleaved round by round in a rotating order. Returns the
+/// charm's median ms.
+fn hook_cost(unit: &Unit, n_workers: usize, database_uri: &str) -> f64 {
+    const ROUNDS: usize = 20;
+    const HOOK: &str = "update-status";
+    let work = unit.dir.join("bench-charms");
+    std::fs::create_dir_all(&work).unwrap();
+    let null = unit.deploy_beside(&pack_null_charm(&work), "baseline/0");
+    let ops = unit.deploy_beside(&pack_ops_charm(&work), "parse-server-ops/0");
+    ops.config_secret("database-uri", database_uri);
+    let expected = format!(
+        "serving on port 1337 at /parse, {} processes, ",
+        expected_processes(n_workers)
+    );
+    let check_ops = || {
+        let (kind, message) = ops.workload();
+        assert!(
+            kind == "active" && message.starts_with(&expected) && message.ends_with(" MiB"),
+            "the ops charm did not find parse-server and the database healthy: {kind} {message:?}\n{}",
+            ops.hook_output_tail()
+        );
+    };
+    // One unmeasured run each: the ops charm's first hook makes its state database and
+    // Python's caches of the charm's own modules.
+    unit.hook(HOOK, &[]);
+    null.hook(HOOK, &[]);
+    ops.hook(HOOK, &[]);
+    check_ops();
+    let first_tool_lines = |d: &Path| {
+        std::fs::read_to_string(d.join("tool-calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let skip = [&unit.dir, &null.dir, &ops.dir].map(|d| first_tool_lines(d));
+    let mut runs: BTreeMap<u8, Vec<(f64, f64)>> = BTreeMap::new();
+    let orders = [
+        [Side::Charm, Side::Null, Side::Ops],
+        [Side::Null, Side::Ops, Side::Charm],
+        [Side::Ops, Side::Charm, Side::Null],
+    ];
+    for round in 0..ROUNDS {
+        for side in orders[round % 3] {
+            let (dir, key) = match side {
+                Side::Charm => (&unit.dir, 0u8),
+                Side::Null => (&null.dir, 1),
+                Side::Ops => (&ops.dir, 2),
+            };
+            match side {
+                Side::Charm => unit.hook(HOOK, &[]),
+                Side::Null => null.hook(HOOK, &[]),
+                Side::Ops => ops.hook(HOOK, &[]),
+            }
+            runs.entry(key).or_default().push(last_hook_time(dir, HOOK));
+            if side == Side::Ops {
+                check_ops();
+            }
+        }
+    }
+    unit.assert_status("active", "serving");
+    null.assert_status("active", "ok");
+    let (_, ops_message) = ops.workload();
+
+    // Tool calls and dispatch's own VmHWM over the measured runs only.
+    let mut logged = std::collections::BTreeSet::new();
+    let mut measured = |d: &Path, skip: usize| -> (BTreeMap<String, usize>, Option<f64>) {
+        let text = std::fs::read_to_string(d.join("tool-calls.log")).unwrap_or_default();
+        let mut tools = BTreeMap::new();
+        let mut hwm: Option<f64> = None;
+        for v in text
+            .lines()
+            .skip(skip)
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["hook"] == HOOK)
+        {
+            *tools
+                .entry(v["tool"].as_str().unwrap_or("?").to_owned())
+                .or_insert(0) += 1;
+            if v["tool"] == "juju-log" {
+                logged.insert(v["args"].to_string());
+            }
+            if let Some(kb) = v["parent_vmhwm_kb"].as_f64() {
+                hwm = Some(hwm.map_or(kb, |h: f64| h.max(kb)));
+            }
+        }
+        (tools, hwm)
+    };
+    let names = ["charm", "null charm", "ops charm"];
+    let dirs = [&unit.dir, &null.dir, &ops.dir];
+    let mut ms = [0.0; 3];
+    let mut rss = [0.0; 3];
+    let mut calls = [0.0; 3];
+    println!(
+        "\n== update-status with nothing changed: the charm, the null charm and the ops charm \
+         on the same booted machine ({n_workers} workers), {ROUNDS} rounds in rotating order"
+    );
+    println!(
+        "(the null charm's dispatch is `exec status-set active ok`; the ops charm is \
+         benches/ops-charm: ops 3.9.0, pg8000, python3 {}; its status: {ops_message:?})",
+        python_version()
+    );
+    for i in 0..3 {
+        let r = &runs[&(i as u8)];
+        assert_eq!(r.len(), ROUNDS);
+        ms[i] = median(r.iter().map(|t| t.0).collect());
+        rss[i] = median(r.iter().map(|t| t.1).collect());
+        let (tools, hwm) = measured(dirs[i], skip[i]);
+        calls[i] = tools.values().sum::<usize>() as f64 / ROUNDS as f64;
+        let per_hook: Vec<String> = tools
+            .iter()
+            .map(|(t, n)| format!("{t} x{}", *n as f64 / ROUNDS as f64))
+            .collect();
+        println!(
+            "  {:<10} wall median {:>7.1} ms (p90 {:>7.1}); tool calls per hook {:>4.1} ({}); \
+             peak RSS of the hook's process tree (wait4) {:>5.1} MiB; dispatch's VmHWM \
+             (seen by its hook tools) {}",
+            names[i],
+            ms[i],
+            percentile(r.iter().map(|t| t.0).collect(), 0.9),
+            calls[i],
+            per_hook.join(", "),
+            rss[i] / MIB,
+            match (i, hwm) {
+                (1, None) => "none (dispatch execs the tool)".to_owned(),
+                (_, hwm) => rss_or_none(hwm),
+            },
+        );
+    }
+    for args in &logged {
+        println!("  the ops charm's juju-log calls: {args}");
+    }
+    println!(
+        "  ratios: wall charm/null {:.2}, charm/ops {:.3}; tool calls charm/null {:.2}, \
+         charm/ops {:.2}; peak RSS charm/null {:.2}, charm/ops {:.3}",
+        ms[0] / ms[1],
+        ms[0] / ms[2],
+        calls[0] / calls[1],
+        calls[0] / calls[2],
+        rss[0] / rss[1],
+        rss[0] / rss[2],
+    );
+    let goal = |met: bool| if met { "met" } else { "NOT met" };
+    println!(
+        "  goals in this run: wall <= 2x the null charm: {} ({:.2}x); wall <= 0.2 of the ops \
+         charm: {} ({:.3})",
+        goal(ms[0] <= 2.0 * ms[1]),
+        ms[0] / ms[1],
+        goal(ms[0] <= 0.2 * ms[2]),
+        ms[0] / ms[2],
+    );
+    ms[0]
+}
+
+fn rss_or_none(kb: Option<f64>) -> String {
+    kb.map_or("not recorded".to_owned(), |kb| {
+        format!("{:.1} MiB", kb / MIB)
+    })
+}
+
+/// The units' python3 (the host's: a unit's root is the host's / under an overlay).
+fn python_version() -> String {
+    Command::new("/usr/bin/python3")
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .replace("Python ", "")
+        })
+        .unwrap_or_default()
 }
 
 /// What the status's memory figure costs (per process count, and one process at a time).

@@ -32,6 +32,10 @@ command -v setpriv >/dev/null || apt_pkgs+=(util-linux)
 command -v ss >/dev/null || apt_pkgs+=(iproute2)
 command -v pg_createcluster >/dev/null || apt_pkgs+=(postgresql-common)
 command -v useradd >/dev/null || apt_pkgs+=(passwd)
+# The benchmark's ops charm runs on the units' python3 (the host's, /usr/bin/python3) and its
+# dependencies are installed with that interpreter's pip.
+[ -x /usr/bin/python3 ] || apt_pkgs+=(python3)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root
   echo "prereqs: apt-get install ${apt_pkgs[*]}"
@@ -76,6 +80,23 @@ for src in MongoServerMain MongoAuthServerMain; do
       || fail "javac $src.java"
   fi
 done
+
+# The benchmark's ops charm (benches/ops-charm): its pinned dependencies from PyPI into the
+# venv/ its packed charm ships (charmcraft's layout: pip --target, dispatch puts venv on
+# PYTHONPATH), installed with the units' own python3. Rebuilt when requirements.txt changes.
+ops_req="$here/benches/ops-charm/requirements.txt"
+ops_venv="$vendor/ops-charm-venv"
+ops_stamp="$ops_venv/.requirements"
+if ! cmp -s "$ops_req" "$ops_stamp" 2>/dev/null; then
+  echo "prereqs: pip install the ops charm's dependencies (ops, pg8000) from PyPI"
+  rm -rf "$ops_venv"
+  /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
+      --target "$ops_venv" --requirement "$ops_req" \
+      || fail "pip install -r benches/ops-charm/requirements.txt (the benchmark's ops charm)"
+  /usr/bin/python3 -c "import sys; sys.path.insert(0, '$ops_venv'); import ops, pg8000; assert ops.__version__ == '3.9.0', ops.__version__" \
+      || fail "the ops charm's venv does not import ops 3.9.0 and pg8000"
+  cp "$ops_req" "$ops_stamp"
+fi
 
 # Node must satisfy the pinned parse-server's engines; the charm checks this itself too.
 node --version >/dev/null 2>&1 || fail "node is missing (the machine image ships Node 20)"

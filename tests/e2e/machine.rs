@@ -467,3 +467,88 @@ fn two_machines_on_a_model_network_reach_each_other() {
     b.teardown();
     net.teardown();
 }
+
+/// A charm packed from a directory holding `metadata.yaml` and a `dispatch` shell script.
+fn shell_charm(dir: &std::path::Path, name: &str, dispatch: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("metadata.yaml"),
+        format!("name: {name}\nsummary: s\ndescription: d\n"),
+    )
+    .unwrap();
+    std::fs::write(src.join("dispatch"), dispatch).unwrap();
+    std::fs::set_permissions(src.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let packed = dir.join(format!("{name}.charm"));
+    let ok = std::process::Command::new("zip")
+        .args(["-q", "-X", "-r"])
+        .arg(&packed)
+        .arg(".")
+        .current_dir(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "zip of {name} failed");
+    packed
+}
+
+/// The kit's `deploy_beside` (jujusim `deploy-charm --machine`): a second unit's hooks run
+/// inside the first unit's machine (its files, its host name), with
+/// their own tools and state; a unit dir outside the machine's is refused.
+#[test]
+fn a_second_unit_runs_its_hooks_inside_the_same_machine() {
+    let unit = Unit::boot("beside", None);
+    // Only the running machine has this file: /run is its own tmpfs.
+    unit.exec_ok(&["sh", "-c", "echo inside-$$ > /run/beside-marker"]);
+    let marker = unit
+        .exec_ok(&["cat", "/run/beside-marker"])
+        .trim()
+        .to_owned();
+    let hostname = unit.exec_ok(&["hostname"]).trim().to_owned();
+    let charm = shell_charm(
+        &unit.dir,
+        "second",
+        "#!/bin/sh\nexec status-set active \"$(cat /run/beside-marker) $(hostname)\"\n",
+    );
+    let second = unit.deploy_beside(&charm, "second/0");
+    second.hook("update-status", &[]);
+    let (kind, message) = second.workload();
+    assert_eq!(kind, "active", "{}", second.hook_output_tail());
+    assert_eq!(message, format!("{marker} {hostname}"));
+    // The charm lies in the machine's agent dir; the tools logged to the second unit's dir.
+    assert!(unit
+        .path("/var/lib/juju/agents/unit-second-0/charm/dispatch")
+        .is_file());
+    assert!(second
+        .read_unit_file("tool-calls.log")
+        .contains("status-set"));
+    assert!(!unit.dir.join("tool-calls.log").exists());
+
+    // A unit dir the machine does not see at its own path is refused.
+    let outside = unit.dir.with_file_name(format!(
+        "{}-outside",
+        unit.dir.file_name().unwrap().to_string_lossy()
+    ));
+    let out = jujusim::kit::UnitDir::at(&outside).sim(
+        "deploy-charm",
+        &[
+            charm.to_str().unwrap(),
+            "--unit",
+            "second/1",
+            "--machine",
+            unit.dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "a unit dir outside the machine's was accepted"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must lie inside"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&outside);
+    unit.teardown();
+}

@@ -54,7 +54,8 @@ Machines (the host's systemd booted as PID 1 of the unit's own namespaces):
   machine-reboot U             power off and boot again from the same disk (no hook runs)
   machine-down U               power off (systemctl poweroff; SIGKILL if it hangs); keeps the disk
   deploy-charm U FILE.charm [--unit APP/N] [--model NAME] [--leader|--no-leader] [--address IP]
-                               unpack into the running machine's agent dir
+               [--machine U0]  unpack into the running machine's agent dir (--machine: a second
+                               unit on U0's machine, as a subordinate lives; U must lie inside U0)
 
 Model network:
   net-up NETDIR [--subnet CIDR]          a bridge at the subnet's first address (default 10.77.0.0/24)
@@ -506,10 +507,25 @@ fn cmd_machine_up(args: &[String]) -> CmdResult<i32> {
     machine::machine_up(&unit_dir(&p.args[0])?, p.get("net"), p.get("ip"))
 }
 
+const DEPLOY_FLAGS: [Spec; 6] = [
+    opt("unit", None),
+    opt("model", None),
+    flag("leader", None),
+    flag("no-leader", None),
+    opt("address", None),
+    opt("machine", None),
+];
+
 fn cmd_deploy_charm(args: &[String]) -> CmdResult<i32> {
-    let p = parsed!(&INIT_FLAGS[1..6], args, 2, Some(2));
+    let p = parsed!(&DEPLOY_FLAGS, args, 2, Some(2));
     let dir = unit_dir(&p.args[0])?;
-    package::deploy_charm(&dir, Path::new(&p.args[1]), init_opts(&p)?)
+    let machine = p.get("machine").map(unit_dir).transpose()?;
+    package::deploy_charm(
+        &dir,
+        Path::new(&p.args[1]),
+        init_opts(&p)?,
+        machine.as_deref(),
+    )
 }
 
 fn dispatch(cmd: &str, rest: &[String]) -> CmdResult<i32> {

@@ -305,6 +305,27 @@ impl Unit {
         self.sim_ok(&argv);
     }
 
+    /// A second unit on this unit's machine (`jujusim deploy-charm D <charm> --unit <unit>
+    /// --machine <this unit dir>`, `D` = `<this unit dir>/beside/<unit as a file name>`): its
+    /// hooks run inside this machine, against the same services and files, with tools,
+    /// state and logs of its own. It has no machine of its own (no power off, no teardown of
+    /// its own: it goes with this unit's); after a reboot, call this again.
+    pub fn deploy_beside(&self, charm: &Path, unit: &str) -> UnitDir {
+        let dir = self.dir.join("beside").join(unit.replace('/', "-"));
+        std::fs::create_dir_all(&dir).expect("the second unit's dir");
+        let this = self.dir.to_str().unwrap();
+        let beside = UnitDir::at(dir).with_env("JUJUSIM_HTTPS_PROXY", UNIT_PROXY);
+        beside.sim_ok(&[
+            "deploy-charm",
+            charm.to_str().unwrap(),
+            "--unit",
+            unit,
+            "--machine",
+            this,
+        ]);
+        beside
+    }
+
     /// Starts the egress proxy that stands for the model's `juju-https-proxy` on the unit's
     /// loopback (`UNIT_PROXY`), letting through only `allow` (`host:port` each): the unit's
     /// network is its loopback only, as on a firewalled Juju model. It listens in the

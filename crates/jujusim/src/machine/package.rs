@@ -13,7 +13,20 @@ use std::process::Command;
 /// machine (cleared first), written through the machine's root (`/proc/<pid>/root`), so it
 /// lands on the unit's disk like any write from inside; init the unit dir if it has no state
 /// yet, else re-read the charm's YAML.
-pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdResult<i32> {
+///
+/// With `machine` (`--machine U0`) the unit is a second unit on U0's running machine (as a
+/// subordinate, or any unit placed on an existing machine, lives beside the first): its
+/// hooks enter U0's namespaces and see U0's services and files. `dir` must lie inside U0's
+/// unit dir, the one host directory every boot binds into the machine at its own path, so
+/// that the unit's hook tools (`dir/tools`) are reachable there and write its state on the
+/// host. The second unit has no machine of its own: after U0's machine reboots, deploy the
+/// charm again to enter the new namespaces.
+pub fn deploy_charm(
+    dir: &Path,
+    charm_file: &Path,
+    mut opts: InitOpts,
+    machine: Option<&Path>,
+) -> CmdResult<i32> {
     if !charm_file.is_file() {
         return Err(CmdError::runtime(format!(
             "{}: no such file",
@@ -21,12 +34,33 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
         )));
     }
     std::fs::create_dir_all(dir)?;
-    let pid = crate::machine::running_pid(dir).ok_or_else(|| {
+    let machine_dir = match machine {
+        Some(m) => {
+            let (m, d) = (m.canonicalize()?, dir.canonicalize()?);
+            if m == d || !d.starts_with(&m) {
+                return Err(CmdError::usage(format!(
+                    "--machine {}: the unit dir {} must lie inside it (the machine sees only \
+                     that host directory at its own path)",
+                    m.display(),
+                    d.display()
+                )));
+            }
+            m
+        }
+        None => dir.to_path_buf(),
+    };
+    let pid = crate::machine::running_pid(&machine_dir).ok_or_else(|| {
         CmdError::runtime(format!(
             "machine {} is not running (jujusim machine-up first)",
-            dir.display()
+            machine_dir.display()
         ))
     })?;
+    if machine.is_some() {
+        opts.exec_prefix = Some(crate::machine::nsenter_prefix(pid, "/"));
+        if opts.address.is_none() {
+            opts.address = crate::machine::machine_ip(&machine_dir);
+        }
+    }
     let existing = state::state_path(dir).exists();
     let unit = if existing {
         state::load(dir)?.unit
@@ -84,6 +118,9 @@ pub fn deploy_charm(dir: &Path, charm_file: &Path, mut opts: InitOpts) -> CmdRes
     } else {
         opts.charm_dir = host.clone();
         opts.unit = Some(unit);
+        if let Some(prefix) = opts.exec_prefix.as_mut() {
+            *prefix = crate::machine::nsenter_prefix(pid, &unit_path);
+        }
         opts.unit_charm_dir = Some(unit_path);
         opts.machine_mode = true;
         opts.charm_in_machine = true;
