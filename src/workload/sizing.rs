@@ -13,10 +13,11 @@
 //! - Workers: the operator's, else one per CPU as far as the budget allows with a 256 MiB
 //!   heap each (a worker per CPU is worth more than a bigger heap), at least one.
 //! - Heap cap: the operator's, else the largest up to 1024 MiB that the workers fit in the
-//!   budget, at least 128 MiB. 1024/8 was the setting with the lowest peak memory per
-//!   worker among those at >= 0.95 of V8's req/s in `make bench`'s sweep, for 1 worker and
-//!   for 2 (README, Benchmarks); a smaller cap or semi-space saves memory and costs
-//!   throughput (256 MiB with V8's semi-space: 0.84 of its req/s).
+//!   budget, at least 128 MiB. In `make bench`'s sweep (README, Benchmarks) 1024/8 was on
+//!   the frontier of peak memory per worker against req/s in every run, at 0.52-0.59 of V8's
+//!   peak for 0.87-0.98 of its req/s, never behind the earlier 256 MiB with V8's 16 MiB
+//!   semi-spaces; no capped setting reached 0.95 of V8's req/s in every run (2048 MiB does,
+//!   with V8's memory: V8 grows a heap of 2 GiB as it does its default one).
 //! - What cannot fit is refused with the arithmetic: values the operator set, and a budget
 //!   too small for even one worker at the smallest heap (running it anyway would exceed the
 //!   limit the status claims).
