@@ -6,9 +6,11 @@
 //! - the packed charm's size; install -> active;
 //! - update-status with nothing changed against a null charm and an ops charm
 //!   (benches/ops-charm), both on the charm's own booted machine, interleaved round by round;
-//! - the charm's memory defaults against V8's own (the same service without
-//!   `--max-old-space-size`, through a systemd drop-in), for 1 and for N workers (N = the
-//!   CPUs): peak PSS per worker under load, VmHWM, PSS after load, req/s, MiB per req/s;
+//! - heap settings (old-space cap, semi-space size; the charm's default among them, the
+//!   others through a systemd drop-in) against V8's own (the same service without the
+//!   flags), for 1 and for N workers (N = the CPUs): peak PSS per worker under load, req/s,
+//!   CPU per request, the frontier of memory against req/s and the setting the rule
+//!   chooses; the charm's default in detail (VmHWM, PSS after load, MiB per req/s);
 //! - logins per second with UV_THREADPOOL_SIZE unset against 2x the CPUs (bcrypt);
 //! - what the memory figure in the status costs a hook (cgroup.procs and every process's
 //!   smaps_rollup, read with the charm's own code).
@@ -35,9 +37,6 @@ const QUERY: &str = "http://127.0.0.1:1337/parse/classes/GameScore?limit=10";
 const SERVICE: &str = "parse-server.service";
 const DROP_IN_DIR: &str = "/etc/systemd/system/parse-server.service.d";
 const DROP_IN: &str = "/etc/systemd/system/parse-server.service.d/bench.conf";
-/// Rounds of each (workers, heap) comparison, in alternating order (charm first, then V8
-/// first, ...), so that drift on the machine does not favour one side.
-const ROUNDS: usize = 8;
 /// Objects in GameScore before the query is measured.
 const SEED_OBJECTS: usize = 300;
 /// Rounds of the login cases.
@@ -304,28 +303,33 @@ fn set_drop_in(unit: &Unit, text: Option<&str>) {
     }
 }
 
-/// The charm's ExecStart= line without `--max-old-space-size=`: the same service with V8's
-/// own heap limit.
-fn v8_default_drop_in(unit: &Unit) -> String {
+/// The charm's ExecStart= line with node's heap flags replaced by `heap`'s (a flag `None`
+/// removed: V8's own value): the same service, another heap setting.
+fn heap_drop_in(unit: &Unit, heap: HeapFlags) -> String {
     let unit_file = unit.read_text("/etc/systemd/system/parse-server.service");
     let exec = unit_file
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("the charm's unit file has an ExecStart= line");
     let words: Vec<&str> = exec.split_whitespace().collect();
-    let kept: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !w.starts_with("--max-old-space-size="))
-        .collect();
-    assert_eq!(
-        kept.len() + 1,
-        words.len(),
-        "expected exactly one --max-old-space-size= in {exec:?}"
+    assert!(
+        words.first().is_some_and(|w| w.ends_with("/node")),
+        "expected node first in {exec:?}"
+    );
+    let mut kept: Vec<String> = vec![words[0].to_owned()];
+    kept.extend(heap.args());
+    kept.extend(
+        words[1..]
+            .iter()
+            .filter(|w| {
+                !w.starts_with("--max-old-space-size=") && !w.starts_with("--max-semi-space-size=")
+            })
+            .map(|w| (*w).to_owned()),
     );
     format!(
-        "# make bench: V8's default heap limit (the charm's command line minus \
-         --max-old-space-size)\n[Service]\nExecStart=\nExecStart={}\n",
+        "# make bench: heap setting {} (the charm's command line with these heap flags)\n\
+         [Service]\nExecStart=\nExecStart={}\n",
+        heap.label(),
         kept.join(" ")
     )
 }
@@ -351,19 +355,117 @@ fn restart(unit: &Unit, procs: &Path, expect: usize) {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Heap {
-    Charm,
-    V8,
+/// Node's heap flags: `--max-old-space-size` and `--max-semi-space-size` in MiB (`None`: the
+/// flag absent, V8's own value).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct HeapFlags {
+    old: Option<u32>,
+    semi: Option<u32>,
 }
 
-impl Heap {
-    fn name(self) -> &'static str {
-        match self {
-            Heap::Charm => "charm",
-            Heap::V8 => "V8",
+impl HeapFlags {
+    const V8: HeapFlags = HeapFlags {
+        old: None,
+        semi: None,
+    };
+
+    fn args(self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(o) = self.old {
+            a.push(format!("--max-old-space-size={o}"));
+        }
+        if let Some(s) = self.semi {
+            a.push(format!("--max-semi-space-size={s}"));
+        }
+        a
+    }
+
+    /// What a process's command line says.
+    fn of_cmdline(args: &[String]) -> HeapFlags {
+        let flag = |name: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(name)?.parse::<u32>().ok())
+        };
+        HeapFlags {
+            old: flag("--max-old-space-size="),
+            semi: flag("--max-semi-space-size="),
         }
     }
+
+    /// `old/semi` in MiB, `v8` for a flag left to V8.
+    fn label(self) -> String {
+        let f = |v: Option<u32>| v.map_or("v8".to_owned(), |v| v.to_string());
+        format!("{}/{}", f(self.old), f(self.semi))
+    }
+}
+
+/// One setting of the sweep: heap flags, applied by a drop-in, or the charm's own service
+/// (no drop-in: what the charm renders is what is measured).
+#[derive(Clone, Debug)]
+struct Setting {
+    flags: HeapFlags,
+    charm_default: bool,
+}
+
+impl Setting {
+    fn name(&self) -> String {
+        if self.charm_default {
+            format!("charm {}", self.flags.label())
+        } else if self.flags == HeapFlags::V8 {
+            "V8 v8/v8".to_owned()
+        } else {
+            self.flags.label()
+        }
+    }
+}
+
+/// Heap settings swept besides the charm's default and V8's (old-space cap / semi-space
+/// size in MiB; `None`: V8's own). A first sweep (1 and 2 workers, 3 rounds) measured
+/// 256/v8 (the charm's earlier default), 256/4, 512/8, 1024/16, 1024/8 and 1024/4: 1024/8 was
+/// the choice for 1 worker (0.58 of V8's peak at 0.98 of its req/s), no capped setting
+/// reached 0.95 for 2 (1024/16 0.93, 1024/8 0.91), 256/4 cost the most req/s (0.81-0.83)
+/// and 1024/4 measured as 512/8. Kept: the earlier default, the frugal end (512/8), V8's
+/// semi-space under the new cap (1024/16), and 2048 MiB (V8 grows a heap of 2 GiB or more
+/// as it does its default one) with 8 and 16 MiB. A setting equal to the charm's default is
+/// measured once, as the charm's.
+const SWEEP: &[(u32, Option<u32>)] = &[
+    (256, None),
+    (512, Some(8)),
+    (1024, Some(16)),
+    (2048, Some(8)),
+    (2048, Some(16)),
+];
+/// Rounds of the sweep per worker count (`BENCH_SWEEP_ROUNDS`), each setting's run adjacent
+/// to a run of V8's default.
+const SWEEP_ROUNDS: usize = 4;
+/// Seconds wrk measures each run (after its 2 s warm-up).
+const SWEEP_SECONDS: u32 = 5;
+/// The goal: at most this much of V8's peak PSS per worker ...
+const GOAL_MEMORY: f64 = 0.6;
+/// ... at no less than this much of its req/s (also the rule's floor for the default).
+const GOAL_RPS: f64 = 0.95;
+
+/// The `p` quantile, interpolated between the two nearest values (with 3 or 4 rounds the
+/// nearest rank would print the median or an extreme as a quartile).
+fn quartile(xs: &[f64], p: f64) -> f64 {
+    let mut xs = xs.to_vec();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let at = (xs.len() - 1) as f64 * p;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    xs[lo] + (xs[hi] - xs[lo]) * (at - lo as f64)
+}
+
+/// Round by round, a setting's run against the adjacent V8 run: (req/s, peak PSS per worker,
+/// CPU per request).
+fn ratios(s: &Run, v: &Run) -> (f64, f64, f64) {
+    (
+        s.rps / v.rps,
+        s.worker_peak_pss / v.worker_peak_pss,
+        s.cpu_per_request / v.cpu_per_request,
+    )
 }
 
 /// One measured run (MiB, req/s).
@@ -387,31 +489,6 @@ struct Run {
     worker_after_pss: f64,
     service_after_pss: f64,
     samples: usize,
-}
-
-/// One worker count's medians, each side, and the heap limits the processes reported.
-struct Comparison {
-    workers: usize,
-    charm: Run,
-    v8: Run,
-    charm_limits: Vec<String>,
-    v8_limits: Vec<String>,
-    /// Round by round, charm/V8: (req/s, peak PSS per worker, CPU per request).
-    paired: Vec<(f64, f64, f64)>,
-}
-
-fn paired_ratios(charm: &[Run], v8: &[Run]) -> Vec<(f64, f64, f64)> {
-    charm
-        .iter()
-        .zip(v8)
-        .map(|(c, v)| {
-            (
-                c.rps / v.rps,
-                c.worker_peak_pss / v.worker_peak_pss,
-                c.cpu_per_request / v.cpu_per_request,
-            )
-        })
-        .collect()
 }
 
 /// Runs the GameScore query with wrk (2 s warm-up, then `seconds`) while a thread samples
@@ -716,7 +793,7 @@ fn main() {
             &format!("wrk.headers[\"X-Parse-Application-Id\"] = \"{APP_ID}\"\n"),
         );
 
-        let costs = memory_defaults(&unit, &procs, n_workers, &query_script);
+        let costs = memory_sweep(&unit, &procs, n_workers, &query_script);
         status_figure(&costs, our_ms, n_workers);
     }
     if wants("logins") {
@@ -918,75 +995,160 @@ fn python_version() -> String {
 /// What the status's memory figure costs (per process count, and one process at a time).
 type FigureCosts = (Vec<(Vec<f64>, usize)>, Vec<Vec<(String, f64, usize, f64)>>);
 
-/// The charm's memory defaults against V8's, for 1 worker and for N.
-fn memory_defaults(
-    unit: &Unit,
-    procs: &Path,
-    n_workers: usize,
-    query_script: &Path,
-) -> FigureCosts {
-    // The charm's heap cap against V8's own limit, for 1 worker and for N.
+/// The sweep's figures for one setting at one worker count.
+struct Swept {
+    setting: Setting,
+    runs: Vec<Run>,
+    /// Round by round against the adjacent V8 run: (req/s, peak PSS per worker, CPU/req).
+    paired: Vec<(f64, f64, f64)>,
+    limits: Vec<String>,
+}
+
+impl Swept {
+    fn rps(&self) -> f64 {
+        median(self.paired.iter().map(|p| p.0).collect())
+    }
+    fn mem(&self) -> f64 {
+        median(self.paired.iter().map(|p| p.1).collect())
+    }
+}
+
+/// Heap settings against V8's default, for 1 worker and for N: the frontier of peak memory
+/// per worker against req/s, and the setting the rule chooses.
+fn memory_sweep(unit: &Unit, procs: &Path, n_workers: usize, query_script: &Path) -> FigureCosts {
+    let rounds: usize = std::env::var("BENCH_SWEEP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SWEEP_ROUNDS);
     println!(
-        "\n== the charm's memory defaults against V8's (GET /parse/classes/GameScore?limit=10, \
-         {SEED_OBJECTS} objects, PostgreSQL; wrk -t2 -c32, 2 s warm-up then 8 s; PSS of every \
-         process of the service sampled every 200 ms; median of {ROUNDS} rounds, order \
-         alternating)"
+        "\n== heap settings against V8's default (GET /parse/classes/GameScore?limit=10, \
+         {SEED_OBJECTS} objects, PostgreSQL; wrk -t2 -c32, 2 s warm-up then {SWEEP_SECONDS} s; \
+         PSS of every process of the service sampled every 200 ms; {rounds} rounds; in a round \
+         each setting's run is adjacent to a run of V8's default, its ratios are against that \
+         run; the order rotates and alternates round by round; settings are old-space cap / \
+         semi-space size in MiB, v8: the flag absent)"
     );
-    // What the status's memory figure costs, by number of processes (measured idle, a few
-    // seconds after the phase's last restart).
     let mut costs: Vec<(Vec<f64>, usize)> = Vec::new();
     let mut per_process_costs = Vec::new();
-    let mut summary: Vec<Comparison> = Vec::new();
+    let mut goal_lines = Vec::new();
+    let mut charm_runs: Vec<Run> = Vec::new();
     for workers in [1, n_workers] {
         set_workers(unit, workers);
         let (_, message) = unit.workload();
         println!("workers={workers}: status \"{message}\"");
         let expect = expected_processes(workers);
-        assert_eq!(service_pids(procs).len(), expect, "{message}");
-        let v8_drop_in = v8_default_drop_in(unit);
-        let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-        let mut limits: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for round in 0..ROUNDS {
-            let order = if round % 2 == 0 {
-                [Heap::Charm, Heap::V8]
-            } else {
-                [Heap::V8, Heap::Charm]
-            };
-            for heap in order {
-                set_drop_in(unit, (heap == Heap::V8).then_some(v8_drop_in.as_str()));
-                restart(unit, procs, expect);
-                for pid in service_pids(procs) {
-                    let flagged = cmdline(pid)
-                        .iter()
-                        .any(|a| a.starts_with("--max-old-space-size="));
-                    assert_eq!(
-                        flagged,
-                        heap == Heap::Charm,
-                        "pid {pid}: {:?}",
-                        cmdline(pid)
+        set_drop_in(unit, None);
+        restart(unit, procs, expect);
+        let charm_flags = HeapFlags::of_cmdline(&cmdline(service_pids(procs)[0]));
+        let mut swept: Vec<Swept> = std::iter::once(Setting {
+            flags: charm_flags,
+            charm_default: true,
+        })
+        .chain(
+            SWEEP
+                .iter()
+                .map(|&(old, semi)| HeapFlags {
+                    old: Some(old),
+                    semi,
+                })
+                .filter(|f| *f != charm_flags)
+                .map(|flags| Setting {
+                    flags,
+                    charm_default: false,
+                }),
+        )
+        .map(|setting| Swept {
+            setting,
+            runs: Vec::new(),
+            paired: Vec::new(),
+            limits: Vec::new(),
+        })
+        .collect();
+        let mut v8_runs: Vec<Run> = Vec::new();
+        let mut v8_limits: Vec<String> = Vec::new();
+        let k = swept.len();
+        for round in 0..rounds {
+            // Two settings around one V8 run: [a, V8, b], [c, V8, d], ...
+            let order: Vec<usize> = (0..k).map(|i| (i + round) % k).collect();
+            let mut groups: Vec<Vec<Option<usize>>> = order
+                .chunks(2)
+                .map(|c| {
+                    let mut g = vec![Some(c[0]), None];
+                    g.extend(c.get(1).copied().map(Some));
+                    g
+                })
+                .collect();
+            if round % 2 == 1 {
+                groups.reverse();
+                groups.iter_mut().for_each(|g| g.reverse());
+            }
+            for group in groups {
+                let mut v8_run: Option<Run> = None;
+                let mut ran = Vec::new();
+                for item in group {
+                    let (flags, drop_in, name) = match item {
+                        None => (
+                            HeapFlags::V8,
+                            Some(heap_drop_in(unit, HeapFlags::V8)),
+                            "V8 v8/v8".to_owned(),
+                        ),
+                        Some(i) => {
+                            let s = &swept[i].setting;
+                            (
+                                s.flags,
+                                (!s.charm_default).then(|| heap_drop_in(unit, s.flags)),
+                                s.name(),
+                            )
+                        }
+                    };
+                    set_drop_in(unit, drop_in.as_deref());
+                    restart(unit, procs, expect);
+                    for pid in service_pids(procs) {
+                        assert_eq!(
+                            HeapFlags::of_cmdline(&cmdline(pid)),
+                            flags,
+                            "pid {pid}: {:?}",
+                            cmdline(pid)
+                        );
+                    }
+                    let gauge = cpu_gauge_ms();
+                    let run = measure(unit, procs, query_script, SWEEP_SECONDS);
+                    println!(
+                        "  round {} {name:<14}: {:>6.0} req/s, {:.2} CPU ms/req, worker peak PSS \
+                         {:>5.0} MiB (max {:.0}), VmHWM {:>5.0} MiB, after {:>5.0} MiB, service \
+                         peak {:>5.0} MiB, {} samples; CPU gauge {gauge:.0} ms",
+                        round + 1,
+                        run.rps,
+                        run.cpu_per_request,
+                        run.worker_peak_pss,
+                        run.worker_peak_pss_max,
+                        run.worker_vmhwm,
+                        run.worker_after_pss,
+                        run.service_peak_pss,
+                        run.samples
                     );
+                    match item {
+                        None => {
+                            if v8_limits.is_empty() {
+                                v8_limits = heap_limits(unit);
+                            }
+                            v8_runs.push(run.clone());
+                            v8_run = Some(run);
+                        }
+                        Some(i) => {
+                            if swept[i].limits.is_empty() {
+                                swept[i].limits = heap_limits(unit);
+                            }
+                            swept[i].runs.push(run);
+                            ran.push(i);
+                        }
+                    }
                 }
-                let gauge = cpu_gauge_ms();
-                let run = measure(unit, procs, query_script, 8);
-                println!(
-                    "  round {} {:<5}: {:>6.0} req/s, {:.2} CPU ms/req, worker peak PSS {:>5.0} MiB (max {:.0}), \
-                     VmHWM {:>5.0} MiB, after {:>5.0} MiB, service peak {:>5.0} MiB, {} samples; \
-                     CPU gauge {gauge:.0} ms",
-                    round + 1,
-                    heap.name(),
-                    run.rps,
-                    run.cpu_per_request,
-                    run.worker_peak_pss,
-                    run.worker_peak_pss_max,
-                    run.worker_vmhwm,
-                    run.worker_after_pss,
-                    run.service_peak_pss,
-                    run.samples
-                );
-                if round == 0 {
-                    limits.insert(heap.name(), heap_limits(unit));
+                let v = v8_run.expect("a V8 run in every group");
+                for i in ran {
+                    let r = ratios(swept[i].runs.last().unwrap(), &v);
+                    swept[i].paired.push(r);
                 }
-                runs.entry(heap.name()).or_default().push(run);
             }
         }
         // Back to the charm's own service.
@@ -995,31 +1157,16 @@ fn memory_defaults(
         std::thread::sleep(Duration::from_secs(5));
         costs.push(status_figure_cost(procs, 500));
         per_process_costs.push(status_figure_cost_per_process(procs, 200));
-        summary.push(Comparison {
-            workers,
-            charm: median_run(&runs["charm"]),
-            v8: median_run(&runs["V8"]),
-            charm_limits: limits.remove("charm").unwrap_or_default(),
-            v8_limits: limits.remove("V8").unwrap_or_default(),
-            paired: paired_ratios(&runs["charm"], &runs["V8"]),
-        });
-    }
-    let mut goal_met = true;
-    let mut goal_lines = Vec::new();
-    for Comparison {
-        workers,
-        charm: c,
-        v8: v,
-        charm_limits: lc,
-        v8_limits: lv,
-        paired,
-    } in &summary
-    {
+
+        let v = median_run(&v8_runs);
+        let charm = &swept[0];
+        let c = median_run(&charm.runs);
         println!(
-            "workers={workers} (medians; V8 heap limit per process, from memory-report: charm \
-             [{}], V8 [{}])",
-            lc.join(", "),
-            lv.join(", ")
+            "workers={workers}: the charm's default {} against V8's (medians of the runs; V8 \
+             heap limit per process, from memory-report: charm [{}], V8 [{}])",
+            charm.setting.flags.label(),
+            charm.limits.join(", "),
+            v8_limits.join(", ")
         );
         ratio_line("req/s", c.rps, v.rps, "req/s");
         ratio_line(
@@ -1047,7 +1194,7 @@ fn memory_defaults(
             v.worker_after_pss,
             "MiB",
         );
-        if *workers > 1 {
+        if workers > 1 {
             ratio_line(
                 "master peak PSS",
                 c.master_peak_pss,
@@ -1062,71 +1209,104 @@ fn memory_defaults(
             "MiB",
         );
         ratio_line(
-            "service PSS after load",
-            c.service_after_pss,
-            v.service_after_pss,
-            "MiB",
-        );
-        ratio_line(
             "service peak PSS per (req/s)",
             c.service_peak_pss / c.rps,
             v.service_peak_pss / v.rps,
             "MiB/(r/s)",
         );
-        let fmt = |xs: &[f64]| {
-            xs.iter()
-                .map(|x| format!("{x:.2}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+        charm_runs.push(c);
+
+        // The frontier: V8's default is (1, 1); a setting is on it when no other has at most
+        // its memory and at least its req/s (one of them strictly).
+        let points: Vec<(f64, f64)> = std::iter::once((1.0, 1.0))
+            .chain(swept.iter().map(|s| (s.mem(), s.rps())))
+            .collect();
+        let on_frontier = |j: usize| {
+            let (m, r) = points[j];
+            !points
+                .iter()
+                .enumerate()
+                .any(|(i, &(mi, ri))| i != j && mi <= m && ri >= r && (mi < m || ri > r))
         };
-        let mem = median(paired.iter().map(|p| p.1).collect());
-        let thr = median(paired.iter().map(|p| p.0).collect());
-        let cpu = median(paired.iter().map(|p| p.2).collect());
-        println!(
-            "  charm/V8 round by round (the two runs of a round are adjacent in time):\n    \
-             req/s                   [{}] median {thr:.2}\n    \
-             peak PSS per worker     [{}] median {mem:.2}\n    \
-             CPU per request         [{}] median {cpu:.2}",
-            fmt(&paired.iter().map(|p| p.0).collect::<Vec<_>>()),
-            fmt(&paired.iter().map(|p| p.1).collect::<Vec<_>>()),
-            fmt(&paired.iter().map(|p| p.2).collect::<Vec<_>>()),
-        );
-        let met = mem <= 0.6 && thr >= 0.95;
-        goal_met &= met;
-        let spread = |i: usize| {
-            let xs: Vec<f64> = paired.iter().map(|p| [p.0, p.1, p.2][i]).collect();
-            (percentile(xs.clone(), 0.25), percentile(xs, 0.75))
-        };
-        let (t25, t75) = spread(0);
-        let (m25, m75) = spread(1);
-        let mem_rounds = paired.iter().filter(|p| p.1 <= 0.6).count();
-        let thr_rounds = paired.iter().filter(|p| p.0 >= 0.95).count();
-        // Whether the noise between rounds decides it: the middle half of the rounds on both
-        // sides of a threshold.
-        let undecided = (m25 <= 0.6 && m75 > 0.6) || (t25 < 0.95 && t75 >= 0.95);
-        goal_lines.push(format!(
-            "workers={workers}: peak PSS per worker {mem:.2} of V8's (goal <= 0.60; quartiles \
-             {m25:.2}-{m75:.2}; {mem_rounds} of {n} rounds <= 0.60), req/s {thr:.2} of V8's \
-             (goal >= 0.95; quartiles {t25:.2}-{t75:.2}; {thr_rounds} of {n} rounds >= 0.95), \
-             CPU per request {cpu:.2} of V8's: {}{}",
-            if met { "met" } else { "NOT met" },
-            if undecided {
-                " (within this machine's noise: the rounds' quartiles straddle a threshold)"
+        // The rule: the lowest memory among the settings at >= 0.95 of V8's req/s (V8's own
+        // default qualifies: there is always a choice).
+        let chosen = (0..points.len())
+            .filter(|&j| points[j].1 >= GOAL_RPS)
+            .min_by(|&a, &b| points[a].0.total_cmp(&points[b].0))
+            .unwrap_or(0);
+        let name = |j: usize| {
+            if j == 0 {
+                "V8 v8/v8".to_owned()
             } else {
-                ""
+                swept[j - 1].setting.name()
+            }
+        };
+        let q = |xs: Vec<f64>| (median(xs.clone()), quartile(&xs, 0.25), quartile(&xs, 0.75));
+        println!(
+            "workers={workers}: FRONTIER (ratios to V8's default in the same round: median \
+             [quartiles] of {rounds}; V8's medians {:.0} req/s, {:.0} MiB peak PSS per worker, \
+             {:.3} CPU ms/req)",
+            v.rps, v.worker_peak_pss, v.cpu_per_request
+        );
+        println!(
+            "  {:<15} {:<22} {:<22} {:>6} {:>7} {:>7}",
+            "setting", "peak PSS/worker", "req/s", "CPU/rq", "MiB", "req/s"
+        );
+        for j in 0..points.len() {
+            let (mem, rps, cpu, mib, abs_rps) = if j == 0 {
+                let one = (1.0, 1.0, 1.0);
+                (one, one, one, v.worker_peak_pss, v.rps)
+            } else {
+                let s = &swept[j - 1];
+                let m = median_run(&s.runs);
+                (
+                    q(s.paired.iter().map(|p| p.1).collect()),
+                    q(s.paired.iter().map(|p| p.0).collect()),
+                    q(s.paired.iter().map(|p| p.2).collect()),
+                    m.worker_peak_pss,
+                    m.rps,
+                )
+            };
+            println!(
+                "  {:<15} {:>4.2} [{:.2}-{:.2}]       {:>4.2} [{:.2}-{:.2}]       {:>6.2} \
+                 {mib:>7.0} {abs_rps:>7.0} {}{}",
+                name(j),
+                mem.0,
+                mem.1,
+                mem.2,
+                rps.0,
+                rps.1,
+                rps.2,
+                cpu.0,
+                if on_frontier(j) { " frontier" } else { "" },
+                if j == chosen { " CHOSEN" } else { "" },
+            );
+        }
+        let is_default = chosen == 1;
+        let (cm, cr) = points[chosen];
+        let met = cm <= GOAL_MEMORY && cr >= GOAL_RPS;
+        goal_lines.push(format!(
+            "workers={workers}: chosen {} ({cm:.2} of V8's peak PSS per worker, {cr:.2} of its \
+             req/s); the charm's default {} {} the choice; goal (<= {GOAL_MEMORY:.2} at >= \
+             {GOAL_RPS:.2}) {} by the choice, {} by the charm's default ({:.2}, {:.2})",
+            name(chosen),
+            swept[0].setting.flags.label(),
+            if is_default { "IS" } else { "is NOT" },
+            if met { "met" } else { "NOT met" },
+            if points[1].0 <= GOAL_MEMORY && points[1].1 >= GOAL_RPS {
+                "met"
+            } else {
+                "NOT met"
             },
-            n = paired.len()
+            points[1].0,
+            points[1].1,
         ));
     }
-    println!(
-        "goal (peak memory per worker <= 0.6 of V8's default at >= 0.95 of its req/s; medians of \
-         the round-by-round ratios):"
-    );
+    println!("the rule (lowest peak PSS per worker among the settings at >= {GOAL_RPS:.2} of V8's req/s, medians of the round-by-round ratios):");
     for l in &goal_lines {
         println!("  {l}");
     }
-    println!("  this run: {}", if goal_met { "met" } else { "NOT met" });
-    let (c1, cn) = (&summary[0].charm, &summary[summary.len() - 1].charm);
+    let (c1, cn) = (&charm_runs[0], &charm_runs[charm_runs.len() - 1]);
     println!(
         "throughput with the charm's defaults: workers={n_workers} / workers=1 = {:.2} \
          ({:.0} / {:.0} req/s); service PSS at peak {:.0} / {:.0} MiB",

@@ -61,7 +61,7 @@ fn config_yaml_defaults_are_valid_config() {
     }
     assert_eq!(
         raw.len(),
-        16,
+        17,
         "an option the code does not read: {:?}",
         raw.keys()
     );

@@ -77,6 +77,7 @@ impl Charm<'_> {
             results.insert("caps.workers".into(), caps.workers.to_string());
             for (key, value) in [
                 ("caps.heap-mib", caps.heap_mib.map(u64::from)),
+                ("caps.semi-space-mib", caps.semi_space_mib.map(u64::from)),
                 ("caps.memory-max-mib", caps.memory_max_mib),
                 ("caps.memory-high-mib", caps.memory_high_mib),
             ] {

@@ -62,6 +62,7 @@ impl Charm<'_> {
             log_level: config.log_level.clone(),
             workers: sizing.workers,
             heap_mib: sizing.heap_mib,
+            semi_space_mib: sizing.semi_space_mib,
             memory_max_mib: sizing.memory_max_mib,
             memory_high_mib: sizing.memory_high_mib,
             node,
@@ -187,6 +188,7 @@ impl Charm<'_> {
         let requested = Requested {
             workers: config.workers,
             heap_mib: config.node_max_old_space_size,
+            semi_space_mib: config.node_max_semi_space_size,
             memory_limit_mib: config.memory_limit,
         };
         let why = match sizing::size(machine, requested) {
@@ -207,6 +209,10 @@ impl Charm<'_> {
             (
                 "node-max-old-space-size",
                 config.node_max_old_space_size.is_some(),
+            ),
+            (
+                "node-max-semi-space-size",
+                config.node_max_semi_space_size.is_some(),
             ),
             ("memory-limit", config.memory_limit.is_some()),
         ]

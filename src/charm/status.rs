@@ -357,7 +357,7 @@ impl Blocked {
         match self {
             Blocked::NoDatabase => "no database relation and no `database-uri`",
             Blocked::TwoDatabases { .. } => "two database sources at once; the service keeps the one it serves",
-            Blocked::InvalidConfig(_) => "a `juju config` value that cannot work (every invalid option is named); the service keeps serving its last good configuration. Also the arithmetic when the set `workers`, `node-max-old-space-size` or `memory-limit` cannot fit the machine",
+            Blocked::InvalidConfig(_) => "a `juju config` value that cannot work (every invalid option is named); the service keeps serving its last good configuration. Also the arithmetic when the set `workers`, `node-max-old-space-size`, `node-max-semi-space-size` or `memory-limit` cannot fit the machine",
             Blocked::MachineTooSmall { .. } => "the machine's memory cannot hold one worker with nothing set that could help",
             Blocked::Account(_) => "an existing `parse-server` account with another primary group, or a group with other members (the service's secrets would be shared)",
             Blocked::OtherDatabase { .. } => "`database-name` changed on a live relation: providers answer a request once, so remove and re-add the relation, or set the name back; the service keeps its database",

@@ -43,6 +43,7 @@ pub struct CharmConfig {
     pub workers: Option<u32>,
     /// MiB; `None`: sized to the machine.
     pub node_max_old_space_size: Option<u32>,
+    pub node_max_semi_space_size: Option<u32>,
     /// MiB; `None`: 75% of the machine's memory.
     pub memory_limit: Option<u64>,
     pub master_key_ips: Vec<String>,
@@ -289,6 +290,19 @@ impl CharmConfig {
             }
         };
 
+        let semi_raw = r.int("node-max-semi-space-size");
+        let node_max_semi_space_size = match semi_raw {
+            0 => None,
+            1..=256 => Some(semi_raw as u32),
+            _ => {
+                r.fail(
+                    "node-max-semi-space-size",
+                    format!("must be 0 (the charm's default) or 1 to 256 MiB, got {semi_raw}"),
+                );
+                None
+            }
+        };
+
         let limit_raw = r.int("memory-limit");
         let memory_limit = match limit_raw {
             0 => None,
@@ -371,6 +385,7 @@ impl CharmConfig {
             parse_server_version,
             workers,
             node_max_old_space_size,
+            node_max_semi_space_size,
             memory_limit,
             master_key_ips,
             allow_client_class_creation,
@@ -414,6 +429,7 @@ mod tests {
         assert_eq!(c.master_key_ips, vec!["127.0.0.1", "::1"]);
         assert_eq!(c.workers, None);
         assert_eq!(c.memory_limit, None);
+        assert_eq!(c.node_max_semi_space_size, None);
         assert_eq!(c.app_id, "parse");
         assert_eq!(c.node_mirror, "https://nodejs.org/dist");
         assert!(!c.allow_client_class_creation);
@@ -497,6 +513,8 @@ mod tests {
             ("workers", json!(65), "between 0"),
             ("node-max-old-space-size", json!(-5), "must be 0"),
             ("node-max-old-space-size", json!(10), "must be 0"),
+            ("node-max-semi-space-size", json!(-1), "must be 0"),
+            ("node-max-semi-space-size", json!(257), "1 to 256"),
             ("memory-limit", json!(100), "at least 256"),
             ("memory-limit", json!(-1), "at least 256"),
             ("master-key-ips", json!("10.0.0.0/33"), "prefix length"),
@@ -577,6 +595,7 @@ mod tests {
             ("parse-server-version", json!("9.0.0-alpha.3")),
             ("workers", json!(0)),
             ("node-max-old-space-size", json!(512)),
+            ("node-max-semi-space-size", json!(8)),
             ("master-key-ips", json!("10.0.0.0/8, ::1, 2001:db8::/32")),
             ("log-level", json!("WARN")),
             (
@@ -589,6 +608,7 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.workers, None);
         assert_eq!(c.node_max_old_space_size, Some(512));
+        assert_eq!(c.node_max_semi_space_size, Some(8));
         assert_eq!(c.master_key_ips.len(), 3);
         assert_eq!(c.log_level, "warn");
         assert_eq!(c.extra_options["maxLimit"], json!(1000));

@@ -31,6 +31,8 @@ pub struct ServiceSpec {
     pub workers: u32,
     /// V8 old-space limit per process, MiB.
     pub heap_mib: u32,
+    /// V8 semi-space size per process (`--max-semi-space-size`), MiB.
+    pub semi_space_mib: u32,
     /// systemd `MemoryMax=` and `MemoryHigh=`, MiB.
     pub memory_max_mib: u64,
     pub memory_high_mib: u64,
@@ -121,14 +123,17 @@ impl Rendered {
                 .lines()
                 .find_map(|l| l.strip_prefix(key)?.strip_suffix('M')?.parse().ok())
         };
-        let heap_mib = self
-            .unit
-            .lines()
-            .find(|l| l.starts_with("ExecStart="))
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find_map(|a| a.strip_prefix("--max-old-space-size=")?.parse().ok())
-            });
+        let exec_flag = |flag: &str| {
+            self.unit
+                .lines()
+                .find(|l| l.starts_with("ExecStart="))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .find_map(|a| a.strip_prefix(flag)?.parse().ok())
+                })
+        };
+        let heap_mib = exec_flag("--max-old-space-size=");
+        let semi_space_mib = exec_flag("--max-semi-space-size=");
         let workers = serde_json::from_str::<Value>(&self.config_json)
             .ok()
             .and_then(|v| v.get("cluster")?.as_u64())
@@ -136,6 +141,7 @@ impl Rendered {
         Caps {
             workers,
             heap_mib,
+            semi_space_mib,
             memory_max_mib: unit_value("MemoryMax="),
             memory_high_mib: unit_value("MemoryHigh="),
         }
@@ -154,6 +160,7 @@ impl Rendered {
 pub struct Caps {
     pub workers: u32,
     pub heap_mib: Option<u32>,
+    pub semi_space_mib: Option<u32>,
     pub memory_max_mib: Option<u64>,
     pub memory_high_mib: Option<u64>,
 }
@@ -261,6 +268,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     ctx.insert("config_file", Paths::CONFIG_FILE);
     ctx.insert("node", &node);
     ctx.insert("heap_mib", &spec.heap_mib);
+    ctx.insert("semi_space_mib", &spec.semi_space_mib);
     ctx.insert("drain_seconds", &spec.drain_seconds);
     ctx.insert("memory_max", &spec.memory_max_mib);
     ctx.insert("memory_high", &spec.memory_high_mib);
@@ -359,6 +367,7 @@ mod tests {
             log_level: "info".into(),
             workers: 1,
             heap_mib: 256,
+            semi_space_mib: 16,
             memory_max_mib: 3072,
             memory_high_mib: 2764,
             node: "/usr/bin/node".into(),
@@ -405,6 +414,7 @@ mod tests {
     fn unit_file_snapshot() {
         let mut s = spec();
         s.heap_mib = 512;
+        s.semi_space_mib = 8;
         s.workers = 3;
         s.public_server_url = Some("https://api.example.com/parse".into());
         let r = render(&s).unwrap();
@@ -415,7 +425,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             exec,
-            "ExecStart=/usr/bin/node --max-old-space-size=512 --require /opt/parse-server/charm/service-hooks.js /opt/parse-server/releases/9.10.0/node_modules/parse-server/bin/parse-server /etc/parse-server/config.json"
+            "ExecStart=/usr/bin/node --max-old-space-size=512 --max-semi-space-size=8 --require /opt/parse-server/charm/service-hooks.js /opt/parse-server/releases/9.10.0/node_modules/parse-server/bin/parse-server /etc/parse-server/config.json"
         );
         assert!(r.unit.contains("\nUser=parse-server\n"));
         assert!(r.unit.contains("\nGroup=parse-server\n"));
@@ -432,6 +442,7 @@ mod tests {
             Caps {
                 workers: 3,
                 heap_mib: Some(512),
+                semi_space_mib: Some(8),
                 memory_max_mib: Some(3072),
                 memory_high_mib: Some(2764)
             }

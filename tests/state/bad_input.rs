@@ -157,6 +157,10 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
             vec![json!(-1), json!(1), json!(63), json!(100_000_000)],
         ),
         (
+            "node-max-semi-space-size",
+            vec![json!(-1), json!(257), json!(100_000_000)],
+        ),
+        (
             "master-key-ips",
             vec![
                 json!(""),

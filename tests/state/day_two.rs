@@ -336,6 +336,6 @@ fn memory_report_works_while_the_config_is_invalid() {
     assert_eq!(r["processes"], "1");
     // The caps of what runs.
     assert_eq!(r["caps.workers"], "1");
-    assert_eq!(r["caps.heap-mib"], "256");
+    assert_eq!(r["caps.heap-mib"], "1024");
     assert_eq!(r["caps.memory-max-mib"], "3072");
 }

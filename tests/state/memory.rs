@@ -21,10 +21,10 @@ fn unit_line<'a>(unit: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn defaults_follow_the_machine() {
-    for (cpus, gib, workers, max, high, status) in [
-        (1, 1, 1, "768M", "691M", "1 worker, 170 MiB"),
-        (2, 4, 2, "3072M", "2764M", "2 workers, 510 MiB"),
-        (8, 16, 8, "12288M", "11059M", "8 workers, 1530 MiB"),
+    for (cpus, gib, workers, heap, max, high, status) in [
+        (1, 1, 1, 619, "768M", "691M", "1 worker, 170 MiB"),
+        (2, 4, 2, 1024, "3072M", "2764M", "2 workers, 510 MiB"),
+        (8, 16, 8, 1024, "12288M", "11059M", "8 workers, 1530 MiB"),
     ] {
         let w = hook(
             on(&format!("size-{cpus}"), cpus, gib * 1024),
@@ -33,7 +33,9 @@ fn defaults_follow_the_machine() {
         w.assert_status(StatusKind::Active, status);
         let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
         assert!(
-            unit_line(&unit, "ExecStart").contains("--max-old-space-size=256 "),
+            unit_line(&unit, "ExecStart").contains(&format!(
+                "--max-old-space-size={heap} --max-semi-space-size=8 "
+            )),
             "{unit}"
         );
         assert_eq!(unit_line(&unit, "MemoryMax"), format!("MemoryMax={max}"));
@@ -69,7 +71,7 @@ fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
     let mut w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
-        "invalid config: workers, node-max-old-space-size: 8 × (2048+96) + 64 = 17216 MiB > 2764 MiB (MemoryHigh, 90% of 3072 MiB)",
+        "invalid config: workers, node-max-old-space-size: 8 × (2048+72) + 64 = 17024 MiB > 2764 MiB (MemoryHigh, 90% of 3072 MiB)",
     );
     assert_eq!(
         w.running_options(),
@@ -89,7 +91,33 @@ fn settings_that_cannot_fit_are_refused_with_the_arithmetic() {
     let w = hook(w, "config-changed");
     w.assert_status(StatusKind::Active, "3 workers");
     let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
-    assert!(unit_line(&unit, "ExecStart").contains("--max-old-space-size=512 "));
+    assert!(
+        unit_line(&unit, "ExecStart").contains("--max-old-space-size=512 --max-semi-space-size=8 ")
+    );
+}
+
+#[test]
+fn the_semi_space_size_is_the_operators_where_set() {
+    let mut w = hook(on("semi", 2, 4096), "config-changed");
+    w.set("node-max-semi-space-size", 16);
+    let w = hook(w, "config-changed");
+    w.assert_status(StatusKind::Active, "2 workers");
+    let unit = w.file("/etc/systemd/system/parse-server.service").unwrap();
+    assert!(
+        unit_line(&unit, "ExecStart")
+            .contains("--max-old-space-size=1024 --max-semi-space-size=16 "),
+        "{unit}"
+    );
+    // Too big for the machine with the other settings: refused, the option named.
+    let mut w = w;
+    w.set("node-max-semi-space-size", 256)
+        .set("node-max-old-space-size", 2048)
+        .set("workers", 2);
+    let w = hook(w, "config-changed");
+    w.assert_status(
+        StatusKind::Blocked,
+        "invalid config: workers, node-max-old-space-size, node-max-semi-space-size: 2 × (2048+816) + 64 = 5792 MiB > 2764 MiB",
+    );
 }
 
 #[test]
@@ -106,7 +134,8 @@ fn memory_report_names_every_process_and_the_caps() {
     assert_eq!(r["process-102.heap-used-mib"], "60");
     assert_eq!(r["process-102.heap-limit-mib"], "304");
     assert_eq!(r["caps.workers"], "2");
-    assert_eq!(r["caps.heap-mib"], "256");
+    assert_eq!(r["caps.heap-mib"], "1024");
+    assert_eq!(r["caps.semi-space-mib"], "8");
     assert_eq!(r["caps.memory-max-mib"], "3072");
     assert_eq!(r["caps.memory-high-mib"], "2764");
 }
@@ -119,14 +148,14 @@ fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_me
     let w = hook(on("small-auto", 1, 256), "config-changed");
     w.assert_status(
         StatusKind::Blocked,
-        "invalid config: memory-limit: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB): raise it (up to the machine's 256 MiB)",
+        "invalid config: memory-limit: 1 × (128+72) = 200 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB): raise it (up to the machine's 256 MiB)",
     );
     let mut w = on("small-one", 1, 256);
     w.set("workers", 1);
     let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
-        "invalid config: workers: 1 × (128+96) = 224 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB); or raise memory-limit (up to 256 MiB)",
+        "invalid config: workers: 1 × (128+72) = 200 MiB > 172 MiB (MemoryHigh, 90% of 192 MiB); or raise memory-limit (up to 256 MiB)",
     );
     assert!(!w.active);
     // The whole machine as the limit holds one worker.
@@ -147,6 +176,6 @@ fn a_machine_too_small_for_one_worker_is_said_whatever_the_settings_and_names_me
     let w = hook(w, "config-changed");
     w.assert_status(
         StatusKind::Blocked,
-        "invalid config: node-max-old-space-size, memory-limit: 1 × (65536+96) = 65632 MiB",
+        "invalid config: node-max-old-space-size, memory-limit: 1 × (65536+72) = 65608 MiB",
     );
 }
