@@ -121,6 +121,24 @@ fn data_crosses_units(model: &Model, units: &[String]) {
     }
 }
 
+/// Each of `units` restarted once, and none began stopping before the one before it was
+/// started again.
+pub(crate) fn assert_one_at_a_time(restarts: &[(String, f64, f64)], units: usize) {
+    assert_eq!(
+        restarts.len(),
+        units,
+        "each unit restarted once: {restarts:?}"
+    );
+    for w in restarts.windows(2) {
+        assert!(
+            w[1].1 >= w[0].2,
+            "{} began stopping before {} was started again: {restarts:?}",
+            w[1].0,
+            w[0].0
+        );
+    }
+}
+
 /// `(unit, stopping, started again)` of every restart the units' journals show after
 /// `since` (unix seconds), in order.
 pub(crate) fn restarts_since(model: &Model, since: f64) -> Vec<(String, f64, f64)> {
@@ -339,15 +357,7 @@ fn three_units_on_postgresql_behind_haproxy() {
         rolling_s,
         "s",
     );
-    assert_eq!(restarts.len(), 3, "each unit restarted once: {restarts:?}");
-    for w in restarts.windows(2) {
-        assert!(
-            w[1].1 >= w[0].2,
-            "{} began stopping before {} was started again: {restarts:?}",
-            w[1].0,
-            w[0].0
-        );
-    }
+    assert_one_at_a_time(&restarts, 3);
     assert_eq!(
         load.failed, 0,
         "failed requests during the rolling restart: {load:?}"

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::model::{Haproxy, LoadRun, Model, Postgres, APP};
-use crate::scale_out::{now_unix, restarts_since, wait_serving};
+use crate::scale_out::{assert_one_at_a_time, now_unix, restarts_since, wait_serving};
 use jujusim::kit::{random_alnum, record_figure};
 
 const APP_ID: &str = "shop";
@@ -129,15 +129,7 @@ fn master_key_and_database_uri_from_user_secrets_rotated_and_revoked() {
     println!("new revision of the master key's secret: {hooks}");
     assert!(hooks.contains("secret-changed"), "{hooks}");
     let restarts = restarts_since(&model, since);
-    assert_eq!(restarts.len(), 3, "each unit restarted once: {restarts:?}");
-    for w in restarts.windows(2) {
-        assert!(
-            w[1].1 >= w[0].2,
-            "{} began stopping before {} was started again: {restarts:?}",
-            w[1].0,
-            w[0].0
-        );
-    }
+    assert_one_at_a_time(&restarts, 3);
     record_figure(
         "user-secrets",
         "new master-key revision rolled out to 3 units, failed requests",

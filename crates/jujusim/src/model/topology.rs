@@ -688,9 +688,32 @@ pub fn remote_secret_add(
     })
 }
 
-/// A new revision of a remote application's secret: secret-changed (with the unit's own
-/// label, if it gave one) on every unit of ours tracking an older revision. Same content:
-/// no new revision.
+/// A secret someone else owns (a remote application or the model) gets a new revision:
+/// `secret-changed` (with the unit's own label, if it gave one) on every unit of ours that
+/// tracks an older one. Same content as the latest: no new revision, no hook.
+fn new_revision_for_trackers(m: &mut Model, id: &str, content: BTreeMap<String, String>) {
+    let s = m.secrets.get_mut(id).expect("the caller found it");
+    if s.latest_content() == content {
+        return;
+    }
+    let latest = s.latest_revision() + 1;
+    s.revisions.push(SecretRevision {
+        revision: latest,
+        content,
+    });
+    let uri = s.uri();
+    for u in m.alive_units() {
+        if let Some(t) = m.units[&u].secret_tracking.get(id) {
+            if t.revision < latest {
+                let label = t.label.clone();
+                m.queue
+                    .push(Event::new(&u, "secret-changed").secret(&uri, &label));
+            }
+        }
+    }
+}
+
+/// A new revision of a remote application's secret (see `new_revision_for_trackers`).
 pub fn remote_secret_set(model_dir: &Path, uri: &str, kvs: &[String]) -> CmdResult<()> {
     let id = secrets::parse_uri(uri).ok_or_else(|| secrets::bad_uri(uri))?;
     if kvs.is_empty() {
@@ -699,9 +722,8 @@ pub fn remote_secret_set(model_dir: &Path, uri: &str, kvs: &[String]) -> CmdResu
     let content = secrets::parse_content_args(kvs)?;
     with_model(model_dir, |m| {
         let app = m.app.clone();
-        let s = m
-            .secrets
-            .get_mut(&id)
+        m.secrets
+            .get(&id)
             .filter(|s| s.owner != "unit" && s.owner_id != app)
             .ok_or_else(|| {
                 CmdError::runtime(format!(
@@ -709,24 +731,7 @@ pub fn remote_secret_set(model_dir: &Path, uri: &str, kvs: &[String]) -> CmdResu
                     q(uri)
                 ))
             })?;
-        if s.latest_content() == content {
-            return Ok(());
-        }
-        let latest = s.latest_revision() + 1;
-        s.revisions.push(SecretRevision {
-            revision: latest,
-            content,
-        });
-        let uri = s.uri();
-        for u in m.alive_units() {
-            if let Some(t) = m.units[&u].secret_tracking.get(&id) {
-                if t.revision < latest {
-                    let label = t.label.clone();
-                    m.queue
-                        .push(Event::new(&u, "secret-changed").secret(&uri, &label));
-                }
-            }
-        }
+        new_revision_for_trackers(m, &id, content);
         Ok(())
     })
 }
@@ -792,9 +797,8 @@ pub fn user_secret_add(model_dir: &Path, name: &str, kvs: &[String]) -> CmdResul
     })
 }
 
-/// `juju update-secret`: a new revision; `secret-changed` (with the unit's own label, if it
-/// gave one) on every unit that tracks an older one, the leader included. Same content: no
-/// new revision.
+/// `juju update-secret`: a new revision (see `new_revision_for_trackers`); the leader is
+/// told like every other unit that tracks it.
 pub fn user_secret_update(model_dir: &Path, what: &str, kvs: &[String]) -> CmdResult<()> {
     if kvs.is_empty() {
         return Err(CmdError::usage("missing secret value"));
@@ -802,25 +806,7 @@ pub fn user_secret_update(model_dir: &Path, what: &str, kvs: &[String]) -> CmdRe
     let content = secrets::parse_content_args(kvs)?;
     with_model(model_dir, |m| {
         let id = user_secret_id(m, what)?;
-        let s = m.secrets.get_mut(&id).expect("found");
-        if s.latest_content() == content {
-            return Ok(());
-        }
-        let latest = s.latest_revision() + 1;
-        s.revisions.push(SecretRevision {
-            revision: latest,
-            content,
-        });
-        let uri = s.uri();
-        for u in m.alive_units() {
-            if let Some(t) = m.units[&u].secret_tracking.get(&id) {
-                if t.revision < latest {
-                    let label = t.label.clone();
-                    m.queue
-                        .push(Event::new(&u, "secret-changed").secret(&uri, &label));
-                }
-            }
-        }
+        new_revision_for_trackers(m, &id, content);
         Ok(())
     })
 }
