@@ -586,13 +586,33 @@ fn heap_limits(unit: &Unit) -> Vec<String> {
     limits
 }
 
-/// Times what a hook does for the status's memory figure: read the service cgroup's
-/// `cgroup.procs`, then every listed process's smaps_rollup and stat (the charm's
-/// `memory::process`). Returns the per-run times in ms and the number of processes.
-fn status_figure_cost(procs: &Path, runs: usize) -> (Vec<f64>, usize) {
-    let mut times = Vec::with_capacity(runs);
-    let mut n = 0;
+/// What the status's memory figure costs, against the PSS read it replaced.
+struct FigureCost {
+    processes: usize,
+    /// The charm's figure (`memory::resident_kib_listed`: cgroup.procs, each
+    /// /proc/<pid>/status).
+    resident_ms: Vec<f64>,
+    /// cgroup.procs, then every process's smaps_rollup and stat (`memory::process`, what
+    /// the memory-report action reads).
+    pss_ms: Vec<f64>,
+    resident_kib: u64,
+    pss_kib: u64,
+}
+
+/// Times both reads of the service's memory, alternating run by run.
+fn status_figure_cost(procs: &Path, runs: usize) -> FigureCost {
+    let mut c = FigureCost {
+        processes: 0,
+        resident_ms: Vec::with_capacity(runs),
+        pss_ms: Vec::with_capacity(runs),
+        resident_kib: 0,
+        pss_kib: 0,
+    };
     for _ in 0..runs {
+        let t = Instant::now();
+        c.resident_kib =
+            std::hint::black_box(memory::resident_kib_listed(procs, Path::new("/"))).unwrap_or(0);
+        c.resident_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let ps: Vec<memory::ProcessMemory> = std::fs::read_to_string(procs)
             .unwrap_or_default()
@@ -600,12 +620,11 @@ fn status_figure_cost(procs: &Path, runs: usize) -> (Vec<f64>, usize) {
             .filter_map(|p| p.parse().ok())
             .filter_map(|pid| memory::process(Path::new("/"), pid))
             .collect();
-        let total: u64 = ps.iter().map(|p| p.pss_kib).sum();
-        std::hint::black_box(total);
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-        n = ps.len();
+        c.pss_kib = std::hint::black_box(ps.iter().map(|p| p.pss_kib).sum());
+        c.pss_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        c.processes = ps.len();
     }
-    (times, n)
+    c
 }
 
 /// The same reads one process at a time: `(role, RSS MiB, mappings, median ms)` each, to
@@ -992,8 +1011,9 @@ fn python_version() -> String {
         .unwrap_or_default()
 }
 
-/// What the status's memory figure costs (per process count, and one process at a time).
-type FigureCosts = (Vec<(Vec<f64>, usize)>, Vec<Vec<(String, f64, usize, f64)>>);
+/// What the status's memory figure costs (per process count), and the PSS read one process
+/// at a time.
+type FigureCosts = (Vec<FigureCost>, Vec<Vec<(String, f64, usize, f64)>>);
 
 /// The sweep's figures for one setting at one worker count.
 struct Swept {
@@ -1028,7 +1048,7 @@ fn memory_sweep(unit: &Unit, procs: &Path, n_workers: usize, query_script: &Path
          run; the order rotates and alternates round by round; settings are old-space cap / \
          semi-space size in MiB, v8: the flag absent)"
     );
-    let mut costs: Vec<(Vec<f64>, usize)> = Vec::new();
+    let mut costs: Vec<FigureCost> = Vec::new();
     let mut per_process_costs = Vec::new();
     let mut goal_lines = Vec::new();
     let mut charm_runs: Vec<Run> = Vec::new();
@@ -1495,15 +1515,26 @@ fn logins(unit: &Unit, procs: &Path, cpus: usize, n_workers: usize) {
 
 fn status_figure(costs: &FigureCosts, our_ms: Option<f64>, n_workers: usize) {
     let (costs, per_process_costs) = costs;
-    // What the status's memory figure costs a hook.
-    println!("\n== the memory figure in the status: cgroup.procs + every process's smaps_rollup");
-    for ((times, n), each) in costs.iter().zip(per_process_costs) {
+    println!(
+        "\n== the memory figure in the status: cgroup.procs + every process's /proc/<pid>/status \
+         (resident, files once), against cgroup.procs + every smaps_rollup (PSS, what \
+         memory-report reads), alternating"
+    );
+    for (c, each) in costs.iter().zip(per_process_costs) {
+        let (r, p) = (median(c.resident_ms.clone()), median(c.pss_ms.clone()));
         println!(
-            "{n} process{}: median {:.3} ms, p90 {:.3} ms over {} runs; one at a time: {}",
-            if *n == 1 { "" } else { "es" },
-            median(times.clone()),
-            percentile(times.clone(), 0.9),
-            times.len(),
+            "{} process{}: resident median {r:.3} ms (p90 {:.3}), PSS median {p:.3} ms (p90 \
+             {:.3}) over {} runs each: cost ratio {:.3}; figures {:.0} MiB resident, {:.0} MiB \
+             PSS (ratio {:.2}); the PSS read one process at a time: {}",
+            c.processes,
+            if c.processes == 1 { "" } else { "es" },
+            percentile(c.resident_ms.clone(), 0.9),
+            percentile(c.pss_ms.clone(), 0.9),
+            c.resident_ms.len(),
+            r / p,
+            c.resident_kib as f64 / 1024.0,
+            c.pss_kib as f64 / 1024.0,
+            c.resident_kib as f64 / c.pss_kib.max(1) as f64,
             each.iter()
                 .map(|(role, rss, maps, ms)| format!(
                     "{role} (RSS {rss:.0} MiB, {maps} mappings) {ms:.3} ms"
@@ -1512,11 +1543,12 @@ fn status_figure(costs: &FigureCosts, our_ms: Option<f64>, n_workers: usize) {
                 .join(", ")
         );
     }
-    if let Some(our_ms) = our_ms {
+    if let (Some(our_ms), Some(last)) = (our_ms, costs.last()) {
         println!(
             "update-status median {our_ms:.1} ms ({n_workers} workers): the figure's reads are \
-             {:.1}% of it",
-            100.0 * median(costs[costs.len() - 1].0.clone()) / our_ms
+             {:.1}% of it (the PSS read would be {:.1}%)",
+            100.0 * median(last.resident_ms.clone()) / our_ms,
+            100.0 * median(last.pss_ms.clone()) / our_ms
         );
     }
 }

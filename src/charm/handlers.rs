@@ -93,6 +93,10 @@ impl Charm<'_> {
         let pids: Vec<u32> = memory.processes.iter().map(|p| p.pid).collect();
         let heaps = self.probes.heap_statistics(&pids);
         results.insert("total-pss-mib".into(), mib(memory.pss_kib()));
+        if let Some(kib) = self.probes.service_resident_kib() {
+            // The status's figure, to set beside PSS.
+            results.insert("total-resident-mib".into(), mib(kib));
+        }
         results.insert("processes".into(), memory.processes.len().to_string());
         for p in &memory.processes {
             let key = |field: &str| format!("process-{}.{field}", p.pid);

@@ -87,11 +87,11 @@ impl Charm<'_> {
         self.sync_ports(Some(config.port))?;
         self.publish_to_load_balancers(&config, peers)?;
         let workers = spec.workers;
-        // What the service's processes use now (PSS, from /proc: a few file reads).
+        // What the service's processes hold resident now (a few counters from /proc).
         let memory_mib = self
             .probes
-            .service_memory()
-            .map(|m| m.pss_kib().div_ceil(1024));
+            .service_resident_kib()
+            .map(|kib| kib.div_ceil(1024));
         // A related Charmed PostgreSQL turns the extension on with its own config; a
         // database given by `database-uri` is the operator's to change.
         let postgis_hint = (info.postgis == Some(false)).then(|| match &database.source {

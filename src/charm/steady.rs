@@ -161,8 +161,8 @@ impl Charm<'_> {
         }
         let memory_mib = self
             .probes
-            .service_memory()
-            .map(|m| m.pss_kib().div_ceil(1024));
+            .service_resident_kib()
+            .map(|kib| kib.div_ceil(1024));
         Ok(Some(
             Serving {
                 port,

@@ -1,7 +1,8 @@
-//! What the service's processes really use, from /proc: proportional set size (PSS) and
-//! anonymous memory from `smaps_rollup`, so that pages the workers share (the node binary's
-//! text) are not counted once per worker as RSS sums would. The processes are the members of
-//! the service's cgroup.
+//! What the service's processes really use, from /proc, the shared pages (the node binary's
+//! text) never counted once per worker as RSS sums would: for the status at every hook, the
+//! resident memory from each process's counters (cheap); for the memory-report action,
+//! proportional set size (PSS) and anonymous memory from `smaps_rollup` (a page-table walk).
+//! The processes are the members of the service's cgroup.
 
 use std::path::{Path, PathBuf};
 
@@ -82,6 +83,33 @@ pub fn service(root: &Path, unit: &str) -> Option<ServiceMemory> {
         .filter_map(|pid| process(root, pid))
         .collect();
     Some(ServiceMemory { processes })
+}
+
+/// The service's resident memory, the pages of mapped files counted once: each process's
+/// anonymous and shared-memory pages (`RssAnon`, `RssShmem`) plus the largest `RssFile`
+/// (the master and its workers map the same node binary and libraries). From the counters
+/// in `/proc/<pid>/status`, which the kernel keeps up to date: reading them costs
+/// microseconds, where `smaps_rollup` walks every page table of the process (milliseconds
+/// for a worker with a large heap). `None` when the service has no cgroup or no process.
+pub fn resident_kib(root: &Path, unit: &str) -> Option<u64> {
+    resident_kib_listed(&cgroup_procs(root, unit)?, root)
+}
+
+/// The same for the processes `procs` (a `cgroup.procs` file) lists, read from `root`'s
+/// /proc.
+pub fn resident_kib_listed(procs: &Path, root: &Path) -> Option<u64> {
+    let procs = std::fs::read_to_string(procs).ok()?;
+    let (mut own, mut files, mut any) = (0, 0, false);
+    for pid in procs.split_whitespace() {
+        let Ok(status) = std::fs::read_to_string(root.join(format!("proc/{pid}/status"))) else {
+            continue; // it went away meanwhile
+        };
+        let field = |f| kib_field(&status, f).unwrap_or(0);
+        own += field("RssAnon") + field("RssShmem");
+        files = files.max(field("RssFile"));
+        any = true;
+    }
+    any.then_some(own + files)
 }
 
 /// A process's V8 heap, as it reported it.
@@ -189,6 +217,33 @@ mod tests {
         assert!(me.pss_kib > 0 && me.rss_kib >= me.pss_kib, "{me:?}");
         let m = machine(Path::new("/"));
         assert!(m.cpus >= 1 && m.memory_mib > 256, "{m:?}");
+    }
+
+    #[test]
+    fn resident_memory_counts_each_process_own_pages_and_the_files_once() {
+        let root = std::env::temp_dir().join(format!("psc-resident-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let cg = root.join("sys/fs/cgroup/system.slice/svc.service");
+        std::fs::create_dir_all(&cg).unwrap();
+        assert_eq!(resident_kib(&root, "svc.service"), None, "no cgroup.procs");
+        // 9 went away between the two reads.
+        std::fs::write(cg.join("cgroup.procs"), "7\n8\n9\n").unwrap();
+        assert_eq!(resident_kib(&root, "svc.service"), None, "no process left");
+        for (pid, anon, file, shmem) in [(7, 1000, 300, 5), (8, 2000, 400, 0)] {
+            let dir = root.join(format!("proc/{pid}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let status = format!(
+                "Name:\tnode\nVmRSS:\t{} kB\nRssAnon:\t{anon} kB\nRssFile:\t{file} kB\n\
+                 RssShmem:\t{shmem} kB\nThreads:\t11\n",
+                anon + file + shmem
+            );
+            std::fs::write(dir.join("status"), status).unwrap();
+        }
+        assert_eq!(
+            resident_kib(&root, "svc.service"),
+            Some(1000 + 5 + 2000 + 400)
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub trait Probes {
     fn machine(&self) -> Machine;
     /// The service's processes and what they use (`None`: no such service running).
     fn service_memory(&self) -> Option<ServiceMemory>;
+    /// The service's resident memory in KiB, shared file pages counted once: the status's
+    /// figure, cheap enough for every hook (`None`: no such service running).
+    fn service_resident_kib(&self) -> Option<u64>;
     /// The V8 heap of each of `pids` that can report it.
     fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats>;
     /// Waits between two health checks.
@@ -83,6 +86,10 @@ impl Probes for SystemProbes {
 
     fn service_memory(&self) -> Option<ServiceMemory> {
         memory::service(std::path::Path::new("/"), SERVICE_UNIT).filter(|s| !s.processes.is_empty())
+    }
+
+    fn service_resident_kib(&self) -> Option<u64> {
+        memory::resident_kib(std::path::Path::new("/"), SERVICE_UNIT)
     }
 
     fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats> {

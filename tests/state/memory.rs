@@ -22,9 +22,9 @@ fn unit_line<'a>(unit: &'a str, key: &str) -> &'a str {
 #[test]
 fn defaults_follow_the_machine() {
     for (cpus, gib, workers, heap, max, high, status) in [
-        (1, 1, 1, 619, "768M", "691M", "1 worker, 170 MiB"),
-        (2, 4, 2, 1024, "3072M", "2764M", "2 workers, 510 MiB"),
-        (8, 16, 8, 1024, "12288M", "11059M", "8 workers, 1530 MiB"),
+        (1, 1, 1, 619, "768M", "691M", "1 worker, 190 MiB"),
+        (2, 4, 2, 1024, "3072M", "2764M", "2 workers, 490 MiB"),
+        (8, 16, 8, 1024, "12288M", "11059M", "8 workers, 1390 MiB"),
     ] {
         let w = hook(
             on(&format!("size-{cpus}"), cpus, gib * 1024),
@@ -127,6 +127,8 @@ fn memory_report_names_every_process_and_the_caps() {
     let r = w.action_results.clone().expect("results");
     assert_eq!(r["processes"], "3");
     assert_eq!(r["total-pss-mib"], "510");
+    // The status's figure: each process's own 150 MiB, the node binary's 40 MiB once.
+    assert_eq!(r["total-resident-mib"], "490");
     assert_eq!(r["process-100.role"], "master");
     assert_eq!(r["process-101.role"], "worker");
     assert_eq!(r["process-102.pss-mib"], "170");

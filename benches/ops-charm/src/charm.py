@@ -3,8 +3,8 @@
 
 What a Python charmer would write for the same job when nothing changed: read the config it
 needs, GET parse-server's health, connect to the database with the credentials in
-`database-uri` and run the same check as the Rust charm, read the service's memory (PSS of
-every process of its cgroup) and set one active status. `make bench` runs it on the same
+`database-uri` and run the same check as the Rust charm, read the service's memory (the
+resident memory of its cgroup's processes, as the Rust charm counts it) and set one active status. `make bench` runs it on the same
 booted machine as the Rust charm, against the same parse-server and PostgreSQL.
 """
 
@@ -97,24 +97,29 @@ class ParseServerOpsCharm(ops.CharmBase):
 
     @staticmethod
     def _memory() -> tuple[int, int]:
-        """The service's processes and the sum of their PSS, in MiB rounded up."""
+        """The service's processes and their resident memory in MiB rounded up, as the Rust
+        charm counts it: each process's RssAnon + RssShmem, plus the largest RssFile."""
         try:
             pids = CGROUP_PROCS.read_text().split()
         except OSError:
             return 0, 0
-        pss_kib = 0
+        own_kib = 0
+        files_kib = 0
         counted = 0
         for pid in pids:
             try:
-                rollup = pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text()
+                status = pathlib.Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 continue  # gone since cgroup.procs was read
-            for line in rollup.splitlines():
-                if line.startswith("Pss:"):
-                    pss_kib += int(line.split()[1])
-                    counted += 1
-                    break
-        return counted, math.ceil(pss_kib / 1024)
+            fields = {}
+            for line in status.splitlines():
+                name, _, value = line.partition(":")
+                if name in ("RssAnon", "RssFile", "RssShmem"):
+                    fields[name] = int(value.split()[0])
+            own_kib += fields.get("RssAnon", 0) + fields.get("RssShmem", 0)
+            files_kib = max(files_kib, fields.get("RssFile", 0))
+            counted += 1
+        return counted, math.ceil((own_kib + files_kib) / 1024)
 
 
 if __name__ == "__main__":

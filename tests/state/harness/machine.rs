@@ -158,6 +158,11 @@ impl Probes for Sim {
     fn machine(&self) -> Machine {
         self.0.borrow().machine
     }
+    fn service_resident_kib(&self) -> Option<u64> {
+        // Each process's own 150 MiB, and the node binary's 40 MiB once.
+        let n = self.service_memory()?.processes.len() as u64;
+        Some((n * 150 + 40) * 1024)
+    }
     fn service_memory(&self) -> Option<ServiceMemory> {
         let w = self.0.borrow();
         let cfg: Value = serde_json::from_str(w.running_config.as_ref()?).ok()?;
