@@ -527,7 +527,7 @@ pub fn catalogue() -> Vec<Entry> {
     }
     out.push(Entry {
         status: serving.into(),
-        when: "once `<mount-path>/health` answers `ok`: port, path, workers, the service's memory (its PSS, read from `/proc` at every hook) and the release that serves",
+        when: "once `<mount-path>/health` answers `ok`: port, path, workers, the service's resident memory, mapped files counted once (read from `/proc/<pid>/status` at every hook; PSS is in `memory-report`) and the release that serves",
     });
     out.push(Entry {
         status: without_postgis.into(),
