@@ -13,7 +13,8 @@
 //!   chooses; the charm's default in detail (VmHWM, PSS after load, MiB per req/s);
 //! - logins per second with UV_THREADPOOL_SIZE unset against 2x the CPUs (bcrypt);
 //! - what the memory figure in the status costs a hook (cgroup.procs and every process's
-//!   smaps_rollup, read with the charm's own code).
+//!   /proc/<pid>/status, read with the charm's own code) against the PSS read (every
+//!   smaps_rollup), idle after the hooks and again after the memory sweep's load.
 
 // The charm under test on the kit's units (packed charm, deploying it, PostgreSQL on the
 // unit's loopback, the master key), shared with the end-to-end tests.
@@ -802,6 +803,13 @@ fn main() {
     );
 
     let our_ms = wants("hooks").then(|| hook_cost(&unit, n_workers, &uri));
+    if wants("figure") {
+        let costs = (
+            vec![status_figure_cost(&procs, 500)],
+            vec![status_figure_cost_per_process(&procs, 200)],
+        );
+        status_figure("idle, as the hooks above saw it", &costs, our_ms, n_workers);
+    }
     if wants("memory") {
         // Seed the class the benchmark queries.
         let key = unit.master_key();
@@ -813,7 +821,7 @@ fn main() {
         );
 
         let costs = memory_sweep(&unit, &procs, n_workers, &query_script);
-        status_figure(&costs, our_ms, n_workers);
+        status_figure("after the sweep's load", &costs, our_ms, n_workers);
     }
     if wants("logins") {
         logins(&unit, &procs, cpus, n_workers);
@@ -1513,10 +1521,10 @@ fn logins(unit: &Unit, procs: &Path, cpus: usize, n_workers: usize) {
     );
 }
 
-fn status_figure(costs: &FigureCosts, our_ms: Option<f64>, n_workers: usize) {
+fn status_figure(when: &str, costs: &FigureCosts, our_ms: Option<f64>, n_workers: usize) {
     let (costs, per_process_costs) = costs;
     println!(
-        "\n== the memory figure in the status: cgroup.procs + every process's /proc/<pid>/status \
+        "\n== the memory figure in the status ({when}): cgroup.procs + every process's /proc/<pid>/status \
          (resident, files once), against cgroup.procs + every smaps_rollup (PSS, what \
          memory-report reads), alternating"
     );
