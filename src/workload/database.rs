@@ -334,14 +334,16 @@ fn check_postgres(uri: &DbUri, ca_pem: Option<&str>, timeout: Duration) -> Resul
             .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
     };
     let mut client = connected.map_err(classify_postgres)?;
-    let rows = client
-        .query(
-            "SELECT extname FROM pg_extension WHERE extname = 'postgis'",
-            &[],
-        )
+    // The simple query protocol: one round trip (a prepared statement costs three: parse,
+    // execute, close).
+    let answer = client
+        .simple_query("SELECT extname FROM pg_extension WHERE extname = 'postgis'")
         .map_err(classify_postgres)?;
+    let postgis = answer
+        .iter()
+        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_)));
     Ok(DbInfo {
-        postgis: Some(!rows.is_empty()),
+        postgis: Some(postgis),
     })
 }
 
