@@ -165,51 +165,34 @@ impl ModelDir {
 
     /// The remote application's databag; values through a 0600 file, never argv.
     pub fn remote_app_set(&self, rel: &str, pairs: &[(&str, &str)]) {
-        let file = self.secret_file(pairs);
-        self.ok("remote-app-set", &[rel, "--file", file.to_str().unwrap()]);
-        let _ = std::fs::remove_file(file);
+        self.ok_with_pairs("remote-app-set", &[rel], pairs);
     }
 
     /// A secret the provider `owner` grants to `rel`; returns its URI.
     pub fn remote_secret_add(&self, rel: &str, owner: &str, pairs: &[(&str, &str)]) -> String {
-        let file = self.secret_file(pairs);
-        let uri = self.ok(
+        self.ok_with_pairs(
             "remote-secret-add",
-            &[
-                "--grant",
-                rel,
-                "--owner",
-                owner,
-                "--file",
-                file.to_str().unwrap(),
-            ],
-        );
-        let _ = std::fs::remove_file(file);
-        uri.trim().to_owned()
+            &["--grant", rel, "--owner", owner],
+            pairs,
+        )
+        .trim()
+        .to_owned()
     }
 
     pub fn remote_secret_set(&self, uri: &str, pairs: &[(&str, &str)]) {
-        let file = self.secret_file(pairs);
-        self.ok(
-            "remote-secret-set",
-            &[uri, "--file", file.to_str().unwrap()],
-        );
-        let _ = std::fs::remove_file(file);
+        self.ok_with_pairs("remote-secret-set", &[uri], pairs);
     }
 
     /// A user secret (`juju add-secret NAME`), values through a 0600 file; returns its URI.
     pub fn add_secret(&self, name: &str, pairs: &[(&str, &str)]) -> String {
-        let file = self.secret_file(pairs);
-        let uri = self.ok("add-secret", &[name, "--file", file.to_str().unwrap()]);
-        let _ = std::fs::remove_file(file);
-        uri.trim().to_owned()
+        self.ok_with_pairs("add-secret", &[name], pairs)
+            .trim()
+            .to_owned()
     }
 
     /// `juju update-secret NAME|URI`: a new revision.
     pub fn update_secret(&self, what: &str, pairs: &[(&str, &str)]) {
-        let file = self.secret_file(pairs);
-        self.ok("update-secret", &[what, "--file", file.to_str().unwrap()]);
-        let _ = std::fs::remove_file(file);
+        self.ok_with_pairs("update-secret", &[what], pairs);
     }
 
     /// `juju grant-secret` (`grant`) or `juju revoke-secret` to application `app`.
@@ -220,6 +203,17 @@ impl ModelDir {
             "revoke-secret"
         };
         self.ok(cmd, &[what, app]);
+    }
+
+    /// `jujusim cmd M args… --file F` with `pairs` in F (a 0600 file, removed after), so that
+    /// values never reach a command line; returns stdout.
+    fn ok_with_pairs(&self, cmd: &str, args: &[&str], pairs: &[(&str, &str)]) -> String {
+        let file = self.secret_file(pairs);
+        let mut argv = args.to_vec();
+        argv.extend_from_slice(&["--file", file.to_str().unwrap()]);
+        let out = self.ok(cmd, &argv);
+        let _ = std::fs::remove_file(file);
+        out
     }
 
     /// `pairs` as a JSON object in a 0600 file of the model dir.
