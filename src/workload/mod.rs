@@ -1,6 +1,7 @@
 //! The workload: Node, parse-server, its files, its service and its database. Nothing here
 //! knows about Juju.
 
+pub mod archive;
 pub mod database;
 pub mod files;
 pub mod install;
