@@ -17,6 +17,8 @@ requires:
   haproxy-route: {interface: haproxy-route, limit: 1}
 peers:
   cluster: {interface: parse-cluster}
+resources:
+  bundle: {type: file, filename: bundle.tgz}
 ";
 
 const CONFIG: &str = "options:
@@ -1229,4 +1231,72 @@ fn events_of_a_unit_whose_machine_is_down_wait_for_it() {
         hooks(&u0)[before..],
         ["cluster-relation-changed|cluster:0|parse-server/1|parse-server|||"]
     );
+}
+
+#[test]
+fn attach_resource_reaches_every_unit_and_those_added_later() {
+    let s = Sim::new("attach");
+    let u = s.add_units(2);
+    s.settle();
+    s.handler(
+        "upgrade-charm",
+        "cat \"$(resource-get bundle)\" >> \"$U/seen\"\n",
+    );
+    let v1 = s.root.join("v1");
+    std::fs::write(&v1, "one\n").unwrap();
+    s.ok(&["attach-resource", "M", "bundle", v1.to_str().unwrap()]);
+    let queued: Vec<String> = s
+        .events()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["unit"].as_str().unwrap(),
+                e["hook"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            "parse-server/0 upgrade-charm",
+            "parse-server/0 config-changed",
+            "parse-server/0 start",
+            "parse-server/1 upgrade-charm",
+            "parse-server/1 config-changed",
+            "parse-server/1 leader-settings-changed",
+            "parse-server/1 start",
+        ]
+    );
+    s.settle();
+    for d in &u {
+        assert_eq!(read(d, "seen"), "one\n");
+    }
+    // A new revision is a new file: the unit reads the new content.
+    let v2 = s.root.join("v2");
+    std::fs::write(&v2, "two\n").unwrap();
+    s.ok(&["attach-resource", "M", "bundle", v2.to_str().unwrap()]);
+    s.settle();
+    assert_eq!(read(&u[1], "seen"), "one\ntwo\n");
+    // A unit added later has the latest revision from its first hook.
+    s.handler("install", "cat \"$(resource-get bundle)\" > \"$U/seen\"\n");
+    let new = s.add_units(1);
+    s.settle();
+    assert_eq!(read(&new[0], "seen"), "two\n");
+    // Undeclared names and model-unit bypasses are refused.
+    let o = s.run(&["attach-resource", "M", "nope", v2.to_str().unwrap()]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("not declared in metadata.yaml"),
+        "{}",
+        o.stderr
+    );
+    let o = s.run(&[
+        "attach-resource",
+        u[0].to_str().unwrap(),
+        "bundle",
+        v2.to_str().unwrap(),
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("attach-resource M"), "{}", o.stderr);
 }

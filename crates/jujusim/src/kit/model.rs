@@ -149,6 +149,12 @@ impl ModelDir {
         self.ok("config", pairs);
     }
 
+    /// `juju attach-resource`: `file` becomes resource `name` of every unit (and of units
+    /// added later); the upgrade sequence queues on each (`settle` runs it).
+    pub fn attach_resource(&self, name: &str, file: &Path) {
+        self.ok("attach-resource", &[name, file.to_str().unwrap()]);
+    }
+
     /// `jujusim relate M <endpoint> <remote app>`; returns the relation (`endpoint:id`).
     pub fn relate(&self, endpoint: &str, remote_app: &str) -> String {
         self.ok("relate", &[endpoint, remote_app]).trim().to_owned()

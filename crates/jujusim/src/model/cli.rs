@@ -27,6 +27,8 @@ Model of several units (M = model directory; events are queued, `settle` runs th
                                               made by deploy-charm adopts it)
   remove-unit M UNIT
   set-leader M UNIT
+  attach-resource M NAME FILE   (`juju attach-resource`: every unit gets the file and runs the
+                                 upgrade sequence; units added later get it too)
   config M [key=value ...] [--reset key[,key]]   (no args: config JSON; one key: its value)
   relate M ENDPOINT REMOTE-APP                    (prints ENDPOINT:ID)
   remote-set M REL-ID REMOTE-UNIT [key=value ...] [--address IP]
@@ -68,7 +70,7 @@ const MODEL_ONLY: [&str; 13] = [
 ];
 
 /// Single-unit commands that would change a model unit behind the model's back.
-const REFUSED_ON_MODEL_UNITS: [(&str, &str); 12] = [
+const REFUSED_ON_MODEL_UNITS: [(&str, &str); 13] = [
     ("config", "config M"),
     ("relate", "relate M"),
     ("remote-set", "remote-set M"),
@@ -81,6 +83,7 @@ const REFUSED_ON_MODEL_UNITS: [(&str, &str); 12] = [
     ("depart", "relation-break M, then settle M"),
     ("teardown", "remove-unit M, then settle M"),
     ("upgrade", "hook U upgrade-charm"),
+    ("attach-resource", "attach-resource M"),
 ];
 
 fn specs(cmd: &str) -> Vec<Spec> {
@@ -182,6 +185,7 @@ pub fn dispatch(cmd: &str, rest: &[String]) -> Option<CmdResult<i32>> {
             | "set-leader"
             | "status"
             | "secret-reveal"
+            | "attach-resource"
     );
     if !model_only && !shared {
         return None;
@@ -257,6 +261,11 @@ fn run(cmd: &str, dir: &Path, p: &Parsed) -> CmdResult<i32> {
             Ok(0)
         }
         "config" => cmd_config(dir, p),
+        "attach-resource" => {
+            arity(p, 3, Some(3))?;
+            topology::attach_resource(dir, &a[1], Path::new(&a[2]))?;
+            Ok(0)
+        }
         "relate" => {
             arity(p, 3, Some(3))?;
             let rid = topology::relate(dir, &a[1], &a[2])?;

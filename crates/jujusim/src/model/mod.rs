@@ -108,6 +108,8 @@ pub struct Model {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub extra_bindings: Vec<String>,
     pub resource_meta: BTreeMap<String, ResourceMeta>,
+    /// Attached resources: name -> the model's copy of the file (new units get it too).
+    pub resources: BTreeMap<String, String>,
     pub config_schema: BTreeMap<String, ConfigOption>,
     /// Explicitly set config values.
     pub config: BTreeMap<String, Value>,

@@ -223,6 +223,9 @@ pub fn add_unit(model_dir: &Path, o: &AddUnit) -> CmdResult<(String, PathBuf)> {
             )?;
         }
         let dir = dir.canonicalize().unwrap_or(dir);
+        for (res, copy) in &m.resources {
+            crate::driver::attach_resource(&dir, res, Path::new(copy))?;
+        }
         state::with_state(&dir, |st| {
             st.model_dir = model_dir.display().to_string();
             if adopt.is_none() {
@@ -436,6 +439,50 @@ pub fn set_config(model_dir: &Path, kvs: &[String], resets: &[String]) -> CmdRes
             }
         }
         Ok(changed)
+    })
+}
+
+/// `juju attach-resource`: the file becomes resource `name` of every unit (and of units
+/// added later), and every alive unit runs the upgrade sequence of a machine charm
+/// (CONTRACT.md §4.2): upgrade-charm → config-changed → leader-settings-changed (not on the
+/// leader) → start.
+pub fn attach_resource(model_dir: &Path, name: &str, src: &Path) -> CmdResult<()> {
+    if !src.is_file() {
+        return Err(CmdError::runtime(format!(
+            "{}: no such file",
+            src.display()
+        )));
+    }
+    with_model(model_dir, |m| {
+        if !m.resource_meta.contains_key(name) {
+            return Err(CmdError::usage(format!(
+                "resource {} is not declared in metadata.yaml",
+                q(name)
+            )));
+        }
+        let store = model_dir.join("resources").join(name);
+        std::fs::create_dir_all(&store)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let copy = store.join(format!("revision-{stamp}"));
+        std::fs::copy(src, &copy)?;
+        if let Some(old) = m
+            .resources
+            .insert(name.to_owned(), copy.display().to_string())
+        {
+            let _ = std::fs::remove_file(old);
+        }
+        for u in m.alive_units() {
+            crate::driver::attach_resource(Path::new(&m.units[&u].dir), name, &copy)?;
+            m.queue.push(Event::new(&u, "upgrade-charm"));
+            m.queue.push(Event::new(&u, "config-changed"));
+            if m.leader != u {
+                m.queue.push(Event::new(&u, "leader-settings-changed"));
+            }
+            m.queue.push(Event::new(&u, "start"));
+        }
+        Ok(())
     })
 }
 
