@@ -132,6 +132,62 @@ pub fn install(
     let scratch = release.with_extension("partial");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
+    let argv: &[&str] = match lock_dir {
+        Some(dir) => {
+            for f in ["package.json", "package-lock.json"] {
+                std::fs::copy(dir.join(f), scratch.join(f))
+                    .with_context(|| format!("copying {}", dir.join(f).display()))
+                    .map_err(InstallError::Other)?;
+            }
+            &["ci"]
+        }
+        None => {
+            let manifest = serde_json::json!({
+                "name": "parse-server-charm-release",
+                "private": true,
+                "dependencies": {"parse-server": version},
+            });
+            std::fs::write(scratch.join("package.json"), manifest.to_string())?;
+            &["install"]
+        }
+    };
+    if let Err(e) = npm(paths, node, &scratch, argv, proxy_env) {
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Err(e);
+    }
+    // Record the option table of exactly this release, to validate extra-options against.
+    let options = duct::cmd!(
+        node,
+        "-e",
+        "const d=require('parse-server/lib/Options/Definitions');\
+         const o={};for(const [k,v] of Object.entries(d.ParseServerOptions)){o[k]=v.env||null}\
+         process.stdout.write(JSON.stringify(o))"
+    )
+    .dir(&scratch)
+    .stdin_null()
+    .read()
+    .context("reading parse-server's option definitions")
+    .map_err(InstallError::Other)?;
+    serde_json::from_str::<Map<String, Value>>(&options)
+        .context("option definitions are not a JSON object")
+        .map_err(InstallError::Other)?;
+    std::fs::write(scratch.join("charm-options.json"), options)?;
+    let _ = std::fs::remove_dir_all(&release);
+    std::fs::rename(&scratch, &release)?;
+    Ok(())
+}
+
+/// Runs `npm <args>` in `dir` with the Node at `node` (its own npm when it has one) as a
+/// hook may: production dependencies only, bounded retries, the charm's cache, the model's
+/// proxy settings and the machine's CA store. npm's output goes to the hook's stdout (Juju
+/// logs it at DEBUG); a failure is classified from it.
+pub fn npm(
+    paths: &Paths,
+    node: &Path,
+    dir: &Path,
+    args: &[&str],
+    proxy_env: &[(&str, String)],
+) -> Result<(), InstallError> {
     std::fs::create_dir_all(paths.npm_cache())?;
     let node_bin_dir = node
         .parent()
@@ -142,45 +198,24 @@ pub fn install(
     } else {
         PathBuf::from("npm")
     };
-    let mut argv: Vec<String> = match lock_dir {
-        Some(dir) => {
-            for f in ["package.json", "package-lock.json"] {
-                std::fs::copy(dir.join(f), scratch.join(f))
-                    .with_context(|| format!("copying {}", dir.join(f).display()))
-                    .map_err(InstallError::Other)?;
-            }
-            vec!["ci".into()]
-        }
-        None => {
-            let manifest = serde_json::json!({
-                "name": "parse-server-charm-release",
-                "private": true,
-                "dependencies": {"parse-server": version},
-            });
-            std::fs::write(scratch.join("package.json"), manifest.to_string())?;
-            vec!["install".into()]
-        }
-    };
-    argv.extend(
-        [
-            "--omit=dev",
-            "--no-audit",
-            "--no-fund",
-            "--no-update-notifier",
-            "--loglevel=error",
-            // A hook waits for this: bounded retries rather than npm's minutes-long default.
-            "--fetch-retries=2",
-            "--fetch-retry-mintimeout=2000",
-            "--fetch-retry-maxtimeout=10000",
-        ]
-        .map(String::from),
-    );
+    let mut argv: Vec<&str> = args.to_vec();
+    argv.extend([
+        "--omit=dev",
+        "--no-audit",
+        "--no-fund",
+        "--no-update-notifier",
+        "--loglevel=error",
+        // A hook waits for this: bounded retries rather than npm's minutes-long default.
+        "--fetch-retries=2",
+        "--fetch-retry-mintimeout=2000",
+        "--fetch-retry-maxtimeout=10000",
+    ]);
     // Hooks have no HOME; npm needs one and a cache it may write.
     let path = format!(
         "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         node_bin_dir.display()
     );
-    let mut cmd = duct::cmd(&npm, &argv).dir(&scratch);
+    let mut cmd = duct::cmd(&npm, &argv).dir(dir);
     // Trust the machine's CA store (where a site's TLS-inspecting proxy CA is installed), not
     // only the CAs built into Node: a Node from nodejs.org has no global npmrc saying so.
     let system_cas = paths.system_cas();
@@ -202,31 +237,10 @@ pub fn install(
         .with_context(|| format!("running npm {}", argv[0]))
         .map_err(InstallError::Other)?;
     let output = String::from_utf8_lossy(&out.stdout);
-    // npm's output is the hook's: Juju logs a hook's stdout at DEBUG.
     print!("{output}");
     if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&scratch);
         return Err(classify_npm_failure(&output));
     }
-    // Record the option table of exactly this release, to validate extra-options against.
-    let options = duct::cmd!(
-        node,
-        "-e",
-        "const d=require('parse-server/lib/Options/Definitions');\
-         const o={};for(const [k,v] of Object.entries(d.ParseServerOptions)){o[k]=v.env||null}\
-         process.stdout.write(JSON.stringify(o))"
-    )
-    .dir(&scratch)
-    .stdin_null()
-    .read()
-    .context("reading parse-server's option definitions")
-    .map_err(InstallError::Other)?;
-    serde_json::from_str::<Map<String, Value>>(&options)
-        .context("option definitions are not a JSON object")
-        .map_err(InstallError::Other)?;
-    std::fs::write(scratch.join("charm-options.json"), options)?;
-    let _ = std::fs::remove_dir_all(&release);
-    std::fs::rename(&scratch, &release)?;
     Ok(())
 }
 
