@@ -8,6 +8,7 @@
 //! answering → key available → files rendered → serving) and the first one that cannot go
 //! on decides the status; long steps also show `maintenance` live while they run.
 
+mod cloud_code;
 mod database_source;
 pub mod endpoints;
 mod handlers;

@@ -37,6 +37,7 @@ impl Charm<'_> {
             self.publish_application_version(version)?;
         }
         self.check_options_known(&config)?;
+        let cloud_code = self.cloud_code(&node, version, account, last_good.as_ref())?;
 
         if let Some(addr) = self.tools.ingress_address(PEER_ENDPOINT)? {
             peers.publish_address(&addr)?;
@@ -73,6 +74,7 @@ impl Charm<'_> {
             ca_pem: database.ca_pem.clone(),
             postgres_tls: self.postgres_tls(&database)?,
             drain_seconds: balancers.drain_seconds,
+            cloud_code: cloud_code.clone(),
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
@@ -114,6 +116,7 @@ impl Charm<'_> {
             memory_mib,
             version: version.to_owned(),
             postgis_hint,
+            cloud_code: cloud_code.map(|c| c.digest),
         };
         Ok((serving, steady))
     }
@@ -157,7 +160,7 @@ impl Charm<'_> {
     }
 
     /// A file of the charm's own (code parse-server loads), written when it differs.
-    fn ensure_charm_file(&self, path: &std::path::Path, content: &str) -> Step<()> {
+    pub(super) fn ensure_charm_file(&self, path: &std::path::Path, content: &str) -> Step<()> {
         if let Some(dir) = path.parent() {
             files::ensure_dir(
                 dir,

@@ -5,6 +5,7 @@
 use super::peers::{Peers, Turn};
 use super::status::{Blocked, Maintenance, Minutes, Waiting};
 use super::{blocked, waiting, Charm, Step};
+use crate::workload::cloud_code;
 use crate::workload::install;
 use crate::workload::render::Rendered;
 use crate::workload::service_files;
@@ -136,6 +137,14 @@ impl Charm<'_> {
                 if let Some(version) = desired.version() {
                     install::remove_other_releases(&self.paths, &version)?;
                 }
+                // The Cloud Code that serves now and the revision before it stay.
+                let keep: Vec<String> = [Some(desired), serving.last_good.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Rendered::cloud_code_digest)
+                    .collect();
+                let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+                cloud_code::remove_others(&self.paths, &keep)?;
                 let _ = std::fs::remove_file(self.paths.legacy_env_file());
                 self.served(desired, peers)
             }
@@ -231,6 +240,14 @@ impl Charm<'_> {
         ));
         self.apply(&good, account)?;
         self.checkpoint("previous-files-written");
+        // A new Cloud Code revision is named: it is what the operator changed.
+        let why = match failed.cloud_code_digest() {
+            Some(d) if good.cloud_code_digest().as_ref() != Some(&d) => {
+                format!("with cloud-code {d}: {why}")
+            }
+            _ => why.to_owned(),
+        };
+        let why = why.as_str();
         let reported = match self.restart_until_healthy(&good) {
             Ok(()) => Blocked::RolledBack {
                 why: why.to_owned(),

@@ -56,6 +56,11 @@ pub enum Blocked {
     NothingServes {
         next_try: Minutes,
     },
+    /// The `cloud-code` resource cannot be used (`digest`: which revision, once known).
+    CloudCode {
+        digest: Option<String>,
+        why: String,
+    },
 }
 
 /// An option and why its value cannot work.
@@ -108,6 +113,8 @@ pub enum Waiting {
     Download { what: String, why: String },
     /// The service runs but its health check does not answer `ok`.
     Unhealthy(String),
+    /// The `cloud-code` resource cannot be fetched or its dependencies downloaded (yet).
+    CloudCode { why: String },
 }
 
 /// Why a provider's secret cannot be read.
@@ -120,11 +127,18 @@ pub enum SecretProblem {
 /// A long step, shown while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Maintenance {
-    Installing { what: String, version: String },
+    Installing {
+        what: String,
+        version: String,
+    },
     Starting,
     Restarting,
     RestoringLastGood,
     Stopped,
+    /// Unpacking a Cloud Code revision, installing its dependencies, loading it once.
+    PreparingCloudCode {
+        digest: String,
+    },
 }
 
 /// `active`: what serves, on which port and path, with how many workers, how much memory,
@@ -139,6 +153,8 @@ pub struct Serving {
     pub version: String,
     /// What would turn PostGIS on, when the database lacks it.
     pub postgis_hint: Option<String>,
+    /// The Cloud Code revision that runs (its archive's digest), if any.
+    pub cloud_code: Option<String>,
 }
 
 /// `N min` (at least 1), for a back-off in a message.
@@ -223,6 +239,13 @@ impl fmt::Display for Blocked {
                 "the configuration did not start and nothing serves {SEE_LOG}; next try \
                  in {next_try}"
             ),
+            Blocked::CloudCode { digest, why } => {
+                f.write_str("cloud-code resource")?;
+                if let Some(d) = digest {
+                    write!(f, " {d}")?;
+                }
+                write!(f, ": {why}")
+            }
         }
     }
 }
@@ -279,6 +302,9 @@ impl fmt::Display for Waiting {
                 "installing {what}: download failed: {why} (retrying at the next hook)"
             ),
             Waiting::Unhealthy(why) => write!(f, "parse-server is not healthy: {why}"),
+            Waiting::CloudCode { why } => {
+                write!(f, "cloud-code resource: {why} (retrying at the next hook)")
+            }
         }
     }
 }
@@ -291,6 +317,9 @@ impl fmt::Display for Maintenance {
             Maintenance::Restarting => f.write_str("restarting parse-server"),
             Maintenance::RestoringLastGood => f.write_str("restoring the last good configuration"),
             Maintenance::Stopped => f.write_str("parse-server stopped"),
+            Maintenance::PreparingCloudCode { digest } => {
+                write!(f, "preparing Cloud Code {digest}")
+            }
         }
     }
 }
@@ -309,6 +338,9 @@ impl fmt::Display for Serving {
             write!(f, ", {mib} MiB")?;
         }
         write!(f, ", parse-server {}", self.version)?;
+        if let Some(digest) = &self.cloud_code {
+            write!(f, ", cloud code {digest}")?;
+        }
         if let Some(hint) = &self.postgis_hint {
             write!(f, "; geo queries need {hint}")?;
         }
@@ -366,6 +398,7 @@ impl Blocked {
             Blocked::FirstStartFailed { .. } => "the first configuration did not start; retried with a back-off",
             Blocked::StillServingPrevious => "a later hook, while the configuration that did not start is still the one asked for",
             Blocked::NothingServes { .. } => "a later hook, while nothing serves and the back-off runs",
+            Blocked::CloudCode { .. } => "the attached `cloud-code` archive cannot be used: unreadable, not a .tar.gz or .zip, hostile (a path leaving it, a link pointing outside, a device, a setuid bit, over 512 MiB or 100 000 entries unpacked), no `main.js` at its root, dependencies without a lockfile, a package npm cannot find, or code that does not load (the first line of its error); the service keeps the code it runs",
         }
     }
 
@@ -401,6 +434,10 @@ impl Blocked {
             Blocked::NothingServes {
                 next_try: Minutes(5),
             },
+            Blocked::CloudCode {
+                digest: Some(part("digest")),
+                why: part("reason"),
+            },
         ]
     }
 }
@@ -420,6 +457,7 @@ impl Waiting {
             Waiting::DatabaseRefused { .. } => "the database refuses what a relation gave (a `database-uri` the database refuses is `blocked` as invalid config)",
             Waiting::Download { .. } => "a download from the npm registry or `node-mirror` failed; retried at the next hook",
             Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
+            Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
         }
     }
 
@@ -460,6 +498,9 @@ impl Waiting {
                 why: part("reason"),
             },
             Waiting::Unhealthy(part("reason")),
+            Waiting::CloudCode {
+                why: part("reason"),
+            },
         ]
     }
 }
@@ -475,6 +516,7 @@ impl Maintenance {
                 "while putting back the configuration that served last"
             }
             Maintenance::Stopped => "after `stop`: the service is stopped and disabled",
+            Maintenance::PreparingCloudCode { .. } => "while a new `cloud-code` revision is unpacked, its dependencies installed and its code loaded once outside the service",
         }
     }
 
@@ -488,6 +530,9 @@ impl Maintenance {
             Maintenance::Restarting,
             Maintenance::RestoringLastGood,
             Maintenance::Stopped,
+            Maintenance::PreparingCloudCode {
+                digest: part("digest"),
+            },
         ]
     }
 }
@@ -501,6 +546,11 @@ pub fn catalogue() -> Vec<Entry> {
         memory_mib: Some(318),
         version: "9.10.0".into(),
         postgis_hint: None,
+        cloud_code: None,
+    };
+    let with_cloud_code = Serving {
+        cloud_code: Some(part("digest")),
+        ..serving.clone()
     };
     let without_postgis = Serving {
         postgis_hint: Some("`juju config postgresql plugin-postgis-enable=true`".into()),
@@ -528,6 +578,10 @@ pub fn catalogue() -> Vec<Entry> {
     out.push(Entry {
         status: serving.into(),
         when: "once `<mount-path>/health` answers `ok`: port, path, workers, the service's resident memory, mapped files counted once (read from `/proc/<pid>/status` at every hook; PSS is in `memory-report`) and the release that serves",
+    });
+    out.push(Entry {
+        status: with_cloud_code.into(),
+        when: "the same with Cloud Code from the `cloud-code` resource: the first 12 hex digits of the archive's SHA-256 (`sha256sum cloud.tar.gz`)",
     });
     out.push(Entry {
         status: without_postgis.into(),
@@ -573,6 +627,7 @@ mod tests {
             Blocked::FirstStartFailed { .. } => 8,
             Blocked::StillServingPrevious => 9,
             Blocked::NothingServes { .. } => 10,
+            Blocked::CloudCode { .. } => 11,
         }
     }
 
@@ -589,6 +644,7 @@ mod tests {
             Waiting::DatabaseRefused { .. } => 8,
             Waiting::Download { .. } => 9,
             Waiting::Unhealthy(_) => 10,
+            Waiting::CloudCode { .. } => 11,
         }
     }
 
@@ -599,6 +655,7 @@ mod tests {
             Maintenance::Restarting => 2,
             Maintenance::RestoringLastGood => 3,
             Maintenance::Stopped => 4,
+            Maintenance::PreparingCloudCode { .. } => 5,
         }
     }
 
@@ -610,9 +667,9 @@ mod tests {
             .iter()
             .map(maintenance_ordinal)
             .collect();
-        assert_eq!(b, (0..11).collect::<Vec<_>>());
-        assert_eq!(w, (0..11).collect::<Vec<_>>());
-        assert_eq!(m, (0..5).collect::<Vec<_>>());
+        assert_eq!(b, (0..12).collect::<Vec<_>>());
+        assert_eq!(w, (0..12).collect::<Vec<_>>());
+        assert_eq!(m, (0..6).collect::<Vec<_>>());
         let messages: BTreeSet<_> = catalogue()
             .into_iter()
             .map(|e| (e.status.kind.as_str(), e.status.message))
@@ -677,10 +734,19 @@ mod tests {
             memory_mib: None,
             version: "9.10.0".into(),
             postgis_hint: None,
+            cloud_code: None,
         };
         assert_eq!(
             s.to_string(),
             "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0"
+        );
+        let with_code = Serving {
+            cloud_code: Some("1a2b3c4d5e6f".into()),
+            ..s
+        };
+        assert_eq!(
+            with_code.to_string(),
+            "serving on port 1337 at /parse, 1 worker, parse-server 9.10.0, cloud code 1a2b3c4d5e6f"
         );
     }
 }

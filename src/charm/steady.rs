@@ -171,6 +171,7 @@ impl Charm<'_> {
                 memory_mib,
                 version,
                 postgis_hint: steady.postgis_hint,
+                cloud_code: good.cloud_code_digest(),
             }
             .into(),
         ))

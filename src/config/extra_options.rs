@@ -41,10 +41,16 @@ pub const CHARM_OWNED: &[&str] = &[
 ];
 
 /// Options refused outright, with the reason.
-pub const REFUSED: &[(&str, &str)] = &[(
-    "mountPlayground",
-    "serves a page that hands the master key to any client",
-)];
+pub const REFUSED: &[(&str, &str)] = &[
+    (
+        "cloud",
+        "comes from the cloud-code resource (juju attach-resource <app> cloud-code=<archive>)",
+    ),
+    (
+        "mountPlayground",
+        "serves a page that hands the master key to any client",
+    ),
+];
 
 /// Options clients send as HTTP headers.
 const HEADER_KEYS: &[(&str, &str)] = &[

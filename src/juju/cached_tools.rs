@@ -205,4 +205,7 @@ impl<T: HookTools> HookTools for CachedTools<T> {
     fn action_fail(&self, message: &str) -> ToolResult<()> {
         self.inner.action_fail(message)
     }
+    fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {
+        self.inner.resource_get(name)
+    }
 }

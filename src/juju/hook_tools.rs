@@ -91,6 +91,9 @@ pub trait HookTools {
     fn secret_id(&self, label: &str) -> ToolResult<Option<String>>;
     fn action_set(&self, results: &Databag) -> ToolResult<()>;
     fn action_fail(&self, message: &str) -> ToolResult<()>;
+    /// The local path of resource `name` (`resource-get`); `Err` when Juju cannot provide
+    /// it (none attached, or the download from the controller failed).
+    fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf>;
 }
 
 /// Runs the real hook tools from `PATH`.
@@ -342,6 +345,13 @@ impl HookTools for CliHookTools {
 
     fn action_fail(&self, message: &str) -> ToolResult<()> {
         self.run("action-fail", &[message], None).map(drop)
+    }
+
+    fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {
+        let out = self.run("resource-get", &[name], None)?;
+        Ok(std::path::PathBuf::from(
+            String::from_utf8_lossy(&out).trim_end_matches('\n'),
+        ))
     }
 }
 

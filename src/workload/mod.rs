@@ -2,6 +2,7 @@
 //! knows about Juju.
 
 pub mod archive;
+pub mod cloud_code;
 pub mod database;
 pub mod files;
 pub mod install;

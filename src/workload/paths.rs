@@ -24,6 +24,11 @@ impl Paths {
     pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
     /// What every service process loads first (`node --require`).
     pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
+    /// Cloud Code revisions, each unpacked once into a directory named by its digest
+    /// (root-owned, read-only to the service).
+    pub const CLOUD_CODE_DIR: &'static str = "/opt/parse-server/cloud";
+    /// The charm's loader check for a Cloud Code revision (run as the service's user).
+    pub const CLOUD_CHECK: &'static str = "/opt/parse-server/charm/cloud-check.js";
     /// The service's home and only writable directory.
     pub const STATE_DIR: &'static str = "/var/lib/parse-server";
     /// The charm's own root-only state: the last configuration that served, the one being
@@ -73,6 +78,20 @@ impl Paths {
     }
     pub fn service_hooks(&self) -> PathBuf {
         self.at(Self::SERVICE_HOOKS)
+    }
+    pub fn cloud_code_root(&self) -> PathBuf {
+        self.at(Self::CLOUD_CODE_DIR)
+    }
+    /// Where the Cloud Code revision with this digest is unpacked.
+    pub fn cloud_code_dir(&self, digest: &str) -> PathBuf {
+        self.cloud_code_root().join(digest)
+    }
+    pub fn cloud_check(&self) -> PathBuf {
+        self.at(Self::CLOUD_CHECK)
+    }
+    /// The charm's record of Cloud Code revisions it refused or checked.
+    pub fn cloud_code_record(&self) -> PathBuf {
+        self.charm_state().join("cloud-code.json")
     }
     pub fn state_dir(&self) -> PathBuf {
         self.at(Self::STATE_DIR)

@@ -39,6 +39,15 @@ pub trait Probes {
     fn service_resident_kib(&self) -> Option<u64>;
     /// The V8 heap of each of `pids` that can report it.
     fn heap_statistics(&self, pids: &[u32]) -> std::collections::BTreeMap<u32, HeapStats>;
+    /// Loads a Cloud Code revision once outside the service: `Ok(Err(line))` is the first
+    /// line of why it does not load.
+    fn cloud_code_loads(
+        &self,
+        paths: &Paths,
+        check: &super::cloud_code::Check,
+    ) -> anyhow::Result<Result<(), String>> {
+        super::cloud_code::check_loads(paths, check)
+    }
     /// Waits between two health checks.
     fn pause(&self, d: Duration) {
         std::thread::sleep(d);

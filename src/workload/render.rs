@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
+use super::cloud_code::CloudCode;
 use super::database::PostgresTls;
 use super::paths::Paths;
 use super::user::SERVICE_USER;
@@ -53,6 +54,8 @@ pub struct ServiceSpec {
     /// On stop, how long the process answers its health check with 503 while still serving,
     /// so that a load balancer takes it out of rotation first (0: no balancer).
     pub drain_seconds: u32,
+    /// The Cloud Code revision parse-server loads (its `cloud` option), if any.
+    pub cloud_code: Option<CloudCode>,
 }
 
 /// How long an instance trusts its schema cache, in seconds: another instance's schema
@@ -114,6 +117,16 @@ impl Rendered {
         let exec = self.unit.lines().find(|l| l.starts_with("ExecStart="))?;
         let after = exec.split_once(releases.as_str())?.1;
         Some(after.split('/').next()?.to_owned())
+    }
+
+    /// The digest of the Cloud Code revision this rendering loads, if any.
+    pub fn cloud_code_digest(&self) -> Option<String> {
+        let v: Value = serde_json::from_str(&self.config_json).ok()?;
+        let main = v.get("cloud")?.as_str()?;
+        let rest = main
+            .strip_prefix(Paths::CLOUD_CODE_DIR)?
+            .strip_prefix('/')?;
+        Some(rest.split('/').next()?.to_owned())
     }
 
     /// The memory caps this rendering runs with.
@@ -223,6 +236,9 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     if spec.workers > 1 {
         set("cluster", spec.workers.into());
     }
+    if let Some(code) = &spec.cloud_code {
+        set("cloud", code.main_path().into());
+    }
     if !spec.trust_proxy.is_empty() {
         set("trustProxy", spec.trust_proxy.clone().into());
     }
@@ -277,6 +293,12 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     ctx.insert("service_hooks_digest", &source_digest(SERVICE_HOOKS_JS));
     ctx.insert("release_dir", &release_dir);
     ctx.insert("low_port", &(spec.port < 1024));
+    // parse-server `import`s Cloud Code (rather than `require`s it) when npm would say the
+    // package is an ES module.
+    ctx.insert(
+        "cloud_code_module",
+        &spec.cloud_code.as_ref().is_some_and(|c| c.module),
+    );
 
     Ok(Rendered {
         config_json,
@@ -378,7 +400,39 @@ mod tests {
             ca_pem: None,
             postgres_tls: PostgresTls::Off,
             drain_seconds: 0,
+            cloud_code: None,
         }
+    }
+
+    #[test]
+    fn cloud_code_is_the_charm_s_option_and_an_es_module_is_imported() {
+        let plain = render(&spec()).unwrap();
+        assert_eq!(plain.cloud_code_digest(), None);
+        assert!(!plain.unit.contains("npm_package_type"));
+        let mut s = spec();
+        s.extra_options = json!({"cloud": "/tmp/evil.js"})
+            .as_object()
+            .unwrap()
+            .clone();
+        s.cloud_code = Some(CloudCode {
+            digest: "0123456789ab".into(),
+            module: false,
+        });
+        let r = render(&s).unwrap();
+        let v: Value = serde_json::from_str(&r.config_json).unwrap();
+        assert_eq!(
+            v["cloud"],
+            json!("/opt/parse-server/cloud/0123456789ab/main.js")
+        );
+        assert_eq!(r.cloud_code_digest().as_deref(), Some("0123456789ab"));
+        assert!(!r.unit.contains("npm_package_type"));
+        s.cloud_code = Some(CloudCode {
+            digest: "0123456789ab".into(),
+            module: true,
+        });
+        let m = render(&s).unwrap();
+        assert!(m.unit.contains("\nEnvironment=npm_package_type=module\n"));
+        assert_ne!(m.digest(), r.digest());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod harness;
 
 mod bad_input;
+mod cloud_code;
 mod consistency;
 mod day_two;
 mod faults;

@@ -1025,6 +1025,18 @@ impl HookTools for Sim {
         self.0.borrow_mut().action_results = Some(results.clone());
         Ok(())
     }
+    fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {
+        self.0.borrow().tool_calls.borrow_mut().push("resource-get");
+        self.0
+            .borrow()
+            .resources
+            .get(name)
+            .cloned()
+            .ok_or_else(|| HookToolError {
+                tool: "resource-get".into(),
+                detail: format!("exit 1: ERROR could not download resource: {name}"),
+            })
+    }
     fn action_fail(&self, message: &str) -> ToolResult<()> {
         self.0.borrow().tool_calls.borrow_mut().push("action-fail");
         self.0.borrow_mut().action_failed = Some(message.to_owned());

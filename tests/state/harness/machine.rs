@@ -140,6 +140,19 @@ impl ServiceManager for Sim {
 }
 
 impl Probes for Sim {
+    /// Code loads unless its main.js says `BROKEN` (the first line of the error names it).
+    fn cloud_code_loads(
+        &self,
+        _paths: &parse_server_charm::workload::paths::Paths,
+        check: &parse_server_charm::workload::cloud_code::Check,
+    ) -> anyhow::Result<Result<(), String>> {
+        self.0.borrow_mut().cloud_code_checks += 1;
+        let main = std::fs::read_to_string(&check.main)?;
+        Ok(match main.find("BROKEN") {
+            Some(_) => Err("Error: BROKEN at load".into()),
+            None => Ok(()),
+        })
+    }
     fn health(&self, port: u16, mount_path: &str) -> Result<(), String> {
         let w = self.0.borrow();
         match w.serves() {

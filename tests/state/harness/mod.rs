@@ -65,6 +65,10 @@ pub struct World {
     pub secrets: BTreeMap<String, Secret>,
     /// Secrets whose `secret-get` is refused.
     pub unreadable_secrets: BTreeSet<String>,
+    /// Attached resources: name -> the file `resource-get` names (absent: it fails).
+    pub resources: BTreeMap<String, PathBuf>,
+    /// How many times the charm loaded Cloud Code outside the service.
+    pub cloud_code_checks: u32,
     pub logs: Vec<String>,
     /// Hook-tool writes and service-manager calls, in order (`relation-set mongodb:0`,
     /// `restart`, `daemon-reload`…).
@@ -129,6 +133,8 @@ impl World {
             statuses: Vec::new(),
             secrets: BTreeMap::new(),
             unreadable_secrets: BTreeSet::new(),
+            resources: BTreeMap::new(),
+            cloud_code_checks: 0,
             logs: Vec::new(),
             calls: Vec::new(),
             reads: RefCell::new(BTreeMap::new()),
