@@ -75,6 +75,15 @@ id=$(printf '%s' "$created" | python3 -c 'import json,sys; print(json.load(sys.s
 run "${in_unit[@]}" curl -s -H "@$unit/headers" "$base/classes/GameScore/$id"
 run "${in_unit[@]}" curl -s -G -H "@$unit/headers" --data-urlencode 'where={"score":{"$gt":1000}}' --data-urlencode count=1 "$base/classes/GameScore"
 
+say "juju attach-resource parse-server cloud-code=./cloud.tar.gz   (the app's Cloud Code, with its npm dependency)"
+tar czf "$unit/cloud.tar.gz" -C "$repo/tests/fixtures/cloud-code" .
+"$sim" attach-resource "$unit" cloud-code "$unit/cloud.tar.gz"
+"$sim" upgrade "$unit"
+"$sim" status "$unit"
+run "${in_unit[@]}" curl -s -X POST -H "@$unit/headers" -d '{"text":"2h"}' "$base/functions/duration"
+run "${in_unit[@]}" curl -s -X POST -H "@$unit/headers" -d '{"item":"book"}' "$base/classes/Order"
+run "${in_unit[@]}" curl -s -G -H "@$unit/headers" --data-urlencode 'keys=item,status' "$base/classes/Order"
+
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
   say "The unit stays up (DEMO_KEEP=1). Try:"
   echo "  $sim machine-exec $unit -- curl -s -H @$unit/headers $base/classes/GameScore"

@@ -6,6 +6,7 @@ mod charm;
 mod model;
 mod tls;
 
+mod cloud_code;
 mod hostile;
 mod kit;
 mod machine;

@@ -121,6 +121,60 @@ fn data_crosses_units(model: &Model, units: &[String]) {
     }
 }
 
+/// `juju integrate parse-server postgresql`, played as Charmed PostgreSQL does it: the
+/// leader asks for the database and for secrets; the provider creates `relation-<id>` with
+/// its own password on `pg` (at 10.77.0.1:5432) and shares it in a secret. Settles.
+pub(crate) fn relate_postgresql(model: &mut Model, pg: &Postgres) -> String {
+    let rel = model.relate("postgresql-client", "postgresql");
+    model.remote_set(&rel, "postgresql/0", &[], Some("10.77.0.1"));
+    model.settle();
+    let ours = model.app_bag(&rel);
+    assert_eq!(ours["database"], "parse");
+    assert!(ours["requested-secrets"]
+        .as_str()
+        .unwrap()
+        .contains("\"password\""));
+    let user = format!("relation-{}", rel.rsplit(':').next().unwrap());
+    let password = random_alnum(16);
+    pg.create_relation_user(&user, &password, "parse");
+    let uris = format!("postgresql://{user}:{password}@10.77.0.1:5432/parse");
+    let secret = model.remote_secret_add(
+        &rel,
+        "postgresql",
+        &[
+            ("username", user.as_str()),
+            ("password", password.as_str()),
+            ("uris", uris.as_str()),
+        ],
+    );
+    model.remote_app_set(
+        &rel,
+        &[
+            ("database", "parse"),
+            ("endpoints", "10.77.0.1:5432"),
+            ("secret-user", secret.as_str()),
+            ("version", "15.14"),
+        ],
+    );
+    model.settle();
+    rel
+}
+
+/// `juju integrate parse-server:haproxy-route haproxy`: haproxy at 10.77.0.1:8080 rendered
+/// from what the units published, and its endpoint given back. Settles; returns the
+/// relation, haproxy and the config it runs.
+pub(crate) fn behind_haproxy(model: &mut Model) -> (String, Haproxy, String) {
+    let lb = model.relate("haproxy-route", "haproxy");
+    model.remote_set(&lb, "haproxy/0", &[], Some("10.77.0.1"));
+    model.settle();
+    let mut haproxy = Haproxy::new(model, 8080);
+    let cfg = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
+    haproxy.apply(model, &cfg);
+    model.remote_app_set(&lb, &[("endpoints", "[\"http://10.77.0.1:8080/\"]")]);
+    model.settle();
+    (lb, haproxy, cfg)
+}
+
 /// Each of `units` restarted once, and none began stopping before the one before it was
 /// started again.
 pub(crate) fn assert_one_at_a_time(restarts: &[(String, f64, f64)], units: usize) {
@@ -191,48 +245,23 @@ fn three_units_on_postgresql_behind_haproxy() {
         "workers=1",
         "allow-client-class-creation=true",
     ]);
+    let installed = Instant::now();
     model.settle();
+    // The baseline of the same figure with Cloud Code (tests/e2e/cloud_code.rs).
+    record_figure(
+        "scale-out",
+        "install of 3 units, no Cloud Code (to waiting for a database)",
+        installed.elapsed().as_secs_f64(),
+        "s",
+    );
     model.assert_all(
         "blocked",
         "add a relation to mongodb or postgresql (or set database-uri)",
     );
     assert_eq!(model.leader(), units[0]);
 
-    // juju integrate parse-server postgresql: the leader asks for the database and for
-    // secrets; Charmed PostgreSQL creates `relation-<id>` with its own password.
-    let rel = model.relate("postgresql-client", "postgresql");
-    model.remote_set(&rel, "postgresql/0", &[], Some("10.77.0.1"));
-    model.settle();
-    let ours = model.app_bag(&rel);
-    assert_eq!(ours["database"], "parse");
-    assert!(ours["requested-secrets"]
-        .as_str()
-        .unwrap()
-        .contains("\"password\""));
-    let user = format!("relation-{}", rel.rsplit(':').next().unwrap());
-    let password = random_alnum(16);
-    pg.create_relation_user(&user, &password, "parse");
-    let uris = format!("postgresql://{user}:{password}@10.77.0.1:5432/parse");
-    let secret = model.remote_secret_add(
-        &rel,
-        "postgresql",
-        &[
-            ("username", user.as_str()),
-            ("password", password.as_str()),
-            ("uris", uris.as_str()),
-        ],
-    );
     let related = Instant::now();
-    model.remote_app_set(
-        &rel,
-        &[
-            ("database", "parse"),
-            ("endpoints", "10.77.0.1:5432"),
-            ("secret-user", secret.as_str()),
-            ("version", "15.14"),
-        ],
-    );
-    model.settle();
+    relate_postgresql(&mut model, &pg);
     record_figure(
         "scale-out",
         "relation answered to three units serving",
@@ -259,12 +288,7 @@ fn three_units_on_postgresql_behind_haproxy() {
     }
     data_crosses_units(&model, &units);
 
-    // juju integrate parse-server:haproxy-route haproxy
-    let lb = model.relate("haproxy-route", "haproxy");
-    model.remote_set(&lb, "haproxy/0", &[], Some("10.77.0.1"));
-    model.settle();
-    let mut haproxy = Haproxy::new(&model, 8080);
-    let cfg = haproxy.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
+    let (lb, mut haproxy, cfg) = behind_haproxy(&mut model);
     assert!(
         cfg.contains("option httpchk GET /parse-server-charm/ready"),
         "{cfg}"
@@ -273,9 +297,6 @@ fn three_units_on_postgresql_behind_haproxy() {
         cfg.contains("retries 3") && cfg.contains("option redispatch"),
         "{cfg}"
     );
-    haproxy.apply(&mut model, &cfg);
-    model.remote_app_set(&lb, &[("endpoints", "[\"http://10.77.0.1:8080/\"]")]);
-    model.settle();
     model.assert_all("active", "serving on port 1337");
     for (name, unit) in &model.units {
         let o: Value =
