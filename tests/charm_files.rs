@@ -179,3 +179,21 @@ fn the_balancer_check_path_is_the_one_the_service_hooks_answer() {
         "service-hooks.js answers another path than the route's check"
     );
 }
+
+/// The shipped Node files' own tests (tests/node, run with `node --test`): the job
+/// scheduler's reading of `_JobSchedule`.
+#[test]
+fn node_tests_pass() {
+    let out = std::process::Command::new("node")
+        .args(["--test", "tests/node/"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("node is on PATH (scripts/prereqs.sh checks it)");
+    assert!(
+        out.status.success(),
+        "node --test tests/node/:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("# pass "));
+}

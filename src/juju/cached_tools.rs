@@ -208,4 +208,7 @@ impl<T: HookTools> HookTools for CachedTools<T> {
     fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {
         self.inner.resource_get(name)
     }
+    fn action_get(&self) -> ToolResult<BTreeMap<String, Value>> {
+        self.inner.action_get()
+    }
 }

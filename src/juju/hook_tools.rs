@@ -94,6 +94,8 @@ pub trait HookTools {
     /// The local path of resource `name` (`resource-get`); `Err` when Juju cannot provide
     /// it (none attached, or the download from the controller failed).
     fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf>;
+    /// The running action's parameters (`action-get --format=json`).
+    fn action_get(&self) -> ToolResult<BTreeMap<String, Value>>;
 }
 
 /// Runs the real hook tools from `PATH`.
@@ -345,6 +347,13 @@ impl HookTools for CliHookTools {
 
     fn action_fail(&self, message: &str) -> ToolResult<()> {
         self.run("action-fail", &[message], None).map(drop)
+    }
+
+    fn action_get(&self) -> ToolResult<BTreeMap<String, Value>> {
+        match self.json("action-get", &[])? {
+            Value::Object(m) => Ok(m.into_iter().collect()),
+            _ => Ok(BTreeMap::new()),
+        }
     }
 
     fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {

@@ -6,6 +6,7 @@ pub mod cloud_code;
 pub mod database;
 pub mod files;
 pub mod install;
+pub mod jobs;
 pub mod memory;
 pub mod node;
 pub mod paths;

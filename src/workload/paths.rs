@@ -29,6 +29,11 @@ impl Paths {
     pub const CLOUD_CODE_DIR: &'static str = "/opt/parse-server/cloud";
     /// The charm's loader check for a Cloud Code revision (run as the service's user).
     pub const CLOUD_CHECK: &'static str = "/opt/parse-server/charm/cloud-check.js";
+    /// The job scheduler the timer starts on the leader, and what it wrote last.
+    pub const JOB_SCHEDULER: &'static str = "/opt/parse-server/charm/job-scheduler.js";
+    pub const JOB_SCHEDULER_RECORD: &'static str = "/var/lib/parse-server/job-scheduler.json";
+    pub const JOBS_SERVICE_FILE: &'static str = "/etc/systemd/system/parse-server-jobs.service";
+    pub const JOBS_TIMER_FILE: &'static str = "/etc/systemd/system/parse-server-jobs.timer";
     /// The service's home and only writable directory.
     pub const STATE_DIR: &'static str = "/var/lib/parse-server";
     /// The charm's own root-only state: the last configuration that served, the one being
@@ -92,6 +97,22 @@ impl Paths {
     /// The charm's record of Cloud Code revisions it refused or checked.
     pub fn cloud_code_record(&self) -> PathBuf {
         self.charm_state().join("cloud-code.json")
+    }
+    pub fn job_scheduler(&self) -> PathBuf {
+        self.at(Self::JOB_SCHEDULER)
+    }
+    pub fn job_scheduler_record(&self) -> PathBuf {
+        self.at(Self::JOB_SCHEDULER_RECORD)
+    }
+    pub fn jobs_service_file(&self) -> PathBuf {
+        self.at(Self::JOBS_SERVICE_FILE)
+    }
+    pub fn jobs_timer_file(&self) -> PathBuf {
+        self.at(Self::JOBS_TIMER_FILE)
+    }
+    /// Whether the charm last turned the job timer on (`on`) or off (`off`).
+    pub fn job_timer_record(&self) -> PathBuf {
+        self.charm_state().join("job-timer")
     }
     pub fn state_dir(&self) -> PathBuf {
         self.at(Self::STATE_DIR)

@@ -242,6 +242,26 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     if !spec.trust_proxy.is_empty() {
         set("trustProxy", spec.trust_proxy.clone().into());
     }
+    if spec.cloud_code.is_some() {
+        // A scheduled job's run carries a request id that parse-server stores with a unique
+        // index before the job starts, so that it runs once across units (`super::jobs`).
+        let mut idempotency = match options.get("idempotencyOptions") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        let mut paths = match idempotency.get("paths") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        if !paths.iter().any(|p| p == super::jobs::IDEMPOTENCY_PATH) {
+            paths.push(super::jobs::IDEMPOTENCY_PATH.into());
+        }
+        idempotency.insert("paths".into(), Value::Array(paths));
+        idempotency
+            .entry("ttl")
+            .or_insert(super::jobs::IDEMPOTENCY_TTL_SECONDS.into());
+        options.insert("idempotencyOptions".into(), Value::Object(idempotency));
+    }
     // Several instances on one database keep their schema caches in step: pushed where the
     // database can (PostgreSQL, MongoDB replica sets), refetched within a minute anyway.
     let mut db_options = match options.get("databaseOptions") {
@@ -425,6 +445,19 @@ mod tests {
             json!("/opt/parse-server/cloud/0123456789ab/main.js")
         );
         assert_eq!(r.cloud_code_digest().as_deref(), Some("0123456789ab"));
+        assert_eq!(
+            v["idempotencyOptions"],
+            json!({"paths": ["jobs/.*"], "ttl": 172800})
+        );
+        s.extra_options = json!({"idempotencyOptions": {"paths": ["functions/.*"], "ttl": 60}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let theirs: Value = serde_json::from_str(&render(&s).unwrap().config_json).unwrap();
+        assert_eq!(
+            theirs["idempotencyOptions"],
+            json!({"paths": ["functions/.*", "jobs/.*"], "ttl": 60})
+        );
         assert!(!r.unit.contains("npm_package_type"));
         s.cloud_code = Some(CloudCode {
             digest: "0123456789ab".into(),

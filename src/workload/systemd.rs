@@ -13,6 +13,10 @@ pub trait ServiceManager {
     fn restart(&self, unit: &str) -> Result<()>;
     fn stop(&self, unit: &str) -> Result<()>;
     fn is_active(&self, unit: &str) -> Result<bool>;
+    /// Enables `unit` and starts it now (`systemctl enable --now`).
+    fn enable_now(&self, unit: &str) -> Result<()>;
+    /// Stops `unit` and disables it (`systemctl disable --now`).
+    fn disable_now(&self, unit: &str) -> Result<()>;
 }
 
 /// Runs `systemctl` from PATH.
@@ -66,6 +70,12 @@ impl ServiceManager for Systemctl {
     }
     fn stop(&self, unit: &str) -> Result<()> {
         self.checked(&["stop", unit])
+    }
+    fn enable_now(&self, unit: &str) -> Result<()> {
+        self.checked(&["enable", "--now", unit])
+    }
+    fn disable_now(&self, unit: &str) -> Result<()> {
+        self.checked(&["disable", "--now", unit])
     }
     fn is_active(&self, unit: &str) -> Result<bool> {
         // Exit 0 = active; non-zero with "inactive"/"failed"/"unknown" is an answer, not an
