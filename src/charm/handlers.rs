@@ -15,6 +15,7 @@ use crate::workload::user;
 impl Charm<'_> {
     /// `stop`: the service stops and stays stopped (disabled), its port closes.
     pub(super) fn stop(&self) -> Result<()> {
+        self.remove_job_timer()?;
         if self.paths.unit_file().exists() {
             self.service.stop(SERVICE_UNIT)?;
             self.service.disable(SERVICE_UNIT)?;
@@ -57,6 +58,7 @@ impl Charm<'_> {
         match name {
             "get-master-key" => self.get_master_key(),
             "memory-report" => self.memory_report(),
+            "run-job" => self.run_job(),
             other => {
                 self.tools
                     .action_fail(&format!("unknown action {other:?}"))?;

@@ -12,6 +12,7 @@ mod cloud_code;
 mod database_source;
 pub mod endpoints;
 mod handlers;
+mod jobs;
 mod load_balancer;
 mod master_key;
 mod peers;

@@ -88,6 +88,9 @@ impl Charm<'_> {
 
         self.sync_ports(Some(config.port))?;
         self.publish_to_load_balancers(&config, peers)?;
+        // Scheduled jobs run on the leader, once Cloud Code (which defines them) serves.
+        let schedules = self.tools.is_leader()? && cloud_code.is_some();
+        self.ensure_job_timer(&spec.node, schedules)?;
         let workers = spec.workers;
         // What the service's processes hold resident now (a few counters from /proc).
         let memory_mib = self
@@ -117,6 +120,7 @@ impl Charm<'_> {
             version: version.to_owned(),
             postgis_hint,
             cloud_code: cloud_code.map(|c| c.digest),
+            jobs_problem: self.jobs_problem(),
         };
         Ok((serving, steady))
     }

@@ -155,6 +155,9 @@ pub struct Serving {
     pub postgis_hint: Option<String>,
     /// The Cloud Code revision that runs (its archive's digest), if any.
     pub cloud_code: Option<String>,
+    /// What the job scheduler could not do last (a schedule it cannot read, a job that did
+    /// not start), on the leader.
+    pub jobs_problem: Option<String>,
 }
 
 /// `N min` (at least 1), for a back-off in a message.
@@ -343,6 +346,9 @@ impl fmt::Display for Serving {
         }
         if let Some(hint) = &self.postgis_hint {
             write!(f, "; geo queries need {hint}")?;
+        }
+        if let Some(problem) = &self.jobs_problem {
+            write!(f, "; {problem}")?;
         }
         Ok(())
     }
@@ -547,10 +553,15 @@ pub fn catalogue() -> Vec<Entry> {
         version: "9.10.0".into(),
         postgis_hint: None,
         cloud_code: None,
+        jobs_problem: None,
     };
     let with_cloud_code = Serving {
         cloud_code: Some(part("digest")),
         ..serving.clone()
+    };
+    let with_jobs_problem = Serving {
+        jobs_problem: Some(format!("job schedule {}: {}", part("id"), part("reason"))),
+        ..with_cloud_code.clone()
     };
     let without_postgis = Serving {
         postgis_hint: Some("`juju config postgresql plugin-postgis-enable=true`".into()),
@@ -582,6 +593,10 @@ pub fn catalogue() -> Vec<Entry> {
     out.push(Entry {
         status: with_cloud_code.into(),
         when: "the same with Cloud Code from the `cloud-code` resource: the first 12 hex digits of the archive's SHA-256 (`sha256sum cloud.tar.gz`)",
+    });
+    out.push(Entry {
+        status: with_jobs_problem.into(),
+        when: "on the leader, when the job scheduler's last run skipped a `_JobSchedule` entry whose fields it cannot read, or a due job did not start (parse-server's answer); the other schedules run",
     });
     out.push(Entry {
         status: without_postgis.into(),
@@ -735,6 +750,7 @@ mod tests {
             version: "9.10.0".into(),
             postgis_hint: None,
             cloud_code: None,
+            jobs_problem: None,
         };
         assert_eq!(
             s.to_string(),

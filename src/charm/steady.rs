@@ -172,6 +172,7 @@ impl Charm<'_> {
                 version,
                 postgis_hint: steady.postgis_hint,
                 cloud_code: good.cloud_code_digest(),
+                jobs_problem: self.jobs_problem(),
             }
             .into(),
         ))

@@ -12,6 +12,7 @@ mod cloud_code;
 mod consistency;
 mod day_two;
 mod faults;
+mod jobs;
 mod lifecycle;
 mod memory;
 mod scale_out;

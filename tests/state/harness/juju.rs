@@ -1025,6 +1025,10 @@ impl HookTools for Sim {
         self.0.borrow_mut().action_results = Some(results.clone());
         Ok(())
     }
+    fn action_get(&self) -> ToolResult<BTreeMap<String, Value>> {
+        self.0.borrow().tool_calls.borrow_mut().push("action-get");
+        Ok(self.0.borrow().action_params.clone())
+    }
     fn resource_get(&self, name: &str) -> ToolResult<std::path::PathBuf> {
         self.0.borrow().tool_calls.borrow_mut().push("resource-get");
         self.0

@@ -134,6 +134,18 @@ impl ServiceManager for Sim {
         w.running_config = None;
         Ok(())
     }
+    fn enable_now(&self, unit: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(format!("enable --now {unit}"));
+        w.timers.insert(unit.to_owned());
+        Ok(())
+    }
+    fn disable_now(&self, unit: &str) -> anyhow::Result<()> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(format!("disable --now {unit}"));
+        w.timers.remove(unit);
+        Ok(())
+    }
     fn is_active(&self, _: &str) -> anyhow::Result<bool> {
         Ok(self.0.borrow().active)
     }

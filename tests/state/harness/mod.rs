@@ -69,6 +69,10 @@ pub struct World {
     pub resources: BTreeMap<String, PathBuf>,
     /// How many times the charm loaded Cloud Code outside the service.
     pub cloud_code_checks: u32,
+    /// Units enabled and started with `systemctl enable --now` (the job timer).
+    pub timers: BTreeSet<String>,
+    /// The running action's parameters (`action-get`).
+    pub action_params: BTreeMap<String, Value>,
     pub logs: Vec<String>,
     /// Hook-tool writes and service-manager calls, in order (`relation-set mongodb:0`,
     /// `restart`, `daemon-reload`…).
@@ -135,6 +139,8 @@ impl World {
             unreadable_secrets: BTreeSet::new(),
             resources: BTreeMap::new(),
             cloud_code_checks: 0,
+            timers: BTreeSet::new(),
+            action_params: BTreeMap::new(),
             logs: Vec::new(),
             calls: Vec::new(),
             reads: RefCell::new(BTreeMap::new()),
