@@ -479,3 +479,256 @@ fn hostile_cloud_code_archives_are_refused_and_nothing_lands_outside() {
     }
     model.teardown();
 }
+
+/// `(unit, due time)` of every scheduled run the units' journals show.
+fn scheduled_runs(model: &Model) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, unit) in &model.units {
+        let log = unit
+            .exec(&[
+                "journalctl",
+                "-u",
+                "parse-server-jobs.service",
+                "-o",
+                "cat",
+                "--no-pager",
+            ])
+            .stdout;
+        for line in String::from_utf8_lossy(&log).lines() {
+            if let Some(rest) = line.strip_prefix("ran countOrders (schedule ") {
+                let due = rest.split(" for ").nth(1).unwrap_or("").split(':').take(3);
+                let due: Vec<&str> = due.collect();
+                out.push((name.clone(), due.join(":")));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+/// Whether the job timer runs on `unit`.
+fn timer_on(model: &Model, unit: &str) -> bool {
+    model
+        .unit(unit)
+        .exec(&["systemctl", "is-active", "parse-server-jobs.timer"])
+        .status
+        .success()
+}
+
+fn wait_for_runs(model: &Model, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while scheduled_runs(model).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{n} scheduled runs did not happen: {:?}",
+            scheduled_runs(model)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn scheduled_jobs_run_once_per_period_on_the_leader_through_a_leader_change_and_a_reboot() {
+    let mut model = Model::new("jobs");
+    let work = model.dir.join("archives");
+    std::fs::create_dir_all(&work).unwrap();
+    let pg = Postgres::start(&mut model, 5432);
+    model.attach_resource("cloud-code", &app_archive(&work, 1));
+    let units: Vec<String> = (0..3).map(|_| model.add_unit()).collect();
+    model.config(&[&format!("app-id={APP_ID}"), "workers=1"]);
+    model.settle();
+    relate_postgresql(&mut model, &pg);
+    model.assert_all("active", "cloud code");
+    assert_eq!(model.leader(), units[0]);
+    assert_eq!(
+        units
+            .iter()
+            .map(|u| timer_on(&model, u))
+            .collect::<Vec<_>>(),
+        [true, false, false]
+    );
+
+    // A schedule made through REST (as the Dashboard makes them): every minute, from the
+    // next whole minute.
+    let key = model.master_key();
+    let headers = [
+        ("X-Parse-Application-Id", APP_ID),
+        ("X-Parse-Master-Key", key.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let now = now_unix() as u64;
+    let start = (now / 60 + 1) * 60;
+    let start_iso = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{start}"), "+%Y-%m-%dT%H:%M:%S.000Z"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let body = serde_json::json!({"job_schedule": {
+        "jobName": "countOrders",
+        "description": "every minute",
+        "params": "{\"scheduled\": true}",
+        "startAfter": start_iso,
+        "repeatMinutes": 1,
+    }})
+    .to_string();
+    let leader = model.unit(&units[0]);
+    let (code, created) = leader.http(
+        "POST",
+        "http://127.0.0.1:1337/parse/cloud_code/jobs",
+        &headers,
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    let schedule = serde_json::from_str::<Value>(&created).unwrap()["objectId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Two periods on the first leader.
+    wait_for_runs(&model, 2);
+    // juju: leadership moves to unit 1 (unit 0 gets leader-settings-changed).
+    model.ok("set-leader", &[&units[1]]);
+    model.settle();
+    assert_eq!(
+        units
+            .iter()
+            .map(|u| timer_on(&model, u))
+            .collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    wait_for_runs(&model, 3);
+    // The new leader reboots right after its run: back before the next period, its timer
+    // with it (no hook runs).
+    model.unit_mut(&units[1]).reboot();
+    let up = Instant::now();
+    while !timer_on(&model, &units[1]) {
+        assert!(
+            up.elapsed() < Duration::from_secs(30),
+            "the timer is not back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_for_runs(&model, 5);
+    // Five periods: the schedule goes, and one more period shows nothing more ran.
+    let (code, body) = model.unit(&units[1]).http(
+        "DELETE",
+        &format!("http://127.0.0.1:1337/parse/cloud_code/jobs/{schedule}"),
+        &headers,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let runs = scheduled_runs(&model);
+    println!("scheduled runs: {runs:?}");
+    let expected: Vec<String> = (0..5)
+        .map(|k| {
+            String::from_utf8(
+                std::process::Command::new("date")
+                    .args([
+                        "-u",
+                        "-d",
+                        &format!("@{}", start + 60 * k),
+                        "+%Y-%m-%dT%H:%M",
+                    ])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .to_owned()
+        })
+        .collect();
+    let dues: Vec<String> = runs.iter().map(|(_, d)| d[..16].to_owned()).collect();
+    assert_eq!(dues, expected, "one run per period: {runs:?}");
+    let who: Vec<&str> = runs.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(
+        who,
+        [
+            units[0].as_str(),
+            &units[0],
+            &units[1],
+            &units[1],
+            &units[1]
+        ],
+        "each run on the leader of its time"
+    );
+    // What keeps a period from running twice (two units that both think they lead, a
+    // rerun after a reboot): the same request id again is refused by the database.
+    let mut again = headers.to_vec();
+    let request_id = format!("parse-server-charm-job:{schedule}:{}", runs[4].1);
+    again.push(("X-Parse-Request-Id", request_id.as_str()));
+    let (code, body) = model.unit(&units[0]).http(
+        "POST",
+        "http://127.0.0.1:1337/parse/jobs/countOrders",
+        &again,
+        Some("{\"scheduled\": true}"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        159,
+        "Duplicate request: {body}"
+    );
+    // The database agrees: five JobRun objects from the schedule.
+    let count = |filter: &str| {
+        let (code, body) = model.unit(&units[2]).http(
+            "GET",
+            &format!(
+                "http://127.0.0.1:1337/parse/classes/JobRun?count=1&limit=0&where={}",
+                filter
+            ),
+            &headers,
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count("%7B%22params.scheduled%22%3Atrue%7D"), 5);
+    record_figure(
+        "cloud-code",
+        "scheduled runs over 5 one-minute periods across 3 units (expected 5)",
+        runs.len() as f64,
+        "runs",
+    );
+
+    // juju run parse-server/2 run-job: on a unit that does not lead.
+    let out = model.unit(&units[2]).sim(
+        "action",
+        &["run-job", "name=countOrders", "params={\"manual\": true}"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v
+        .pointer("/results/job-status-id")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = model.unit(&units[2]).http(
+            "GET",
+            &format!("http://127.0.0.1:1337/parse/classes/_JobStatus/{id}"),
+            &headers,
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        if serde_json::from_str::<Value>(&body).unwrap()["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(count("%7B%22params.manual%22%3Atrue%7D"), 1);
+    model.teardown();
+}
