@@ -135,7 +135,7 @@ pub fn run_now(e: &Endpoint, name: &str, params: &Value) -> Result<String, Strin
     let path = format!(
         "{}/jobs/{}",
         e.mount_path.trim_end_matches('/'),
-        percent_encode(name)
+        crate::uri::percent_encode(name, b"")
     );
     let request = format!(
         "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -189,19 +189,6 @@ fn header_value(v: &str) -> Result<&str, String> {
     } else {
         Err("the application ID or master key cannot be sent in a header".into())
     }
-}
-
-/// A job name in a URL path: unreserved characters as they are, the rest percent-encoded.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

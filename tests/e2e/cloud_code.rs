@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::model::{LoadRun, Model, Postgres};
 use crate::scale_out::{
-    assert_one_at_a_time, behind_haproxy, now_unix, relate_postgresql, restarts_since, wait_serving,
+    assert_one_at_a_time, behind_haproxy, now_unix, relate_postgresql, restarts_since, three_units,
+    wait_serving,
 };
 use jujusim::kit::record_figure;
 
@@ -196,12 +197,7 @@ fn a_parse_app_with_cloud_code_on_three_units_behind_haproxy() {
     let d1 = digest(&v1);
     // juju deploy -n 3 --resource cloud-code=./cloud.tar.gz
     model.attach_resource("cloud-code", &v1);
-    let units: Vec<String> = (0..3).map(|_| model.add_unit()).collect();
-    model.config(&[
-        &format!("app-id={APP_ID}"),
-        "workers=1",
-        "allow-client-class-creation=true",
-    ]);
+    let units = three_units(&mut model);
     let installed = Instant::now();
     model.settle();
     record_figure(

@@ -83,13 +83,9 @@ fn relate_postgresql(model: &mut Model, pg: &Postgres, ca: Option<&TestCa>) -> S
     rel
 }
 
+/// Three units of the app, their first hooks run.
 fn three_units(model: &mut Model) -> Vec<String> {
-    let units: Vec<String> = (0..3).map(|_| model.add_unit()).collect();
-    model.config(&[
-        &format!("app-id={APP_ID}"),
-        "workers=1",
-        "allow-client-class-creation=true",
-    ]);
+    let units = crate::scale_out::three_units(model);
     model.settle();
     units
 }

@@ -121,6 +121,18 @@ fn data_crosses_units(model: &Model, units: &[String]) {
     }
 }
 
+/// `juju deploy -n 3` of the app `shop` with one worker each and class creation open to
+/// clients (its events queued); returns the units' names.
+pub(crate) fn three_units(model: &mut Model) -> Vec<String> {
+    let units: Vec<String> = (0..3).map(|_| model.add_unit()).collect();
+    model.config(&[
+        &format!("app-id={APP_ID}"),
+        "workers=1",
+        "allow-client-class-creation=true",
+    ]);
+    units
+}
+
 /// `juju integrate parse-server postgresql`, played as Charmed PostgreSQL does it: the
 /// leader asks for the database and for secrets; the provider creates `relation-<id>` with
 /// its own password on `pg` (at 10.77.0.1:5432) and shares it in a secret. Settles.
@@ -239,12 +251,7 @@ pub(crate) fn now_unix() -> f64 {
 fn three_units_on_postgresql_behind_haproxy() {
     let mut model = Model::new("scale-pg");
     let pg = Postgres::start(&mut model, 5432);
-    let units: Vec<String> = (0..3).map(|_| model.add_unit()).collect();
-    model.config(&[
-        &format!("app-id={APP_ID}"),
-        "workers=1",
-        "allow-client-class-creation=true",
-    ]);
+    let units = three_units(&mut model);
     let installed = Instant::now();
     model.settle();
     // The baseline of the same figure with Cloud Code (tests/e2e/cloud_code.rs).
