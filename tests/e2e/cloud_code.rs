@@ -374,7 +374,7 @@ fn a_parse_app_with_cloud_code_on_three_units_behind_haproxy() {
 }
 
 #[test]
-fn hostile_cloud_code_archives_are_refused_and_nothing_lands_outside() {
+fn hostile_cloud_code_archives_are_refused_and_nothing_lands_outside_and_an_es_module_serves() {
     let mut model = Model::new("cloud-hostile");
     let work = model.dir.join("archives");
     std::fs::create_dir_all(&work).unwrap();
@@ -473,6 +473,26 @@ fn hostile_cloud_code_archives_are_refused_and_nothing_lands_outside() {
         assert_eq!(left.trim(), digest(&good), "{name}: {left}");
         assert_eq!(revision_on(&model, &unit), 7, "{name}");
     }
+
+    // An ES module (`"type": "module"`) with a top-level await, which `require` cannot load:
+    // parse-server imports it.
+    let esm = targz(
+        &work,
+        "esm.tar.gz",
+        &[
+            file("package.json", r#"{"type": "module"}"#, 0o644),
+            file(
+                "main.js",
+                "const revision = await Promise.resolve(8);\n\
+                 Parse.Cloud.define('duration', () => ({ ms: 7200000, revision }));\n",
+                0o644,
+            ),
+        ],
+    );
+    model.attach_resource("cloud-code", &esm);
+    model.settle();
+    model.assert_all("active", &format!("cloud code {}", digest(&esm)));
+    assert_eq!(revision_on(&model, &unit), 8);
     model.teardown();
 }
 
