@@ -56,6 +56,13 @@ pub fn install_release(root: &Path, version: &str) {
         ),
     )
     .unwrap();
+    // nodemailer, as the charm's lockfile installs it (the mail adapter's transport).
+    std::fs::create_dir_all(release.join("node_modules/nodemailer")).unwrap();
+    std::fs::write(
+        release.join("node_modules/nodemailer/package.json"),
+        r#"{"version":"10.6.1"}"#,
+    )
+    .unwrap();
     std::fs::write(
         release.join("charm-options.json"),
         r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"readOnlyMasterKey":null,"readOnlyMasterKeyIps":null}"#,
