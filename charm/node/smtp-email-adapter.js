@@ -80,16 +80,29 @@ function createSmtpEmailAdapter(options = {}) {
   }
 
   return {
+    // parse-server 9.10.0 calls sendMail without awaiting it (UserController's
+    // sendVerificationEmail and sendPasswordResetEmail), and its uncaughtException handler
+    // exits the process: a rejection here would take a worker down with the SMTP server.
+    // A mail that cannot be sent is logged (the server's reason, never the recipient or the
+    // credentials) and the promise resolves to false.
     async sendMail({ to, subject, text, html }) {
       const mail = { from, to, subject, text };
       if (html) {
         mail.html = html;
       }
-      const t = transport();
+      let t;
       try {
-        return await t.sendMail(mail);
+        t = transport();
+        await t.sendMail(mail);
+        return true;
+      } catch (e) {
+        const why = String((e && e.message) || e).split('\n')[0].slice(0, 300);
+        console.error(`smtp-email-adapter: a mail was not sent through ${host}:${port}: ${why}`);
+        return false;
       } finally {
-        t.close();
+        if (t) {
+          t.close();
+        }
       }
     },
   };
