@@ -106,7 +106,48 @@ fn attribute(html: &str, marker: &str, attr: &str) -> String {
         .unwrap_or_else(|| panic!("no {attr} in <{tag}"));
     let rest = &tag[at + attr.len() + 1..];
     let quote = rest.chars().next().unwrap();
-    rest[1..].split(quote).next().unwrap().to_owned()
+    unescape_html(rest[1..].split(quote).next().unwrap())
+}
+
+/// An attribute's value as a browser reads it (character references decoded; parse-server
+/// escapes `/` as `&#x2F;`).
+fn unescape_html(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let Some(end) = after.find(';') else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        let name = &after[..end];
+        let c = match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => name
+                .strip_prefix("#x")
+                .or_else(|| name.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `application/x-www-form-urlencoded` of `pairs`.
