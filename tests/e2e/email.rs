@@ -2,7 +2,8 @@
 //! test writes what smtp-integrator writes: the password in a Juju secret by `password_id`,
 //! STARTTLS, certificate verification on), sending through a real SMTP server on the model
 //! network (Debian's aiosmtpd: STARTTLS with a certificate from the test CA, AUTH required
-//! before MAIL). Sign-up sends the verification mail, its link (through haproxy) verifies the
+//! before MAIL). Until the test CA is in the unit's CA store no mail leaves (and nothing
+//! crashes); then sign-up sends the verification mail, its link (through haproxy) verifies the
 //! address; the password-reset mail's link leads to parse-server's page, whose form sets the
 //! new password. The SMTP password shows nowhere on the unit.
 
@@ -265,15 +266,6 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
         String::from_utf8_lossy(&refused.stderr)
     );
 
-    // The site's CA in the unit's CA store, as an operator installs it.
-    for (_, u) in &model.units {
-        let out = u.exec_with_input(
-            &["sh", "-c", "cat >> /etc/ssl/certs/ca-certificates.crt"],
-            ca.cert_pem().as_bytes(),
-        );
-        assert!(out.status.success());
-    }
-
     // juju deploy smtp-integrator; juju integrate parse-server smtp-integrator.
     let rel = model.relate("smtp", "smtp-integrator");
     model.remote_set(&rel, "smtp-integrator/0", &[], Some(SMTP_HOST));
@@ -305,8 +297,63 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
     );
     assert_eq!(o["publicServerURL"], "http://10.77.0.1:8080/parse");
 
-    // Sign-up through haproxy: the verification mail arrives, sent with STARTTLS and AUTH.
+    // Before the site's CA is in the unit's store the server's certificate is refused: no
+    // mail leaves, the journal says why, and the worker that tried keeps serving.
     let users = haproxy.url("/parse/users");
+    let u = model.unit(&unit);
+    let pid = u.main_pid("parse-server");
+    let restarts = u.service_property("parse-server", "NRestarts");
+    let early = serde_json::json!({
+        "username": "bob", "password": "bob-pass-1", "email": "bob@shop.example"
+    })
+    .to_string();
+    let (code, body) = http_from_net(
+        &model,
+        "POST",
+        &users,
+        &app_headers(),
+        Some(early.as_bytes()),
+    );
+    assert_eq!(code, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let journal = u.journal("parse-server");
+        if let Some(line) = journal
+            .lines()
+            .find(|l| l.contains("smtp-email-adapter: a mail was not sent"))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed mail in the journal:\n{journal}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(!mails.join("0.json").exists(), "a mail left unverified");
+    assert_eq!(u.main_pid("parse-server"), pid, "the worker died");
+    assert_eq!(u.service_property("parse-server", "NRestarts"), restarts);
+    let (code, _) = http_from_net(
+        &model,
+        "GET",
+        &haproxy.url("/parse/health"),
+        &app_headers(),
+        None,
+    );
+    assert_eq!(code, 200);
+
+    // The site's CA in the unit's CA store, as an operator installs it: the next mail is
+    // verified against it (the adapter reads the store at each mail; nothing restarts).
+    for (_, u) in &model.units {
+        let out = u.exec_with_input(
+            &["sh", "-c", "cat >> /etc/ssl/certs/ca-certificates.crt"],
+            ca.cert_pem().as_bytes(),
+        );
+        assert!(out.status.success());
+    }
+
+    // Sign-up through haproxy: the verification mail arrives, sent with STARTTLS and AUTH.
     let signup = serde_json::json!({
         "username": "alice", "password": "old-pass-1", "email": "alice@shop.example"
     })
@@ -423,6 +470,7 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
     let (code, body) = login(&model, &login_url, "alice", "old-pass-1");
     assert_ne!(code, 200, "the old password still works: {body}");
 
+    assert_eq!(model.unit(&unit).main_pid("parse-server"), pid, "restarted");
     // Nothing failed to authenticate, and the password is nowhere on the unit.
     assert!(
         !mails.join("auth-failures").exists(),
