@@ -36,6 +36,8 @@ command -v useradd >/dev/null || apt_pkgs+=(passwd)
 # dependencies are installed with that interpreter's pip.
 [ -x /usr/bin/python3 ] || apt_pkgs+=(python3)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+# The email test's SMTP server (AUTH, STARTTLS) on the model network.
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || apt_pkgs+=(python3-aiosmtpd)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root
   echo "prereqs: apt-get install ${apt_pkgs[*]}"
@@ -50,6 +52,9 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   [ "$had_policy" = 1 ] || rm -f "$policy"
   [ "$rc" = 0 ] || fail "apt-get install ${apt_pkgs[*]}"
 fi
+
+/usr/bin/python3 -c 'import aiosmtpd.controller, aiosmtpd.smtp' \
+    || fail "python3-aiosmtpd is installed but python3 cannot import aiosmtpd"
 
 # Static charm binary: the musl target.
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then

@@ -56,12 +56,15 @@ fn config_yaml_defaults_are_valid_config() {
         "extra-options",
         "node-mirror",
         "memory-limit",
+        "app-name",
+        "email-from",
+        "verify-user-emails",
     ] {
         assert!(raw.contains_key(name), "config.yaml lacks {name}");
     }
     assert_eq!(
         raw.len(),
-        17,
+        20,
         "an option the code does not read: {:?}",
         raw.keys()
     );
@@ -163,6 +166,16 @@ fn shipped_lockfile_matches_the_default_version() {
     assert_eq!(
         lock["packages"]["node_modules/router"]["version"].as_str(),
         Some("2.2.0")
+    );
+    // The mail adapter's transport: the version releases without a lockfile get too.
+    let (name, version) = parse_server_charm::workload::install::MAILER;
+    assert_eq!(
+        lock["packages"][format!("node_modules/{name}")]["version"].as_str(),
+        Some(version)
+    );
+    assert_eq!(
+        lock["packages"][""]["dependencies"][name].as_str(),
+        Some(version)
     );
 }
 

@@ -70,7 +70,7 @@ impl Database {
 
 impl Charm<'_> {
     /// The relations of `endpoint` that still exist (not the one breaking in this hook).
-    fn live_relations(&self, endpoint: &str) -> Step<Vec<String>> {
+    pub(super) fn live_relations(&self, endpoint: &str) -> Step<Vec<String>> {
         let broken_now = match &self.ctx.event {
             Event::Relation {
                 endpoint: e,
@@ -249,7 +249,7 @@ impl Charm<'_> {
     }
 
     /// The remote application of relation `id`, once one of its units joined.
-    fn remote_app(&self, id: &str) -> Step<Option<String>> {
+    pub(super) fn remote_app(&self, id: &str) -> Step<Option<String>> {
         Ok(self
             .tools
             .relation_list(id)?
@@ -258,7 +258,7 @@ impl Charm<'_> {
     }
 
     /// A secret the provider granted to the relation, at its latest revision.
-    fn provider_secret(
+    pub(super) fn provider_secret(
         &self,
         endpoint: &str,
         uri: Option<&str>,

@@ -11,6 +11,8 @@ pub const POSTGRESQL_CLIENT_ENDPOINT: &str = "postgresql-client";
 pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
 /// The legacy `http` interface a load balancer consumes.
 pub const WEBSITE_ENDPOINT: &str = "website";
+/// smtp-integrator's `smtp` endpoint: the SMTP server parse-server sends mail through.
+pub const SMTP_ENDPOINT: &str = "smtp";
 /// The units of this application (the rolling restart, the shared key).
 pub const PEER_ENDPOINT: &str = "parse-peers";
 
@@ -66,6 +68,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         name: HAPROXY_ROUTE_ENDPOINT,
         role: Role::Requires,
         interface: "haproxy-route",
+        limit: Some(1),
+    },
+    Endpoint {
+        name: SMTP_ENDPOINT,
+        role: Role::Requires,
+        interface: "smtp",
         limit: Some(1),
     },
     Endpoint {

@@ -27,8 +27,11 @@ impl Charm<'_> {
     pub fn reconcile(&self, peers: &Peers) -> Step<(Serving, Steady)> {
         let (config, user_secrets) = self.validated_config()?;
         let sizing = self.sized(&config)?;
+        // Mail settings are read before anything is touched: a provider whose data cannot
+        // be used yet leaves whatever serves as it is.
+        let email = self.email(&config)?;
         let account = self.ensure_service_account()?;
-        self.ensure_release_installed(&config)?;
+        self.ensure_release_installed(&config, email.is_some())?;
         let node = self.ensure_node(&config)?;
         let version = config.parse_server_version.as_str();
         // The Version column: the release that serves; before any served, the installed one.
@@ -50,6 +53,9 @@ impl Charm<'_> {
         self.ensure_charm_file(&self.paths.service_hooks(), render::service_hooks_source())?;
         if database.uri.is_postgres() {
             self.ensure_charm_file(&self.paths.files_adapter(), render::files_adapter_source())?;
+        }
+        if email.is_some() {
+            self.ensure_charm_file(&self.paths.email_adapter(), render::email_adapter_source())?;
         }
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
@@ -75,6 +81,7 @@ impl Charm<'_> {
             postgres_tls: self.postgres_tls(&database)?,
             drain_seconds: balancers.drain_seconds,
             cloud_code: cloud_code.clone(),
+            email,
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
@@ -283,10 +290,14 @@ impl Charm<'_> {
         Ok(account)
     }
 
-    /// Makes sure release `parse-server-version` is installed.
-    fn ensure_release_installed(&self, config: &CharmConfig) -> Step<()> {
+    /// Makes sure release `parse-server-version` is installed (with nodemailer when mail is
+    /// sent: a release an older charm revision installed is installed again, into the same
+    /// path with the same locked tree, so the service that runs from it is unaffected).
+    fn ensure_release_installed(&self, config: &CharmConfig, mailer: bool) -> Step<()> {
         let version = config.parse_server_version.as_str();
-        if install::is_installed(&self.paths, version) {
+        if install::is_installed(&self.paths, version)
+            && (!mailer || install::has_mailer(&self.paths, version))
+        {
             return Ok(());
         }
         let node = match self.any_node() {

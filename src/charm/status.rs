@@ -115,6 +115,9 @@ pub enum Waiting {
     Unhealthy(String),
     /// The `cloud-code` resource cannot be fetched or its dependencies downloaded (yet).
     CloudCode { why: String },
+    /// The smtp relation's provider has not (yet) given what mail needs (`what`: the
+    /// fields, by name).
+    SmtpShare { what: String },
 }
 
 /// Why a provider's secret cannot be read.
@@ -308,6 +311,9 @@ impl fmt::Display for Waiting {
             Waiting::CloudCode { why } => {
                 write!(f, "cloud-code resource: {why} (retrying at the next hook)")
             }
+            Waiting::SmtpShare { what } => {
+                write!(f, "smtp relation: waiting for the provider to share {what}")
+            }
         }
     }
 }
@@ -395,7 +401,7 @@ impl Blocked {
         match self {
             Blocked::NoDatabase => "no database relation and no `database-uri`",
             Blocked::TwoDatabases { .. } => "two database sources at once; the service keeps the one it serves",
-            Blocked::InvalidConfig(_) => "a `juju config` value that cannot work (every invalid option is named); the service keeps serving its last good configuration. Also the arithmetic when the set `workers`, `node-max-old-space-size`, `node-max-semi-space-size` or `memory-limit` cannot fit the machine",
+            Blocked::InvalidConfig(_) => "a `juju config` value that cannot work (every invalid option is named); the service keeps serving its last good configuration. Also the arithmetic when the set `workers`, `node-max-old-space-size`, `node-max-semi-space-size` or `memory-limit` cannot fit the machine, `verify-user-emails` without an `smtp` relation, and an empty `email-from` when the relation gives no sender or domain",
             Blocked::MachineTooSmall { .. } => "the machine's memory cannot hold one worker with nothing set that could help",
             Blocked::Account(_) => "an existing `parse-server` account with another primary group, or a group with other members (the service's secrets would be shared)",
             Blocked::OtherDatabase { .. } => "`database-name` changed on a live relation: providers answer a request once, so remove and re-add the relation, or set the name back; the service keeps its database",
@@ -457,13 +463,14 @@ impl Waiting {
             Waiting::RestartTurn { .. } => "a serving unit that must restart waits for its turn (one unit at a time; the grant is a lease of 240 s)",
             Waiting::ProviderJoin { .. } => "the database relation exists but no provider unit has joined",
             Waiting::ProviderShare { .. } => "the provider has not yet shared the credentials, its endpoints or its TLS CA (legacy `mongodb`: a unit, its address)",
-            Waiting::ProviderData { .. } => "the provider's data cannot be used: an unparsable field, a system database, options in its `database` field, a TLS CA that is not PEM",
-            Waiting::ProviderSecret { .. } => "the secret the provider names does not exist yet or cannot be read",
+            Waiting::ProviderData { .. } => "the provider's data cannot be used: an unparsable field, a system database, options in its `database` field, a TLS CA that is not PEM; on `smtp`, a host, port, `auth_type`, `transport_security`, `skip_ssl_verify` or `domain` the charm cannot use (the service keeps what it serves)",
+            Waiting::ProviderSecret { .. } => "the secret the provider names does not exist yet or cannot be read (on `smtp`: the password's `password_id`; the service keeps what it serves)",
             Waiting::DatabaseUnreachable(_) => "the database does not answer (it is checked before anything is started or restarted; a running service is left alone)",
             Waiting::DatabaseRefused { .. } => "the database refuses what a relation gave (a `database-uri` the database refuses is `blocked` as invalid config)",
             Waiting::Download { .. } => "a download from the npm registry or `node-mirror` failed; retried at the next hook",
             Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
             Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
+            Waiting::SmtpShare { .. } => "the `smtp` relation exists but smtp-integrator has not (yet) written `host`, `port`, `auth_type`, `transport_security`, or the `user` or password its `auth_type` needs; the service keeps serving its last good configuration",
         }
     }
 
@@ -506,6 +513,9 @@ impl Waiting {
             Waiting::Unhealthy(part("reason")),
             Waiting::CloudCode {
                 why: part("reason"),
+            },
+            Waiting::SmtpShare {
+                what: part("fields"),
             },
         ]
     }
@@ -660,6 +670,7 @@ mod tests {
             Waiting::Download { .. } => 9,
             Waiting::Unhealthy(_) => 10,
             Waiting::CloudCode { .. } => 11,
+            Waiting::SmtpShare { .. } => 12,
         }
     }
 
@@ -683,7 +694,7 @@ mod tests {
             .map(maintenance_ordinal)
             .collect();
         assert_eq!(b, (0..12).collect::<Vec<_>>());
-        assert_eq!(w, (0..12).collect::<Vec<_>>());
+        assert_eq!(w, (0..13).collect::<Vec<_>>());
         assert_eq!(m, (0..6).collect::<Vec<_>>());
         let messages: BTreeSet<_> = catalogue()
             .into_iter()

@@ -3,7 +3,9 @@
 //! - **owned by the charm**: set from the charm's own options or relations, so that one
 //!   value cannot be set two ways (appId, masterKey, masterKeyIps, databaseURI,
 //!   databaseAdapter, port, host, mountPath, serverURL, publicServerURL, cluster, logLevel,
-//!   logsFolder, verbose, silent, allowClientClassCreation, trustProxy);
+//!   logsFolder, verbose, silent, allowClientClassCreation, trustProxy, and for email
+//!   appName, emailAdapter, verifyUserEmails; the other email options
+//!   (preventLoginWithUnverifiedEmail, emailVerifyTokenValidityDuration, ...) pass through);
 //! - **refused**: `mountPlayground` serves a page that hands the master key to whoever loads
 //!   it, from any address (parse-server's own help says so);
 //! - **allowed only with a safe companion**: `readOnlyMasterKey` only together with an
@@ -23,9 +25,11 @@ use super::rules;
 pub const CHARM_OWNED: &[&str] = &[
     "allowClientClassCreation",
     "appId",
+    "appName",
     "cluster",
     "databaseAdapter",
     "databaseURI",
+    "emailAdapter",
     "host",
     "logLevel",
     "logsFolder",
@@ -38,6 +42,7 @@ pub const CHARM_OWNED: &[&str] = &[
     "silent",
     "trustProxy",
     "verbose",
+    "verifyUserEmails",
 ];
 
 /// Options refused outright, with the reason.

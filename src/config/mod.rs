@@ -53,6 +53,13 @@ pub struct CharmConfig {
     /// Where Node.js is downloaded from when the machine has no suitable Node (no trailing
     /// slash).
     pub node_mirror: String,
+    /// parse-server's `appName` (shown in its mails and pages).
+    pub app_name: String,
+    /// The mails' sender; `None`: the smtp relation's (its `smtp_sender`, or
+    /// `noreply@<domain>`).
+    pub email_from: Option<String>,
+    /// parse-server's `verifyUserEmails` (needs an smtp relation).
+    pub verify_user_emails: bool,
 }
 
 /// One invalid option: its name and why.
@@ -371,6 +378,24 @@ impl CharmConfig {
             HttpUrl::parse(trimmed).map(drop)
         });
 
+        let app_name = r.checked("app-name", |s| {
+            if s.trim().is_empty() {
+                return Err("must not be empty".into());
+            }
+            if s.chars().count() > 128 {
+                return Err("must be at most 128 characters".into());
+            }
+            text::visible(s)
+        });
+        let email_from = r.checked("email-from", |s| {
+            if s.is_empty() {
+                return Ok(());
+            }
+            text::visible(s)?;
+            crate::relations::smtp::sender_address(s)
+        });
+        let verify_user_emails = r.boolean("verify-user-emails");
+
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -392,6 +417,9 @@ impl CharmConfig {
             log_level,
             extra_options,
             node_mirror: node_mirror.trim_end_matches('/').to_owned(),
+            app_name,
+            email_from: (!email_from.is_empty()).then_some(email_from),
+            verify_user_emails,
         })
     }
 

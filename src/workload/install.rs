@@ -104,6 +104,16 @@ fn installed_version(paths: &Paths, version: &str) -> Option<String> {
     package_field(paths, version, "/version")
 }
 
+/// nodemailer, which the charm's mail adapter loads from the release: in the shipped
+/// lockfile, and installed beside releases that have none.
+pub const MAILER: (&str, &str) = ("nodemailer", "10.6.1");
+
+/// Whether the installed release has nodemailer (releases installed by charm revisions
+/// before the mail adapter have not).
+pub fn has_mailer(paths: &Paths, version: &str) -> bool {
+    paths.mailer_package_json(version).is_file()
+}
+
 /// parse-server's `engines.node` range for an installed release.
 pub fn engines_node(paths: &Paths, version: &str) -> Option<String> {
     package_field(paths, version, "/engines/node")
@@ -145,7 +155,7 @@ pub fn install(
             let manifest = serde_json::json!({
                 "name": "parse-server-charm-release",
                 "private": true,
-                "dependencies": {"parse-server": version},
+                "dependencies": {"parse-server": version, "nodemailer": MAILER.1},
             });
             std::fs::write(scratch.join("package.json"), manifest.to_string())?;
             &["install"]

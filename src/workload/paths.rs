@@ -22,6 +22,8 @@ impl Paths {
         "/etc/parse-server/database-credentials.json";
     /// The files adapter the charm ships for PostgreSQL (files in a table of the database).
     pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
+    /// The mail adapter the charm ships (nodemailer, from the release that runs).
+    pub const EMAIL_ADAPTER: &'static str = "/opt/parse-server/charm/smtp-email-adapter.js";
     /// What every service process loads first (`node --require`).
     pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
     /// Cloud Code revisions, each unpacked once into a directory named by its digest
@@ -80,6 +82,9 @@ impl Paths {
     }
     pub fn files_adapter(&self) -> PathBuf {
         self.at(Self::FILES_ADAPTER)
+    }
+    pub fn email_adapter(&self) -> PathBuf {
+        self.at(Self::EMAIL_ADAPTER)
     }
     pub fn service_hooks(&self) -> PathBuf {
         self.at(Self::SERVICE_HOOKS)
@@ -142,6 +147,11 @@ impl Paths {
     }
     pub fn release_dir(&self, version: &str) -> PathBuf {
         self.at(&Self::release_path(version))
+    }
+    /// nodemailer's package.json in a release (the mail adapter's transport).
+    pub fn mailer_package_json(&self, version: &str) -> PathBuf {
+        self.release_dir(version)
+            .join("node_modules/nodemailer/package.json")
     }
     /// parse-server's own package.json in a release.
     pub fn package_json(&self, version: &str) -> PathBuf {

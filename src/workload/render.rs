@@ -12,6 +12,7 @@ use super::cloud_code::CloudCode;
 use super::database::PostgresTls;
 use super::paths::Paths;
 use super::user::SERVICE_USER;
+use crate::relations::smtp::SmtpServer;
 use crate::uri::DbUri;
 
 const UNIT_TEMPLATE: &str = include_str!("../../templates/parse-server.service.tera");
@@ -56,7 +57,24 @@ pub struct ServiceSpec {
     pub drain_seconds: u32,
     /// The Cloud Code revision parse-server loads (its `cloud` option), if any.
     pub cloud_code: Option<CloudCode>,
+    /// The mail adapter's settings (an smtp relation), if any.
+    pub email: Option<EmailSpec>,
 }
+
+/// What parse-server sends mail with: the SMTP server the relation gives, the sender, and
+/// the options that go with mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSpec {
+    pub server: SmtpServer,
+    pub from: String,
+    /// parse-server's `appName` (its mails and pages name the application).
+    pub app_name: String,
+    pub verify_user_emails: bool,
+}
+
+/// The machine's CA store, which the mail adapter trusts besides Node's own CAs (where a
+/// site's CA is installed).
+pub const MACHINE_CA_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// How long an instance trusts its schema cache, in seconds: another instance's schema
 /// change reaches it within this time even where the database cannot push it.
@@ -65,6 +83,13 @@ pub const SCHEMA_CACHE_TTL: u64 = 60;
 const FILES_ADAPTER_JS: &str = include_str!("../../charm/node/postgres-files-adapter.js");
 
 const SERVICE_HOOKS_JS: &str = include_str!("../../charm/node/service-hooks.js");
+
+const EMAIL_ADAPTER_JS: &str = include_str!("../../charm/node/smtp-email-adapter.js");
+
+/// The mail adapter's source, installed at `Paths::EMAIL_ADAPTER`.
+pub fn email_adapter_source() -> &'static str {
+    EMAIL_ADAPTER_JS
+}
 
 /// The files adapter's source, installed at `Paths::FILES_ADAPTER`.
 pub fn files_adapter_source() -> &'static str {
@@ -292,6 +317,9 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
             serde_json::json!({"module": Paths::FILES_ADAPTER, "options": adapter}),
         );
     }
+    if let Some(email) = &spec.email {
+        set_email(&mut options, email, &release_dir);
+    }
     let mut config_json = serde_json::to_string_pretty(&Value::Object(options))?;
     config_json.push('\n');
 
@@ -326,6 +354,35 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         ca_pem: spec.ca_pem.clone(),
         db_credentials,
     })
+}
+
+/// parse-server's mail options: the charm's adapter (nodemailer from the release that runs,
+/// the password in this file only), `appName`, `verifyUserEmails`. Without an smtp relation
+/// none is set (parse-server's own defaults: no mail).
+fn set_email(options: &mut Map<String, Value>, email: &EmailSpec, release_dir: &str) {
+    let server = &email.server;
+    let mut adapter = serde_json::json!({
+        "releaseDir": release_dir,
+        "revision": source_digest(EMAIL_ADAPTER_JS),
+        "from": email.from,
+        "host": server.host,
+        "port": server.port,
+        "transportSecurity": server.security.as_str(),
+        "rejectUnauthorized": server.verify_certificate,
+        "caFile": MACHINE_CA_STORE,
+    });
+    if let Some((user, password)) = &server.auth {
+        adapter["user"] = user.clone().into();
+        adapter["password"] = password.clone().into();
+    }
+    options.insert(
+        "emailAdapter".into(),
+        serde_json::json!({"module": Paths::EMAIL_ADAPTER, "options": adapter}),
+    );
+    options.insert("appName".into(), email.app_name.clone().into());
+    if email.verify_user_emails {
+        options.insert("verifyUserEmails".into(), true.into());
+    }
 }
 
 /// A digest of a file the charm ships, so that a new one restarts the service loading it.
@@ -421,6 +478,7 @@ mod tests {
             postgres_tls: PostgresTls::Off,
             drain_seconds: 0,
             cloud_code: None,
+            email: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod model;
 mod tls;
 
 mod cloud_code;
+mod email;
 mod hostile;
 mod kit;
 mod machine;

@@ -11,6 +11,7 @@ mod bad_input;
 mod cloud_code;
 mod consistency;
 mod day_two;
+mod email;
 mod faults;
 mod jobs;
 mod lifecycle;

@@ -56,9 +56,16 @@ pub fn install_release(root: &Path, version: &str) {
         ),
     )
     .unwrap();
+    // nodemailer, as the charm's lockfile installs it (the mail adapter's transport).
+    std::fs::create_dir_all(release.join("node_modules/nodemailer")).unwrap();
+    std::fs::write(
+        release.join("node_modules/nodemailer/package.json"),
+        r#"{"version":"10.6.1"}"#,
+    )
+    .unwrap();
     std::fs::write(
         release.join("charm-options.json"),
-        r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"readOnlyMasterKey":null,"readOnlyMasterKeyIps":null}"#,
+        r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"readOnlyMasterKey":null,"readOnlyMasterKeyIps":null,"appName":"PARSE_SERVER_APP_NAME","emailAdapter":"PARSE_SERVER_EMAIL_ADAPTER","verifyUserEmails":"PARSE_SERVER_VERIFY_USER_EMAILS","preventLoginWithUnverifiedEmail":"PARSE_SERVER_PREVENT_LOGIN_WITH_UNVERIFIED_EMAIL","emailVerifyTokenValidityDuration":"PARSE_SERVER_EMAIL_VERIFY_TOKEN_VALIDITY_DURATION"}"#,
     )
     .unwrap();
 }

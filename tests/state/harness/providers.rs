@@ -129,6 +129,36 @@ impl World {
         id
     }
 
+    /// An smtp-integrator relation (`smtp`) whose unit joined and whose leader wrote
+    /// `app_bag` (nothing yet when empty).
+    pub fn relate_smtp(&mut self, app_bag: &[(&str, &str)]) -> String {
+        let id = self.relate_as("smtp", "smtp-integrator", "smtp");
+        self.remote_set(
+            &id,
+            "smtp-integrator/0",
+            &[("ingress-address", "10.0.0.50")],
+        );
+        self.remote_app_set(&id, app_bag);
+        id
+    }
+
+    /// smtp-integrator as it answers with a password in a secret granted to the relation
+    /// (`password_id`), STARTTLS, plain AUTH, a domain; returns the relation and the secret.
+    pub fn relate_smtp_with_secret(&mut self, password: &str) -> (String, String) {
+        let secret = self.grant_secret(&[("password", password)]);
+        let id = self.relate_smtp(&[
+            ("host", "smtp.example.com"),
+            ("port", "587"),
+            ("user", "mailer"),
+            ("password_id", secret.as_str()),
+            ("auth_type", "plain"),
+            ("transport_security", "starttls"),
+            ("domain", "example.com"),
+            ("skip_ssl_verify", "False"),
+        ]);
+        (id, secret)
+    }
+
     /// An application related on `website` (interface `http`), its unit 0 at 10.0.0.99.
     pub fn relate_website(&mut self, remote_app: &str) -> String {
         let id = self.relate_as("website", remote_app, "http");
