@@ -266,6 +266,14 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // A release an earlier charm revision installed has no nodemailer: mail makes the charm
+    // install the release again (the same locked tree, with it).
+    let mailer = "/opt/parse-server/releases/9.10.0/node_modules/nodemailer";
+    model
+        .unit(&unit)
+        .exec_ok(&["test", "-f", &format!("{mailer}/package.json")]);
+    model.unit(&unit).exec_ok(&["rm", "-rf", mailer]);
+
     // juju deploy smtp-integrator; juju integrate parse-server smtp-integrator.
     let rel = model.relate("smtp", "smtp-integrator");
     model.remote_set(&rel, "smtp-integrator/0", &[], Some(SMTP_HOST));
@@ -296,6 +304,12 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
         "/opt/parse-server/charm/smtp-email-adapter.js"
     );
     assert_eq!(o["publicServerURL"], "http://10.77.0.1:8080/parse");
+    let version = model.unit(&unit).exec_ok(&[
+        "node",
+        "-p",
+        &format!("require('{mailer}/package.json').version"),
+    ]);
+    assert_eq!(version.trim(), "10.6.1");
 
     // Before the site's CA is in the unit's store the server's certificate is refused: no
     // mail leaves, the journal says why, and the worker that tried keeps serving.
