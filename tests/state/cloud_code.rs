@@ -147,6 +147,41 @@ fn a_new_revision_rolls_out_and_the_previous_stays_beside_it_until_the_next() {
 }
 
 #[test]
+fn a_bundled_node_modules_is_used_as_it_is_with_no_npm() {
+    // The harness has no npm: a run of `npm ci` would fail the hook's preparation.
+    let mut w = serving("cloud-bundled");
+    let archive = targz(&[
+        ("main.js", "const pad = require('left-pad');\n", 0o644),
+        (
+            "package.json",
+            r#"{"dependencies": {"left-pad": "1.3.0"}}"#,
+            0o644,
+        ),
+        (
+            "node_modules/left-pad/index.js",
+            "module.exports = (s) => s;\n",
+            0o644,
+        ),
+        (
+            "node_modules/left-pad/package.json",
+            r#"{"name": "left-pad"}"#,
+            0o644,
+        ),
+    ]);
+    attach(&mut w, &archive);
+    let w = hook(w, "upgrade-charm");
+    w.assert_status(
+        StatusKind::Active,
+        &format!("cloud code {}", digest(&archive)),
+    );
+    let unpacked = w.root.join(format!(
+        "opt/parse-server/cloud/{}/node_modules/left-pad/index.js",
+        digest(&archive)
+    ));
+    assert!(unpacked.is_file());
+}
+
+#[test]
 fn an_es_module_is_imported() {
     let mut w = serving("cloud-esm");
     attach(
