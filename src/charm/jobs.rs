@@ -9,9 +9,8 @@ use serde_json::Value;
 
 use super::{Charm, Step};
 use crate::juju::hook_tools::bag_of;
-use crate::workload::files::{self, FileMode};
+use crate::workload::files::{self, FileMode, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use crate::workload::jobs::{self, Endpoint, SCHEDULER_UNIT, TIMER_UNIT};
-use crate::workload::service_files::{ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 
 const UNIT_FILE: FileMode = FileMode {
     mode: 0o644,

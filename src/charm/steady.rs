@@ -25,8 +25,8 @@ use super::user_secrets::UserSecret;
 use super::Charm;
 use crate::juju::Status;
 use crate::uri::DbUri;
-use crate::workload::files;
-use crate::workload::service_files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
+use crate::workload::files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
+use crate::workload::service_files;
 
 /// What a full reconcile that ended `active` found and the rendering that serves does not
 /// hold (port, mount path, workers, release and the database's CA are read from that).

@@ -21,10 +21,9 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use super::archive::{self, LIMITS};
-use super::files::{self, FileMode};
+use super::files::{self, FileMode, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use super::install::{self, InstallError};
 use super::paths::Paths;
-use super::service_files::{ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 
 /// The resource's name in metadata.yaml.
 pub const RESOURCE: &str = "cloud-code";

@@ -14,6 +14,18 @@ pub struct FileMode {
     pub gid: u32,
 }
 
+/// The charm's own records: root's alone.
+pub const ROOT_ONLY_DIR: FileMode = FileMode {
+    mode: 0o700,
+    uid: 0,
+    gid: 0,
+};
+pub const ROOT_ONLY_FILE: FileMode = FileMode {
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+};
+
 /// Writes `contents` to `path` unless it already holds exactly that with that mode and owner.
 /// Returns whether the file changed. The new content is written to a temporary file created
 /// with `mode` (so a secret is never readable by others, not even briefly) and renamed over.

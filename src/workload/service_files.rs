@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::files::{self, FileMode};
+use super::files::{self, FileMode, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use super::paths::Paths;
 use super::render::Rendered;
 
@@ -33,18 +33,6 @@ pub struct Changes {
     pub ca: bool,
     pub credentials: bool,
 }
-
-/// The charm's own records: root's alone.
-pub const ROOT_ONLY_DIR: FileMode = FileMode {
-    mode: 0o700,
-    uid: 0,
-    gid: 0,
-};
-pub const ROOT_ONLY_FILE: FileMode = FileMode {
-    mode: 0o600,
-    uid: 0,
-    gid: 0,
-};
 
 fn read_text(p: &Path) -> Result<Option<String>> {
     Ok(files::read_optional(p)

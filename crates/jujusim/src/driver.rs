@@ -377,53 +377,8 @@ fn cmd_set_leader(args: &[String]) -> CmdResult<i32> {
 fn cmd_attach_resource(args: &[String]) -> CmdResult<i32> {
     let p = parsed!(&[], args, 3, Some(3));
     let dir = existing_unit(&p.args[0])?;
-    attach_resource(&dir, &p.args[1], Path::new(&p.args[2]))?;
+    setup::attach_resource(&dir, &p.args[1], Path::new(&p.args[2]))?;
     Ok(0)
-}
-
-/// Registers `src` as resource `name` of the unit in `dir` (copied where `resource-get`
-/// finds it, as Juju's download would leave it).
-pub fn attach_resource(dir: &Path, name: &str, src: &Path) -> CmdResult<()> {
-    if !src.is_file() {
-        return Err(CmdError::runtime(format!(
-            "{}: no such file",
-            src.display()
-        )));
-    }
-    with_state(dir, |st| {
-        let meta = st.resource_meta.get(name).ok_or_else(|| {
-            CmdError::usage(format!(
-                "resource {} is not declared in metadata.yaml",
-                q(name)
-            ))
-        })?;
-        let filename = if meta.filename.is_empty() {
-            src.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| name.to_owned())
-        } else {
-            meta.filename.clone()
-        };
-        let parent = |p: &str| {
-            Path::new(p)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
-        };
-        let host = parent(&st.host_charm_dir).join("resources").join(name);
-        std::fs::create_dir_all(&host)?;
-        // A new file (not overwritten in place): a hook reading the old one keeps it whole.
-        let staged = host.join(format!(".{filename}.new"));
-        std::fs::copy(src, &staged)?;
-        std::fs::rename(&staged, host.join(&filename))?;
-        let unit_path = parent(&st.charm_dir)
-            .join("resources")
-            .join(name)
-            .join(&filename);
-        st.resources
-            .insert(name.to_owned(), unit_path.display().to_string());
-        Ok(())
-    })
 }
 
 fn cmd_status(args: &[String]) -> CmdResult<i32> {

@@ -1,4 +1,5 @@
-//! Creating a unit directory (`jujusim init`): state.json from the charm's YAML files and the `U/tools` symlinks.
+//! Creating a unit directory (`jujusim init`): state.json from the charm's YAML files and the `U/tools` symlinks;
+//! registering a resource file with a unit (`attach-resource`).
 
 use crate::agent::state::{self, State, Status};
 use crate::agent::{charm, journal};
@@ -102,6 +103,51 @@ pub fn init_unit(dir: &Path, o: &InitOpts) -> CmdResult<State> {
     }
     make_tools(dir)?;
     Ok(st)
+}
+
+/// Registers `src` as resource `name` of the unit in `dir` (copied where `resource-get`
+/// finds it, as Juju's download would leave it).
+pub fn attach_resource(dir: &Path, name: &str, src: &Path) -> CmdResult<()> {
+    if !src.is_file() {
+        return Err(CmdError::runtime(format!(
+            "{}: no such file",
+            src.display()
+        )));
+    }
+    state::with_state(dir, |st| {
+        let meta = st.resource_meta.get(name).ok_or_else(|| {
+            CmdError::usage(format!(
+                "resource {} is not declared in metadata.yaml",
+                q(name)
+            ))
+        })?;
+        let filename = if meta.filename.is_empty() {
+            src.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.to_owned())
+        } else {
+            meta.filename.clone()
+        };
+        let parent = |p: &str| {
+            Path::new(p)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let host = parent(&st.host_charm_dir).join("resources").join(name);
+        std::fs::create_dir_all(&host)?;
+        // A new file (not overwritten in place): a hook reading the old one keeps it whole.
+        let staged = host.join(format!(".{filename}.new"));
+        std::fs::copy(src, &staged)?;
+        std::fs::rename(&staged, host.join(&filename))?;
+        let unit_path = parent(&st.charm_dir)
+            .join("resources")
+            .join(name)
+            .join(&filename);
+        st.resources
+            .insert(name.to_owned(), unit_path.display().to_string());
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ pub fn add_unit(model_dir: &Path, o: &AddUnit) -> CmdResult<(String, PathBuf)> {
         }
         let dir = dir.canonicalize().unwrap_or(dir);
         for (res, copy) in &m.resources {
-            crate::driver::attach_resource(&dir, res, Path::new(copy))?;
+            setup::attach_resource(&dir, res, Path::new(copy))?;
         }
         state::with_state(&dir, |st| {
             st.model_dir = model_dir.display().to_string();
@@ -474,7 +474,7 @@ pub fn attach_resource(model_dir: &Path, name: &str, src: &Path) -> CmdResult<()
             let _ = std::fs::remove_file(old);
         }
         for u in m.alive_units() {
-            crate::driver::attach_resource(Path::new(&m.units[&u].dir), name, &copy)?;
+            setup::attach_resource(Path::new(&m.units[&u].dir), name, &copy)?;
             m.queue.push(Event::new(&u, "upgrade-charm"));
             m.queue.push(Event::new(&u, "config-changed"));
             if m.leader != u {
