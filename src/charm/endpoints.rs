@@ -13,6 +13,8 @@ pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
 pub const WEBSITE_ENDPOINT: &str = "website";
 /// smtp-integrator's `smtp` endpoint: the SMTP server parse-server sends mail through.
 pub const SMTP_ENDPOINT: &str = "smtp";
+/// Charmed Valkey's `valkey-client` endpoint: the Redis every unit shares.
+pub const VALKEY_ENDPOINT: &str = "valkey";
 /// The units of this application (the rolling restart, the shared key).
 pub const PEER_ENDPOINT: &str = "parse-peers";
 
@@ -74,6 +76,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         name: SMTP_ENDPOINT,
         role: Role::Requires,
         interface: "smtp",
+        limit: Some(1),
+    },
+    Endpoint {
+        name: VALKEY_ENDPOINT,
+        role: Role::Requires,
+        interface: "valkey_client",
         limit: Some(1),
     },
     Endpoint {

@@ -83,7 +83,7 @@ impl Charm<'_> {
             drain_seconds: balancers.drain_seconds,
             cloud_code: cloud_code.clone(),
             email,
-            redis_url: redis.clone(),
+            redis: redis.as_ref().map(|r| r.spec.clone()),
             live_query_classes: config.live_query_classes.clone(),
         };
         let rendered = render::render(&spec)?;
@@ -123,8 +123,11 @@ impl Charm<'_> {
             database: database.uri,
             postgis_hint: postgis_hint.clone(),
             user_secrets,
-            redis,
+            redis: redis
+                .as_ref()
+                .map(|r| (r.spec.url.clone(), r.spec.ca_pem.clone())),
             live_query_scope,
+            rate_limit_caveat: redis.as_ref().and_then(|r| r.rate_limit_caveat.clone()),
         };
         let serving = Serving {
             port: config.port,
@@ -136,6 +139,7 @@ impl Charm<'_> {
             cloud_code: cloud_code.map(|c| c.digest),
             jobs_problem: self.jobs_problem(),
             live_query_scope,
+            rate_limit_caveat: steady.rate_limit_caveat.clone(),
         };
         Ok((serving, steady))
     }

@@ -1,40 +1,147 @@
-//! The Redis every instance shares (`redis-url`), checked before anything is touched, and
-//! what LiveQuery's status says without one.
+//! The Redis every instance shares: `redis-url`, or a relation to Charmed Valkey; checked
+//! before anything is touched. And what the status says when something is not shared.
 
 use std::time::Duration;
 
+use super::endpoints::VALKEY_ENDPOINT;
 use super::peers::Peers;
 use super::status::{Blocked, Invalid, LiveQueryScope, Waiting};
 use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
+use crate::relations::database_client::{pem_bundle, ProviderData};
+use crate::relations::valkey_client::{self, Answer};
+use crate::relations::Missing;
+use crate::uri::RedisUrl;
 use crate::workload::database::DbError;
+use crate::workload::render::RedisSpec;
 
 /// How long the check waits for the server at each step.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The shared Redis as parse-server gets it, and what it cannot share.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SharedRedis {
+    pub spec: RedisSpec,
+    /// Why `rateLimit` entries keep counting per process, when `extra-options` has some.
+    pub rate_limit_caveat: Option<String>,
+}
+
 impl Charm<'_> {
-    /// The URL parse-server gets (with its credentials: a secret), once the server answered
-    /// and accepted them; `None` without `redis-url`. A server that does not answer stops
-    /// the reconcile (`waiting`: whatever serves keeps serving); one that refuses the URL's
-    /// password or database is the operator's to fix (`blocked`).
-    pub(super) fn redis(&self, config: &CharmConfig) -> Step<Option<String>> {
-        let Some(url) = &config.redis_url else {
-            return Ok(None);
-        };
-        match self.probes.redis(url, REDIS_TIMEOUT) {
-            Ok(()) => Ok(Some(url.to_secret_string())),
-            Err(DbError::Refused(why)) | Err(DbError::BadUri(why)) => {
-                blocked(Blocked::InvalidConfig(vec![Invalid::new(
+    /// The Redis parse-server gets, once the server answered and accepted the credentials;
+    /// `None` without one. A server that does not answer stops the reconcile (`waiting`:
+    /// whatever serves keeps serving); one that refuses `redis-url`'s password or database is
+    /// the operator's to fix (`blocked`), the relation's the provider's (`waiting`).
+    pub(super) fn redis(&self, config: &CharmConfig) -> Step<Option<SharedRedis>> {
+        let relation = self.live_relations(VALKEY_ENDPOINT)?.first().cloned();
+        let (url, ca_pem, source) = match (&config.redis_url, relation) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return blocked(invalid(
                     "redis-url",
-                    format!("{}: {why}", url.describe()),
-                )]))
+                    "and the valkey relation both give a Redis: unset redis-url or remove the \
+                     relation",
+                ))
             }
-            Err(DbError::Unreachable(why)) => waiting(Waiting::RedisUnreachable {
-                server: url.describe(),
+            (Some(url), None) => (url.clone(), None, "redis-url"),
+            (None, Some(id)) => {
+                let (url, ca) = self.valkey(&id)?;
+                (url, ca, "valkey relation")
+            }
+        };
+        let info = match self.probes.redis(&url, ca_pem.as_deref(), REDIS_TIMEOUT) {
+            Ok(info) => info,
+            Err(DbError::Unreachable(why)) => {
+                return waiting(Waiting::RedisUnreachable {
+                    source: source.into(),
+                    server: url.describe(),
+                    why,
+                })
+            }
+            Err(DbError::Refused(why)) | Err(DbError::BadUri(why)) => {
+                let why = format!("{}: {why}", url.describe());
+                return if config.redis_url.is_some() {
+                    blocked(invalid("redis-url", why))
+                } else {
+                    waiting(Waiting::DatabaseRefused {
+                        source: source.into(),
+                        why,
+                    })
+                };
+            }
+        };
+        // rate-limit-redis counts with scripts, and its client takes a URL only (no CA).
+        let caveat = if !info.scripts {
+            Some("the Redis user may not run scripts")
+        } else if ca_pem.is_some() {
+            Some("their client cannot be given the Redis's CA")
+        } else {
+            None
+        };
+        Ok(Some(SharedRedis {
+            rate_limit_caveat: caveat
+                .filter(|_| config.extra_options.contains_key("rateLimit"))
+                .map(str::to_owned),
+            spec: RedisSpec {
+                url: url.to_secret_string(),
+                ca_pem,
+                rate_limits: caveat.is_none(),
+            },
+        }))
+    }
+
+    /// Charmed Valkey: the leader asks for a client user; every unit reads the answer, the
+    /// credentials and the CA from the provider's secrets.
+    fn valkey(&self, id: &str) -> Step<(RedisUrl, Option<String>)> {
+        if self.tools.is_leader()? {
+            let own = self.tools.relation_get_app(id, &self.ctx.app_name)?;
+            if !valkey_client::is_requested(&own) {
+                self.tools.relation_set_app(id, &valkey_client::request())?;
+            }
+        }
+        let Some(remote_app) = self.remote_app(id)? else {
+            return waiting(Waiting::ProviderJoin {
+                kind: "valkey".into(),
+                endpoint: VALKEY_ENDPOINT.into(),
+            });
+        };
+        let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
+        let user = self.provider_secret(VALKEY_ENDPOINT, raw.secret_user.as_deref())?;
+        let tls = self.provider_secret(VALKEY_ENDPOINT, raw.secret_tls.as_deref())?;
+        let provider = raw.with_secrets(user.as_ref(), tls.as_ref());
+        let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
+            (Some(ca), true) => match pem_bundle(ca) {
+                Ok(pem) => Some(pem),
+                Err(why) => {
+                    return waiting(Waiting::ProviderData {
+                        endpoint: VALKEY_ENDPOINT.into(),
+                        why,
+                    })
+                }
+            },
+            (None, true) => {
+                return waiting(Waiting::ProviderShare {
+                    kind: "valkey".into(),
+                    what: Missing::TlsCa,
+                })
+            }
+            _ => None,
+        };
+        match valkey_client::connection(&provider) {
+            Answer::Ready(url) => Ok((url, ca_pem)),
+            Answer::Incomplete(what) => waiting(Waiting::ProviderShare {
+                kind: "valkey".into(),
+                what,
+            }),
+            Answer::Unusable(why) => waiting(Waiting::ProviderData {
+                endpoint: VALKEY_ENDPOINT.into(),
                 why,
             }),
         }
     }
+}
+
+fn invalid(option: &str, reason: impl Into<String>) -> Blocked {
+    Blocked::InvalidConfig(vec![Invalid::new(option, reason)])
 }
 
 /// Which clients a LiveQuery event reaches when it is not every client: LiveQuery on, no

@@ -118,8 +118,13 @@ pub enum Waiting {
     /// The smtp relation's provider has not (yet) given what mail needs (`what`: the
     /// fields, by name).
     SmtpShare { what: String },
-    /// The Redis of `redis-url` does not answer (`server`: without credentials).
-    RedisUnreachable { server: String, why: String },
+    /// The shared Redis (`source`: `redis-url` or the valkey relation) does not answer
+    /// (`server`: without credentials).
+    RedisUnreachable {
+        source: String,
+        server: String,
+        why: String,
+    },
 }
 
 /// Why a provider's secret cannot be read.
@@ -166,6 +171,8 @@ pub struct Serving {
     /// With LiveQuery on and no shared Redis, the widest scope its events reach when more
     /// than one process serves (`None`: every client gets every event).
     pub live_query_scope: Option<LiveQueryScope>,
+    /// With a shared Redis, why the `rateLimit` entries still count per process.
+    pub rate_limit_caveat: Option<String>,
 }
 
 /// Which clients a LiveQuery event reaches without a shared Redis.
@@ -328,9 +335,13 @@ impl fmt::Display for Waiting {
             Waiting::SmtpShare { what } => {
                 write!(f, "smtp relation: waiting for the provider to share {what}")
             }
-            Waiting::RedisUnreachable { server, why } => write!(
+            Waiting::RedisUnreachable {
+                source,
+                server,
+                why,
+            } => write!(
                 f,
-                "redis-url: {server} does not answer: {why} (the service keeps what it serves)"
+                "{source}: {server} does not answer: {why} (the service keeps what it serves)"
             ),
         }
     }
@@ -380,6 +391,9 @@ impl fmt::Display for Serving {
                 f,
                 "; LiveQuery events stay within each {who}: set redis-url"
             )?;
+        }
+        if let Some(why) = &self.rate_limit_caveat {
+            write!(f, "; rate limits count per process: {why}")?;
         }
         if let Some(problem) = &self.jobs_problem {
             write!(f, "; {problem}")?;
@@ -499,7 +513,7 @@ impl Waiting {
             Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
             Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
             Waiting::SmtpShare { .. } => "the `smtp` relation exists but smtp-integrator has not (yet) written `host`, `port`, `auth_type`, `transport_security`, or the `user` or password its `auth_type` needs; the service keeps serving its last good configuration",
-            Waiting::RedisUnreachable { .. } => "the Redis `redis-url` names does not answer (checked with AUTH, SELECT and PING before anything is rendered; one that refuses the URL's password or database is `blocked` as invalid config); the service keeps serving its last good configuration",
+            Waiting::RedisUnreachable { .. } => "the shared Redis (`redis-url` or the `valkey` relation) does not answer (checked with AUTH, SELECT and PING before anything is rendered; one that refuses `redis-url`'s password or database is `blocked` as invalid config, the relation's `waiting` as refused); the service keeps serving its last good configuration",
         }
     }
 
@@ -547,6 +561,7 @@ impl Waiting {
                 what: part("fields"),
             },
             Waiting::RedisUnreachable {
+                source: part("redis-url|valkey relation"),
                 server: part("redis://host:port"),
                 why: part("reason"),
             },
@@ -598,6 +613,7 @@ pub fn catalogue() -> Vec<Entry> {
         cloud_code: None,
         jobs_problem: None,
         live_query_scope: None,
+        rate_limit_caveat: None,
     };
     let with_cloud_code = Serving {
         cloud_code: Some(part("digest")),
@@ -613,6 +629,10 @@ pub fn catalogue() -> Vec<Entry> {
     };
     let live_query_per_process = Serving {
         live_query_scope: Some(LiveQueryScope::Process),
+        ..serving.clone()
+    };
+    let rate_limits_per_process = Serving {
+        rate_limit_caveat: Some(part("reason")),
         ..serving.clone()
     };
     let without_postgis = Serving {
@@ -657,6 +677,10 @@ pub fn catalogue() -> Vec<Entry> {
     out.push(Entry {
         status: live_query_per_process.into(),
         when: "the same on one unit with several workers: each worker process has its own LiveQuery server",
+    });
+    out.push(Entry {
+        status: rate_limits_per_process.into(),
+        when: "`extra-options` has `rateLimit` and the shared Redis cannot hold its counters: the Redis user may not run scripts (rate-limit-redis counts with `EVALSHA`; Charmed Valkey's client users may not), or its TLS needs a CA parse-server cannot give the limiter's client",
     });
     out.push(Entry {
         status: without_postgis.into(),
@@ -814,6 +838,7 @@ mod tests {
             cloud_code: None,
             jobs_problem: None,
             live_query_scope: None,
+            rate_limit_caveat: None,
         };
         assert_eq!(
             s.to_string(),

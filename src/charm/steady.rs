@@ -41,11 +41,13 @@ pub struct Steady {
     /// The options whose values came from user secrets, with those values: a steady hook
     /// reads each secret again (a revocation fires no hook; a new revision may be missed).
     pub user_secrets: Vec<UserSecret>,
-    /// The shared Redis the service uses (its URL with credentials), re-checked like the
-    /// database.
-    pub redis: Option<String>,
-    /// What the status says of LiveQuery's reach (it changes only with a hook: config, peers).
+    /// The shared Redis the service uses (its URL with credentials, and its CA), re-checked
+    /// like the database.
+    pub redis: Option<(String, Option<String>)>,
+    /// What the status says of LiveQuery's reach and of the rate limits (these change only
+    /// with a hook: config, peers, relations).
     pub live_query_scope: Option<LiveQueryScope>,
+    pub rate_limit_caveat: Option<String>,
 }
 
 const FORMAT: u64 = 4;
@@ -64,7 +66,8 @@ impl Steady {
                 "uri": u.uri,
                 "value": u.value,
             })).collect::<Vec<_>>(),
-            "redis": self.redis,
+            "redis": self.redis.as_ref().map(|(url, ca)| json!({"url": url, "ca": ca})),
+            "rate_limit_caveat": self.rate_limit_caveat,
             "live_query_scope": match self.live_query_scope {
                 None => Value::Null,
                 Some(LiveQueryScope::Unit) => "unit".into(),
@@ -101,8 +104,17 @@ impl Steady {
                 .collect::<Option<Vec<_>>>()?,
             redis: match &v["redis"] {
                 Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                _ => return None,
+                r => Some((
+                    r["url"].as_str()?.to_owned(),
+                    match &r["ca"] {
+                        Value::Null => None,
+                        ca => Some(ca.as_str()?.to_owned()),
+                    },
+                )),
+            },
+            rate_limit_caveat: match &v["rate_limit_caveat"] {
+                Value::Null => None,
+                c => Some(c.as_str()?.to_owned()),
             },
             live_query_scope: match v["live_query_scope"].as_str() {
                 None if v["live_query_scope"].is_null() => None,
@@ -181,11 +193,15 @@ impl Charm<'_> {
         if (info.postgis == Some(false)) != steady.postgis_hint.is_some() {
             return Ok(None);
         }
-        if let Some(url) = &steady.redis {
+        if let Some((url, ca)) = &steady.redis {
             let Ok(url) = RedisUrl::parse(url) else {
                 return Ok(None);
             };
-            if self.probes.redis(&url, self.timeouts.database).is_err() {
+            if self
+                .probes
+                .redis(&url, ca.as_deref(), self.timeouts.database)
+                .is_err()
+            {
                 return Ok(None);
             }
         }
@@ -204,6 +220,7 @@ impl Charm<'_> {
                 cloud_code: good.cloud_code_digest(),
                 jobs_problem: self.jobs_problem(),
                 live_query_scope: steady.live_query_scope,
+                rate_limit_caveat: steady.rate_limit_caveat,
             }
             .into(),
         ))
@@ -227,8 +244,14 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
-            redis: hint.map(|_| "redis://:p%40w@10.0.0.9:6379".to_owned()),
+            redis: hint.map(|_| {
+                (
+                    "redis://:p%40w@10.0.0.9:6379".to_owned(),
+                    Some("-----BEGIN CERTIFICATE-----\n".to_owned()),
+                )
+            }),
             live_query_scope: hint.map(|_| LiveQueryScope::Process),
+            rate_limit_caveat: hint.map(|_| "the Redis user may not run scripts".to_owned()),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod mongodb_client;
 pub mod peers;
 pub mod postgresql_client;
 pub mod smtp;
+pub mod valkey_client;
 pub mod website;
 
 /// What a database provider has not yet given (the charm says so in its status).

@@ -48,9 +48,15 @@ pub trait Probes {
     ) -> anyhow::Result<Result<(), String>> {
         super::cloud_code::check_loads(paths, check)
     }
-    /// Whether the Redis behind `url` answers and accepts its credentials and database.
-    fn redis(&self, url: &crate::uri::RedisUrl, timeout: Duration) -> Result<(), DbError> {
-        super::redis::check(url, timeout)
+    /// Whether the Redis behind `url` answers and accepts its credentials and database
+    /// (over TLS verified with `ca_pem` when given), and what its user may do.
+    fn redis(
+        &self,
+        url: &crate::uri::RedisUrl,
+        ca_pem: Option<&str>,
+        timeout: Duration,
+    ) -> Result<super::redis::RedisInfo, DbError> {
+        super::redis::check(url, ca_pem, timeout)
     }
     /// Waits between two health checks.
     fn pause(&self, d: Duration) {

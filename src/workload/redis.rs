@@ -2,6 +2,12 @@
 //! as parse-server's client (node-redis) will use them: `AUTH`, `SELECT`, `PING` in Redis's
 //! own protocol (RESP), over TLS for `rediss://` (verified with the public CAs Node trusts).
 //! What the server says is reduced to a fixed reason: nothing it echoes reaches a status.
+//!
+//! It also asks whether the user may run scripts: rate-limit-redis (parse-server's shared
+//! rate limits) counts with `EVALSHA`, which an ACL without `@scripting` refuses (Charmed
+//! Valkey gives its client users `-@all +@read +@write +@keyspace +@pubsub +@transaction
+//! +info`); such a user still serves LiveQuery and the cache. A `PING` such a user may not
+//! run (`NOPERM`) is no fault: the server answered and the password was accepted.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -52,8 +58,19 @@ fn code(line: &str) -> &str {
         .unwrap_or("")
 }
 
+/// What the server lets the URL's user do beyond LiveQuery and the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisInfo {
+    /// Whether it may run scripts (`EVALSHA`): shared rate limits need it.
+    pub scripts: bool,
+}
+
+/// A script digest no server holds: `EVALSHA` of it answers `NOSCRIPT` where scripts are
+/// allowed and `NOPERM` where the ACL refuses them, and runs nothing either way.
+const NO_SCRIPT: &str = "0000000000000000000000000000000000000000";
+
 /// The conversation, on any stream.
-fn converse(stream: impl Read + Write, url: &RedisUrl) -> Result<(), DbError> {
+fn converse(stream: impl Read + Write, url: &RedisUrl) -> Result<RedisInfo, DbError> {
     fn send<S: Read + Write>(r: &mut BufReader<S>, args: &[&str]) -> Result<String, DbError> {
         r.get_mut()
             .write_all(&command(args))
@@ -90,18 +107,29 @@ fn converse(stream: impl Read + Write, url: &RedisUrl) -> Result<(), DbError> {
     }
     let answer = send(&mut r, &["PING"])?;
     match answer.as_str() {
-        "+PONG" => Ok(()),
-        _ => Err(DbError::Refused(match code(&answer) {
-            "NOAUTH" => "the server requires a password (none in the URL)".into(),
-            "NOPERM" => "the user may not run PING".into(),
-            c if answer.starts_with('-') => format!("the server refused PING ({c})"),
-            _ => "the server does not speak Redis's protocol".into(),
-        })),
+        "+PONG" => {}
+        _ if code(&answer) == "NOPERM" => {}
+        _ => {
+            return Err(DbError::Refused(match code(&answer) {
+                "NOAUTH" => "the server requires a password (none in the URL)".into(),
+                c if answer.starts_with('-') => format!("the server refused PING ({c})"),
+                _ => "the server does not speak Redis's protocol".into(),
+            }))
+        }
     }
+    let answer = send(&mut r, &["EVALSHA", NO_SCRIPT, "0"])?;
+    Ok(RedisInfo {
+        scripts: code(&answer) != "NOPERM",
+    })
 }
 
-/// Connects to the URL's server and checks what parse-server's client will do first.
-pub fn check(url: &RedisUrl, timeout: Duration) -> Result<(), DbError> {
+/// Connects to the URL's server and checks what parse-server's client will do first; over
+/// TLS, the server's certificate is verified with `ca_pem` (else the public CAs).
+pub fn check(
+    url: &RedisUrl,
+    ca_pem: Option<&str>,
+    timeout: Duration,
+) -> Result<RedisInfo, DbError> {
     let port = url.host.port.unwrap_or(RedisUrl::DEFAULT_PORT);
     let addrs: Vec<_> = (url.host.name.as_str(), port)
         .to_socket_addrs()
@@ -122,7 +150,11 @@ pub fn check(url: &RedisUrl, timeout: Duration) -> Result<(), DbError> {
         if !url.tls {
             return converse(tcp, url);
         }
-        let config = PostgresTls::PublicRoots
+        let tls = match ca_pem {
+            Some(pem) => PostgresTls::Ca(pem.to_owned()),
+            None => PostgresTls::PublicRoots,
+        };
+        let config = tls
             .client_config()
             .map_err(DbError::Refused)?
             .ok_or_else(|| DbError::Refused("no TLS settings".into()))?;
@@ -182,12 +214,28 @@ mod tests {
 
     #[test]
     fn auth_select_ping() {
-        let (port, h) = server(&["+OK", "+OK", "+PONG"]);
-        check(&url(port, "parse:pw@", "/3"), Duration::from_secs(5)).unwrap();
-        assert_eq!(h.join().unwrap(), ["AUTH parse pw", "SELECT 3", "PING"]);
-        let (port, h) = server(&["+PONG"]);
-        check(&url(port, "", ""), Duration::from_secs(5)).unwrap();
-        assert_eq!(h.join().unwrap(), ["PING"]);
+        let (port, h) = server(&["+OK", "+OK", "+PONG", "-NOSCRIPT No matching script."]);
+        let info = check(&url(port, "parse:pw@", "/3"), None, Duration::from_secs(5)).unwrap();
+        assert!(info.scripts);
+        assert_eq!(
+            h.join().unwrap(),
+            [
+                "AUTH parse pw",
+                "SELECT 3",
+                "PING",
+                &format!("EVALSHA {NO_SCRIPT} 0")
+            ]
+        );
+        // Charmed Valkey's client user: no PING, no scripts.
+        const VALKEY_USER: &[&str] = &[
+            "+OK",
+            "-NOPERM User parse has no permissions to run the 'ping' command",
+            "-NOPERM User parse has no permissions to run the 'evalsha' command",
+        ];
+        let (port, h) = server(VALKEY_USER);
+        let info = check(&url(port, ":pw@", ""), None, Duration::from_secs(5)).unwrap();
+        assert!(!info.scripts);
+        h.join().unwrap();
     }
 
     #[test]
@@ -211,7 +259,7 @@ mod tests {
         ] {
             let answers: &'static [&'static str] = Box::leak(answers.to_vec().into_boxed_slice());
             let (port, h) = server(answers);
-            match check(&url(port, auth, db), Duration::from_secs(5)) {
+            match check(&url(port, auth, db), None, Duration::from_secs(5)) {
                 Err(DbError::Refused(r)) => assert!(r.contains(why), "{r}"),
                 other => panic!("{other:?}"),
             }
@@ -226,7 +274,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        match check(&url(port, "", ""), Duration::from_secs(2)) {
+        match check(&url(port, "", ""), None, Duration::from_secs(2)) {
             Err(DbError::Unreachable(r)) => assert_eq!(r, "connection refused"),
             other => panic!("{other:?}"),
         }

@@ -59,8 +59,8 @@ pub struct ServiceSpec {
     pub cloud_code: Option<CloudCode>,
     /// The mail adapter's settings (an smtp relation), if any.
     pub email: Option<EmailSpec>,
-    /// The Redis every instance shares (its URL with credentials: a secret), if any.
-    pub redis_url: Option<String>,
+    /// The Redis every instance shares, if any.
+    pub redis: Option<RedisSpec>,
     /// The classes LiveQuery serves; empty: no LiveQuery server.
     pub live_query_classes: Vec<String>,
 }
@@ -74,6 +74,18 @@ pub struct EmailSpec {
     /// parse-server's `appName` (its mails and pages name the application).
     pub app_name: String,
     pub verify_user_emails: bool,
+}
+
+/// A Redis every instance shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSpec {
+    /// Its URL with the credentials (a secret).
+    pub url: String,
+    /// The CA its TLS certificate is verified with (else Node's public CAs).
+    pub ca_pem: Option<String>,
+    /// Whether the rate limits count in it (its user may run scripts, and no CA is needed:
+    /// parse-server gives their client a URL only).
+    pub rate_limits: bool,
 }
 
 /// The machine's CA store, which the mail adapter trusts besides Node's own CAs (where a
@@ -371,30 +383,44 @@ const REDIS_CACHE_ADAPTER: &str =
 /// sessions, users and roles (a logout is seen by every instance at once) and the rate
 /// limits' counters. Without Redis each of these is per process.
 fn set_shared_state(options: &mut Map<String, Value>, spec: &ServiceSpec, release_dir: &str) {
-    let redis = spec.redis_url.as_deref();
+    // node-redis takes a CA as a TLS socket option beside the URL.
+    let socket = |r: &RedisSpec| {
+        r.ca_pem
+            .as_ref()
+            .map(|ca| serde_json::json!({"socket": {"ca": ca}}))
+    };
     if !spec.live_query_classes.is_empty() {
         let mut live_query = serde_json::json!({"classNames": spec.live_query_classes});
-        let mut server = Map::new();
-        if let Some(url) = redis {
-            live_query["redisURL"] = url.into();
-            server.insert("redisURL".into(), url.into());
+        options.insert("startLiveQueryServer".into(), true.into());
+        if let Some(r) = &spec.redis {
+            let mut server = serde_json::json!({"redisURL": r.url});
+            live_query["redisURL"] = r.url.clone().into();
+            if let Some(o) = socket(r) {
+                live_query["redisOptions"] = o.clone();
+                server["redisOptions"] = o;
+            }
+            options.insert("liveQueryServerOptions".into(), server);
         }
         options.insert("liveQuery".into(), live_query);
-        options.insert("startLiveQueryServer".into(), true.into());
-        if !server.is_empty() {
-            options.insert("liveQueryServerOptions".into(), Value::Object(server));
-        }
     }
-    let Some(url) = redis else {
+    let Some(r) = &spec.redis else {
         return;
     };
+    let mut cache = serde_json::json!({"url": r.url});
+    if let Some(Value::Object(o)) = socket(r) {
+        cache.as_object_mut().expect("an object").extend(o);
+    }
     options.insert(
         "cacheAdapter".into(),
         serde_json::json!({
             "module": format!("{release_dir}/{REDIS_CACHE_ADAPTER}"),
-            "options": {"url": url},
+            "options": cache,
         }),
     );
+    if !r.rate_limits {
+        return;
+    }
+    let url = r.url.as_str();
     match options.get_mut("rateLimit") {
         Some(Value::Array(limits)) => {
             for limit in limits.iter_mut().filter_map(Value::as_object_mut) {
@@ -531,7 +557,7 @@ mod tests {
             drain_seconds: 0,
             cloud_code: None,
             email: None,
-            redis_url: None,
+            redis: None,
             live_query_classes: Vec::new(),
         }
     }
@@ -555,7 +581,11 @@ mod tests {
         assert!(v.get("cacheAdapter").is_none());
 
         let url = "redis://:pw@10.0.0.9:6379";
-        s.redis_url = Some(url.into());
+        s.redis = Some(RedisSpec {
+            url: url.into(),
+            ca_pem: None,
+            rate_limits: true,
+        });
         s.extra_options = json!({"rateLimit": [{"requestPath": "*", "requestTimeWindow": 1000, "requestCount": 5}]})
             .as_object()
             .unwrap()
@@ -582,6 +612,30 @@ mod tests {
         assert!(v.get("liveQuery").is_none());
         assert_eq!(v["rateLimit"]["redisUrl"], url);
         assert!(v["cacheAdapter"].is_object());
+        // A user that may not run scripts, or a private CA: the limits stay per process,
+        // the CA goes with every other client.
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        s.redis = Some(RedisSpec {
+            url: "rediss://u:pw@10.0.0.9:6379".into(),
+            ca_pem: Some(ca.into()),
+            rate_limits: false,
+        });
+        s.live_query_classes = vec!["Message".into()];
+        let v = options(&s);
+        assert!(v["rateLimit"].get("redisUrl").is_none(), "{v}");
+        assert_eq!(v["cacheAdapter"]["options"]["socket"]["ca"], ca);
+        assert_eq!(
+            v["cacheAdapter"]["options"]["url"],
+            "rediss://u:pw@10.0.0.9:6379"
+        );
+        assert_eq!(
+            v["liveQuery"]["redisOptions"],
+            json!({"socket": {"ca": ca}})
+        );
+        assert_eq!(
+            v["liveQueryServerOptions"]["redisOptions"]["socket"]["ca"],
+            ca
+        );
     }
 
     #[test]

@@ -226,3 +226,157 @@ fn a_steady_update_status_checks_redis_and_says_when_it_stops_answering() {
     assert_eq!(w.restarts, restarts, "a running service is left alone");
     assert_eq!(leaked(&w), None);
 }
+
+const VALKEY_PASSWORD: &str = "v4lkey-client-pa55";
+
+/// A unit serving on mongodb with LiveQuery and a rate limit, related to Charmed Valkey
+/// that answered with `extra` besides the client user's secret.
+fn with_valkey(tag: &str, extra: &[(&str, &str)]) -> (World, String) {
+    let mut w = serving(tag);
+    w.set("live-query-classes", "Message")
+        .set("extra-options", LIMIT);
+    let w = hook(w, "config-changed");
+    let mut w = w;
+    let secret = w.grant_secret(&[("username", "relation-7"), ("password", VALKEY_PASSWORD)]);
+    let mut bag = vec![
+        ("database", "*"),
+        ("endpoints", "10.0.0.31:6379"),
+        ("secret-user", secret.as_str()),
+        ("version", "9.0.1"),
+    ];
+    bag.extend_from_slice(extra);
+    let id = w.relate_valkey(&bag);
+    let w = hook(
+        w,
+        On::relation("valkey-relation-changed", &id).unit("valkey/0"),
+    );
+    (w, id)
+}
+
+#[test]
+fn charmed_valkey_asks_for_every_key_and_serves_with_its_client_user() {
+    let (w, id) = with_valkey("valkey-plain", &[]);
+    w.assert_status(StatusKind::Active, "serving");
+    let asked = &w.relations[&id].local_app_bag;
+    assert_eq!(asked["database"], "*");
+    assert!(asked["requested-secrets"].contains("password"));
+    let url = format!("redis://relation-7:{VALKEY_PASSWORD}@10.0.0.31:6379");
+    let o = options(&w);
+    assert_eq!(o["liveQuery"]["redisURL"], url.as_str());
+    assert_eq!(o["cacheAdapter"]["options"]["url"], url.as_str());
+    assert_eq!(o["rateLimit"][0]["redisUrl"], url.as_str());
+    assert!(w
+        .logs
+        .iter()
+        .chain(w.statuses.iter().map(|s| &s.message))
+        .all(|l| !l.contains(VALKEY_PASSWORD)));
+}
+
+#[test]
+fn valkey_s_client_user_may_not_run_scripts_so_rate_limits_stay_per_process() {
+    let mut w = serving("valkey-no-scripts");
+    w.redis_scripts = false;
+    let w = hook(w, "config-changed");
+    let (w, _) = {
+        let mut w = w;
+        w.set("live-query-classes", "Message")
+            .set("extra-options", LIMIT);
+        let secret = w.grant_secret(&[("username", "relation-7"), ("password", VALKEY_PASSWORD)]);
+        let id = w.relate_valkey(&[
+            ("endpoints", "10.0.0.31:6379"),
+            ("secret-user", secret.as_str()),
+        ]);
+        let w = hook(
+            w,
+            On::relation("valkey-relation-changed", &id).unit("valkey/0"),
+        );
+        (w, id)
+    };
+    let o = options(&w);
+    assert!(o["rateLimit"][0].get("redisUrl").is_none(), "{o}");
+    w.assert_status(
+        StatusKind::Active,
+        "; rate limits count per process: the Redis user may not run scripts",
+    );
+    assert!(o["cacheAdapter"].is_object());
+    assert!(o["liveQuery"]["redisURL"].is_string());
+}
+
+#[test]
+fn valkey_over_tls_with_its_ca() {
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIBdGVzdA==\n-----END CERTIFICATE-----";
+    let mut w = serving("valkey-tls");
+    let user = w.grant_secret(&[("username", "relation-7"), ("password", VALKEY_PASSWORD)]);
+    let tls = w.grant_secret(&[("tls", "True"), ("tls-ca", ca)]);
+    w.set("live-query-classes", "Message");
+    let id = w.relate_valkey(&[
+        ("endpoints", "10.0.0.31:6379"),
+        ("secret-user", user.as_str()),
+        ("secret-tls", tls.as_str()),
+    ]);
+    let w = hook(
+        w,
+        On::relation("valkey-relation-changed", &id).unit("valkey/0"),
+    );
+    w.assert_status(StatusKind::Active, "serving");
+    let o = options(&w);
+    assert_eq!(
+        o["cacheAdapter"]["options"]["url"],
+        format!("rediss://relation-7:{VALKEY_PASSWORD}@10.0.0.31:6379").as_str()
+    );
+    assert_eq!(
+        o["cacheAdapter"]["options"]["socket"]["ca"],
+        format!("{ca}\n").as_str()
+    );
+    assert!(
+        w.probed_cas
+            .borrow()
+            .iter()
+            .any(|c| c.as_deref() == Some(format!("{ca}\n").as_str())),
+        "the check verifies the server with the provider's CA"
+    );
+}
+
+#[test]
+fn valkey_before_it_answers_and_when_it_refuses() {
+    // Joined, nothing written yet: waiting, nothing touched.
+    let mut w = serving("valkey-waits");
+    let before = w.running_config.clone();
+    let id = w.relate_valkey(&[]);
+    let w = hook(
+        w,
+        On::relation("valkey-relation-joined", &id).unit("valkey/0"),
+    );
+    w.assert_status(StatusKind::Waiting, "waiting for valkey to share");
+    assert_eq!(w.running_config, before);
+    // The client user refused: the provider's to fix.
+    let mut w = w;
+    let secret = w.grant_secret(&[("username", "relation-7"), ("password", "stale")]);
+    w.remote_app_set(
+        &id,
+        &[
+            ("endpoints", "10.0.0.31:6379"),
+            ("secret-user", secret.as_str()),
+        ],
+    );
+    w.redis = Db::WrongPassword;
+    let w = hook(
+        w,
+        On::relation("valkey-relation-changed", &id).unit("valkey/0"),
+    );
+    w.assert_status(
+        StatusKind::Waiting,
+        "valkey relation: redis://10.0.0.31:6379: the server refused the user and password",
+    );
+    assert_eq!(w.running_config, before);
+    // And redis-url besides the relation: one Redis only.
+    let mut w = w;
+    w.redis = Db::Up;
+    w.set("redis-url", URL);
+    let w = hook(w, "config-changed");
+    w.assert_status(
+        StatusKind::Blocked,
+        "redis-url: and the valkey relation both give a Redis",
+    );
+    assert_eq!(w.running_config, before);
+}

@@ -11,6 +11,7 @@ use parse_server_charm::uri::{DbUri, RedisUrl};
 use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
 use parse_server_charm::workload::probe::Probes;
+use parse_server_charm::workload::redis::RedisInfo;
 use parse_server_charm::workload::sizing::Machine;
 use parse_server_charm::workload::systemd::ServiceManager;
 use serde_json::Value;
@@ -183,11 +184,19 @@ impl Probes for Sim {
         // The database is the providers' side.
         self.0.borrow().database_answer(uri, ca_pem)
     }
-    fn redis(&self, url: &RedisUrl, _: Duration) -> Result<(), DbError> {
+    fn redis(
+        &self,
+        url: &RedisUrl,
+        ca_pem: Option<&str>,
+        _: Duration,
+    ) -> Result<RedisInfo, DbError> {
         let w = self.0.borrow();
         w.probed_redis.borrow_mut().push(url.to_secret_string());
+        w.probed_cas.borrow_mut().push(ca_pem.map(str::to_owned));
         match w.redis {
-            Db::Up => Ok(()),
+            Db::Up => Ok(RedisInfo {
+                scripts: w.redis_scripts,
+            }),
             Db::Down => Err(DbError::Unreachable("connection refused".into())),
             Db::WrongPassword => Err(DbError::Refused(
                 "the server refused the user and password".into(),

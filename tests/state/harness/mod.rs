@@ -119,6 +119,8 @@ pub struct World {
     /// The Redis `redis-url` names (the probe's answer), and every URL it was asked about.
     pub redis: Db,
     pub probed_redis: RefCell<Vec<String>>,
+    /// Whether the Redis user may run scripts (Charmed Valkey's may not).
+    pub redis_scripts: bool,
 }
 
 fn default_starts_ok(config_json: &str) -> bool {
@@ -171,6 +173,7 @@ impl World {
             probed_cas: RefCell::new(Vec::new()),
             redis: Db::Up,
             probed_redis: RefCell::new(Vec::new()),
+            redis_scripts: true,
         }
     }
 

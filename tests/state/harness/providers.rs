@@ -159,6 +159,15 @@ impl World {
         (id, secret)
     }
 
+    /// Charmed Valkey, joined, answering in the v0 layout with `app_bag` (the client
+    /// user's credentials are the caller's to put in a secret).
+    pub fn relate_valkey(&mut self, app_bag: &[(&str, &str)]) -> String {
+        let id = self.relate_as("valkey", "valkey", "valkey_client");
+        self.remote_set(&id, "valkey/0", &[("ingress-address", "10.0.0.31")]);
+        self.remote_app_set(&id, app_bag);
+        id
+    }
+
     /// An application related on `website` (interface `http`), its unit 0 at 10.0.0.99.
     pub fn relate_website(&mut self, remote_app: &str) -> String {
         let id = self.relate_as("website", remote_app, "http");
