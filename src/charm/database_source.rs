@@ -181,41 +181,12 @@ impl Charm<'_> {
     ) -> Step<Database> {
         let postgres = endpoint == POSTGRESQL_CLIENT_ENDPOINT;
         let kind = if postgres { "postgresql" } else { "mongodb" };
-        if self.tools.is_leader()? {
-            let own = self.tools.relation_get_app(id, &self.ctx.app_name)?;
-            if !database_client::is_requested(&own, &config.database_name) {
-                self.tools
-                    .relation_set_app(id, &database_client::request(&config.database_name))?;
-            }
-        }
-        let Some(remote_app) = self.remote_app(id)? else {
-            return waiting(Waiting::ProviderJoin {
-                kind: kind.into(),
-                endpoint: endpoint.into(),
-            });
-        };
-        let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
-        let user = self.provider_secret(endpoint, raw.secret_user.as_deref())?;
-        let tls = self.provider_secret(endpoint, raw.secret_tls.as_deref())?;
-        let provider = raw.with_secrets(user.as_ref(), tls.as_ref());
-        let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
-            (Some(ca), true) => match database_client::pem_bundle(ca) {
-                Ok(pem) => Some(pem),
-                Err(why) => {
-                    return waiting(Waiting::ProviderData {
-                        endpoint: endpoint.into(),
-                        why,
-                    })
-                }
-            },
-            (None, true) => {
-                return waiting(Waiting::ProviderShare {
-                    kind: kind.into(),
-                    what: Missing::TlsCa,
-                })
-            }
-            _ => None,
-        };
+        let (remote_app, provider, ca_pem) = self.client_answer(
+            endpoint,
+            kind,
+            id,
+            database_client::request(&config.database_name),
+        )?;
         let answer = if postgres {
             postgresql_client::connection(&provider, &config.database_name)
         } else {
@@ -246,6 +217,53 @@ impl Charm<'_> {
                 version: provider.version.clone(),
             }),
         }
+    }
+
+    /// A data_interfaces v0 provider (`kind` in statuses): the leader writes `request` unless
+    /// it is there; every unit reads the answer (remote application, data with its secrets
+    /// read, the TLS CA when TLS is on).
+    pub(super) fn client_answer(
+        &self,
+        endpoint: &'static str,
+        kind: &str,
+        id: &str,
+        request: crate::juju::Databag,
+    ) -> Step<(String, ProviderData, Option<String>)> {
+        if self.tools.is_leader()? {
+            let own = self.tools.relation_get_app(id, &self.ctx.app_name)?;
+            if !request.iter().all(|(k, v)| own.get(k) == Some(v)) {
+                self.tools.relation_set_app(id, &request)?;
+            }
+        }
+        let Some(remote_app) = self.remote_app(id)? else {
+            return waiting(Waiting::ProviderJoin {
+                kind: kind.into(),
+                endpoint: endpoint.into(),
+            });
+        };
+        let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
+        let user = self.provider_secret(endpoint, raw.secret_user.as_deref())?;
+        let tls = self.provider_secret(endpoint, raw.secret_tls.as_deref())?;
+        let provider = raw.with_secrets(user.as_ref(), tls.as_ref());
+        let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
+            (Some(ca), true) => match database_client::pem_bundle(ca) {
+                Ok(pem) => Some(pem),
+                Err(why) => {
+                    return waiting(Waiting::ProviderData {
+                        endpoint: endpoint.into(),
+                        why,
+                    })
+                }
+            },
+            (None, true) => {
+                return waiting(Waiting::ProviderShare {
+                    kind: kind.into(),
+                    what: Missing::TlsCa,
+                })
+            }
+            _ => None,
+        };
+        Ok((remote_app, provider, ca_pem))
     }
 
     /// The remote application of relation `id`, once one of its units joined.

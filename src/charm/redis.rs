@@ -8,9 +8,7 @@ use super::peers::Peers;
 use super::status::{Blocked, Invalid, LiveQueryScope, Waiting};
 use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
-use crate::relations::database_client::{pem_bundle, ProviderData};
 use crate::relations::valkey_client::{self, Answer};
-use crate::relations::Missing;
 use crate::uri::RedisUrl;
 use crate::workload::database::DbError;
 use crate::workload::render::RedisSpec;
@@ -92,40 +90,8 @@ impl Charm<'_> {
     /// Charmed Valkey: the leader asks for a client user; every unit reads the answer, the
     /// credentials and the CA from the provider's secrets.
     fn valkey(&self, id: &str) -> Step<(RedisUrl, Option<String>)> {
-        if self.tools.is_leader()? {
-            let own = self.tools.relation_get_app(id, &self.ctx.app_name)?;
-            if !valkey_client::is_requested(&own) {
-                self.tools.relation_set_app(id, &valkey_client::request())?;
-            }
-        }
-        let Some(remote_app) = self.remote_app(id)? else {
-            return waiting(Waiting::ProviderJoin {
-                kind: "valkey".into(),
-                endpoint: VALKEY_ENDPOINT.into(),
-            });
-        };
-        let raw = ProviderData::from_bag(&self.tools.relation_get_app(id, &remote_app)?);
-        let user = self.provider_secret(VALKEY_ENDPOINT, raw.secret_user.as_deref())?;
-        let tls = self.provider_secret(VALKEY_ENDPOINT, raw.secret_tls.as_deref())?;
-        let provider = raw.with_secrets(user.as_ref(), tls.as_ref());
-        let ca_pem = match (&provider.tls_ca, provider.tls_enabled()) {
-            (Some(ca), true) => match pem_bundle(ca) {
-                Ok(pem) => Some(pem),
-                Err(why) => {
-                    return waiting(Waiting::ProviderData {
-                        endpoint: VALKEY_ENDPOINT.into(),
-                        why,
-                    })
-                }
-            },
-            (None, true) => {
-                return waiting(Waiting::ProviderShare {
-                    kind: "valkey".into(),
-                    what: Missing::TlsCa,
-                })
-            }
-            _ => None,
-        };
+        let (_, provider, ca_pem) =
+            self.client_answer(VALKEY_ENDPOINT, "valkey", id, valkey_client::request())?;
         match valkey_client::connection(&provider) {
             Answer::Ready(url) => Ok((url, ca_pem)),
             Answer::Incomplete(what) => waiting(Waiting::ProviderShare {

@@ -79,13 +79,6 @@ pub fn with_credentials(mut uri: DbUri, p: &ProviderData) -> Result<DbUri, Strin
     Ok(uri)
 }
 
-/// Whether `current` (the requirer's own app bag) already asks for `database`.
-pub fn is_requested(current: &Databag, database: &str) -> bool {
-    request(database)
-        .iter()
-        .all(|(k, v)| current.get(k) == Some(v))
-}
-
 /// The provider's answer, secrets not yet read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderData {
@@ -201,8 +194,6 @@ mod tests {
             r["requested-secrets"],
             r#"["username","password","tls","tls-ca","uris"]"#
         );
-        assert!(is_requested(&r, "parse"));
-        assert!(!is_requested(&r, "shop"));
     }
 
     #[test]

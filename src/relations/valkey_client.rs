@@ -24,11 +24,6 @@ pub fn request() -> Databag {
     database_client::request(RESOURCE)
 }
 
-/// Whether `current` (the requirer's own app bag) already asks for it.
-pub fn is_requested(current: &Databag) -> bool {
-    database_client::is_requested(current, RESOURCE)
-}
-
 /// What the relation gives now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -69,8 +64,6 @@ mod tests {
         let r = request();
         assert_eq!(r["database"], "*");
         assert!(r["requested-secrets"].contains("password"));
-        assert!(is_requested(&r));
-        assert!(!is_requested(&Databag::new()));
     }
 
     #[test]
