@@ -1047,8 +1047,35 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
             "s",
         );
     }
-    // Back (empty: nothing was saved); the next hooks find it.
+    // Back (empty: nothing was saved). How long until a request that reads the cache (a
+    // session lookup) answers again, and what the next hooks say.
     redis.run(&model);
+    let back = Instant::now();
+    let recovered = loop {
+        let (code, _) = probe.http(
+            &model,
+            "GET",
+            &haproxy.url("/parse/users/me"),
+            &[
+                ("X-Parse-Application-Id", APP_ID),
+                ("X-Parse-Session-Token", "r:no-such-session"),
+            ],
+            None,
+        );
+        if code != 0 {
+            break Some((code, back.elapsed().as_secs_f64()));
+        }
+        if back.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+    };
+    println!("Redis back: a session lookup through haproxy answered {recovered:?}");
+    record_figure(
+        "redis",
+        "Redis back: until a session lookup through haproxy answers (-1: not within 60 s)",
+        recovered.map_or(-1.0, |(_, s)| s),
+        "s",
+    );
     for (_, unit) in &model.units {
         unit.hook("update-status", &[]);
     }
