@@ -629,6 +629,128 @@ impl fmt::Debug for DbUri {
     }
 }
 
+/// A Redis server as parse-server's Redis client (node-redis) reads its URL:
+/// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS. node-redis parses it
+/// as a WHATWG URL and `decodeURIComponent`s the user and password, so a `%` must start a
+/// valid escape. Reasons never repeat a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub tls: bool,
+    /// The server (its port always set: 6379 where the URL names none).
+    pub host: Host,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The logical database (`SELECT`), 0 where the URL names none.
+    pub db: u32,
+}
+
+impl RedisUrl {
+    pub const DEFAULT_PORT: u16 = 6379;
+
+    pub fn parse(u: &str) -> Result<RedisUrl, String> {
+        if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        let (tls, rest) = if let Some(r) = u.strip_prefix("rediss://") {
+            (true, r)
+        } else if let Some(r) = u.strip_prefix("redis://") {
+            (false, r)
+        } else {
+            return Err("must start with redis:// or rediss://".into());
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if tail.contains(['?', '#']) {
+            return Err("must not have a query or a fragment (?…, #…)".into());
+        }
+        let db = match tail.strip_prefix('/').unwrap_or(tail) {
+            "" => 0,
+            n if n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                n.parse::<u32>().unwrap_or(0)
+            }
+            _ => return Err("must end with a database number (/0, /1, …) or nothing".into()),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((info, hp)) => (Some(info), hp),
+            None => (None, authority),
+        };
+        let decoded = |part: &str, what: &str| -> Result<Option<String>, String> {
+            if part.is_empty() {
+                return Ok(None);
+            }
+            if !valid_escapes(part) {
+                return Err(format!(
+                    "has a '%' in its {what} that starts no escape (write '%' as %25)"
+                ));
+            }
+            Ok(Some(percent_decode(part)))
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(info) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                (decoded(user, "user")?, decoded(pass, "password")?)
+            }
+        };
+        if username.is_some() && password.is_none() {
+            return Err("names a user without a password".into());
+        }
+        if hostport.is_empty() {
+            return Err("must name a host".into());
+        }
+        let mut host = Host::parse(hostport, false)?;
+        host.port = Some(host.port.unwrap_or(Self::DEFAULT_PORT));
+        Ok(RedisUrl {
+            tls,
+            host,
+            username,
+            password,
+            db,
+        })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "rediss"
+        } else {
+            "redis"
+        }
+    }
+
+    /// The URL with its credentials (encoded so that node-redis decodes them back): for
+    /// root-only files, never for a log or status.
+    pub fn to_secret_string(&self) -> String {
+        let mut out = format!("{}://", self.scheme());
+        if let Some(p) = &self.password {
+            if let Some(u) = &self.username {
+                out.push_str(&percent_encode(u, &[]));
+            }
+            out.push(':');
+            out.push_str(&percent_encode(p, &[]));
+            out.push('@');
+        }
+        out.push_str(&self.host.to_string());
+        if self.db != 0 {
+            out.push_str(&format!("/{}", self.db));
+        }
+        out
+    }
+
+    /// The server without credentials, for a status or a log: `redis://host:port`.
+    pub fn describe(&self) -> String {
+        format!("{}://{}", self.scheme(), self.host)
+    }
+}
+
+/// Whether every `%` in `s` starts a `%XX` escape.
+fn valid_escapes(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().all(|(i, c)| {
+        *c != b'%'
+            || (i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -818,5 +940,53 @@ mod tests {
         assert_eq!(percent_decode("a%20b%zz%4"), "a b%zz%4");
         assert_eq!(percent_decode("%41"), "A");
         assert_eq!(percent_encode("a b/c", b"/"), "a%20b/c");
+    }
+
+    #[test]
+    fn redis_urls_as_node_redis_reads_them() {
+        let u = RedisUrl::parse("redis://:s%40cret@10.0.0.5/2").unwrap();
+        assert!(!u.tls);
+        assert_eq!(u.host, Host::new("10.0.0.5", Some(6379)));
+        assert_eq!(u.username, None);
+        assert_eq!(u.password.as_deref(), Some("s@cret"));
+        assert_eq!(u.db, 2);
+        assert_eq!(u.to_secret_string(), "redis://:s%40cret@10.0.0.5:6379/2");
+        assert_eq!(u.describe(), "redis://10.0.0.5:6379");
+        let u = RedisUrl::parse("rediss://parse:pw@cache.example.com:6380").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.username.as_deref(), Some("parse"));
+        assert_eq!(
+            u.to_secret_string(),
+            "rediss://parse:pw@cache.example.com:6380"
+        );
+        let u = RedisUrl::parse("redis://[fd00::5]:7000/").unwrap();
+        assert_eq!(u.host.to_string(), "[fd00::5]:7000");
+        assert_eq!(u.password, None);
+        assert_eq!(
+            RedisUrl::parse("redis://h").unwrap().to_secret_string(),
+            "redis://h:6379"
+        );
+    }
+
+    #[test]
+    fn redis_urls_refused_never_echo_the_password() {
+        for (bad, why) in [
+            ("http://h", "redis://"),
+            ("redis://", "host"),
+            ("redis://:pw@", "host"),
+            ("redis://h:0", "port"),
+            ("redis://h:99999", "port"),
+            ("redis://h/x", "database number"),
+            ("redis://h/1?tls=1", "query"),
+            ("redis://:p%zzsecret@h", "escape"),
+            ("redis://:trailing%@h", "escape"),
+            ("redis://user@h", "without a password"),
+            ("redis://:pw with space@h", "spaces"),
+            ("redis://h_1 x", "spaces"),
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("secret") && !e.contains("pw"), "{bad}: {e}");
+        }
     }
 }

@@ -59,12 +59,14 @@ fn config_yaml_defaults_are_valid_config() {
         "app-name",
         "email-from",
         "verify-user-emails",
+        "redis-url",
+        "live-query-classes",
     ] {
         assert!(raw.contains_key(name), "config.yaml lacks {name}");
     }
     assert_eq!(
         raw.len(),
-        20,
+        22,
         "an option the code does not read: {:?}",
         raw.keys()
     );

@@ -18,6 +18,7 @@ mod load_balancer;
 mod master_key;
 mod peers;
 mod reconcile;
+mod redis;
 mod service;
 pub mod status;
 mod steady;

@@ -94,6 +94,15 @@ impl<'a> Peers<'a> {
         })
     }
 
+    /// Whether other units of the application are in the relation (they serve beside this
+    /// one).
+    pub fn has_other_units(&self) -> bool {
+        self.bags
+            .borrow()
+            .as_ref()
+            .is_some_and(|b| !b.others.is_empty())
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader
     }

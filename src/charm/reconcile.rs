@@ -30,6 +30,7 @@ impl Charm<'_> {
         // Mail settings are read before anything is touched: a provider whose data cannot
         // be used yet leaves whatever serves as it is.
         let email = self.email(&config)?;
+        let redis = self.redis(&config)?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config, email.is_some())?;
         let node = self.ensure_node(&config)?;
@@ -82,6 +83,8 @@ impl Charm<'_> {
             drain_seconds: balancers.drain_seconds,
             cloud_code: cloud_code.clone(),
             email,
+            redis_url: redis.clone(),
+            live_query_classes: config.live_query_classes.clone(),
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
@@ -113,11 +116,15 @@ impl Charm<'_> {
             ),
             Source::Config => "the postgis extension in the database".to_string(),
         });
+        let live_query_scope =
+            super::redis::live_query_scope(&config, redis.is_some(), peers, workers);
         let steady = Steady {
             digest: rendered.digest(),
             database: database.uri,
             postgis_hint: postgis_hint.clone(),
             user_secrets,
+            redis,
+            live_query_scope,
         };
         let serving = Serving {
             port: config.port,
@@ -128,6 +135,7 @@ impl Charm<'_> {
             postgis_hint,
             cloud_code: cloud_code.map(|c| c.digest),
             jobs_problem: self.jobs_problem(),
+            live_query_scope,
         };
         Ok((serving, steady))
     }

@@ -118,6 +118,8 @@ pub enum Waiting {
     /// The smtp relation's provider has not (yet) given what mail needs (`what`: the
     /// fields, by name).
     SmtpShare { what: String },
+    /// The Redis of `redis-url` does not answer (`server`: without credentials).
+    RedisUnreachable { server: String, why: String },
 }
 
 /// Why a provider's secret cannot be read.
@@ -161,6 +163,18 @@ pub struct Serving {
     /// What the job scheduler could not do last (a schedule it cannot read, a job that did
     /// not start), on the leader.
     pub jobs_problem: Option<String>,
+    /// With LiveQuery on and no shared Redis, the widest scope its events reach when more
+    /// than one process serves (`None`: every client gets every event).
+    pub live_query_scope: Option<LiveQueryScope>,
+}
+
+/// Which clients a LiveQuery event reaches without a shared Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveQueryScope {
+    /// Those of the unit that saved the object.
+    Unit,
+    /// Those of the worker process that saved the object (one unit, several workers).
+    Process,
 }
 
 /// `N min` (at least 1), for a back-off in a message.
@@ -314,6 +328,10 @@ impl fmt::Display for Waiting {
             Waiting::SmtpShare { what } => {
                 write!(f, "smtp relation: waiting for the provider to share {what}")
             }
+            Waiting::RedisUnreachable { server, why } => write!(
+                f,
+                "redis-url: {server} does not answer: {why} (the service keeps what it serves)"
+            ),
         }
     }
 }
@@ -352,6 +370,16 @@ impl fmt::Display for Serving {
         }
         if let Some(hint) = &self.postgis_hint {
             write!(f, "; geo queries need {hint}")?;
+        }
+        if let Some(scope) = self.live_query_scope {
+            let who = match scope {
+                LiveQueryScope::Unit => "unit",
+                LiveQueryScope::Process => "worker process",
+            };
+            write!(
+                f,
+                "; LiveQuery events stay within each {who}: set redis-url"
+            )?;
         }
         if let Some(problem) = &self.jobs_problem {
             write!(f, "; {problem}")?;
@@ -471,6 +499,7 @@ impl Waiting {
             Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
             Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
             Waiting::SmtpShare { .. } => "the `smtp` relation exists but smtp-integrator has not (yet) written `host`, `port`, `auth_type`, `transport_security`, or the `user` or password its `auth_type` needs; the service keeps serving its last good configuration",
+            Waiting::RedisUnreachable { .. } => "the Redis `redis-url` names does not answer (checked with AUTH, SELECT and PING before anything is rendered; one that refuses the URL's password or database is `blocked` as invalid config); the service keeps serving its last good configuration",
         }
     }
 
@@ -516,6 +545,10 @@ impl Waiting {
             },
             Waiting::SmtpShare {
                 what: part("fields"),
+            },
+            Waiting::RedisUnreachable {
+                server: part("redis://host:port"),
+                why: part("reason"),
             },
         ]
     }
@@ -564,6 +597,7 @@ pub fn catalogue() -> Vec<Entry> {
         postgis_hint: None,
         cloud_code: None,
         jobs_problem: None,
+        live_query_scope: None,
     };
     let with_cloud_code = Serving {
         cloud_code: Some(part("digest")),
@@ -572,6 +606,14 @@ pub fn catalogue() -> Vec<Entry> {
     let with_jobs_problem = Serving {
         jobs_problem: Some(format!("job schedule {}: {}", part("id"), part("reason"))),
         ..with_cloud_code.clone()
+    };
+    let live_query_per_unit = Serving {
+        live_query_scope: Some(LiveQueryScope::Unit),
+        ..serving.clone()
+    };
+    let live_query_per_process = Serving {
+        live_query_scope: Some(LiveQueryScope::Process),
+        ..serving.clone()
     };
     let without_postgis = Serving {
         postgis_hint: Some("`juju config postgresql plugin-postgis-enable=true`".into()),
@@ -607,6 +649,14 @@ pub fn catalogue() -> Vec<Entry> {
     out.push(Entry {
         status: with_jobs_problem.into(),
         when: "on the leader, when the job scheduler's last run skipped a `_JobSchedule` entry whose fields it cannot read, or a due job did not start (parse-server's answer); the other schedules run",
+    });
+    out.push(Entry {
+        status: live_query_per_unit.into(),
+        when: "`live-query-classes` set, no `redis-url`, and more than one unit: each unit's LiveQuery server hears only the saves its own unit makes",
+    });
+    out.push(Entry {
+        status: live_query_per_process.into(),
+        when: "the same on one unit with several workers: each worker process has its own LiveQuery server",
     });
     out.push(Entry {
         status: without_postgis.into(),
@@ -671,6 +721,7 @@ mod tests {
             Waiting::Unhealthy(_) => 10,
             Waiting::CloudCode { .. } => 11,
             Waiting::SmtpShare { .. } => 12,
+            Waiting::RedisUnreachable { .. } => 13,
         }
     }
 
@@ -694,7 +745,7 @@ mod tests {
             .map(maintenance_ordinal)
             .collect();
         assert_eq!(b, (0..12).collect::<Vec<_>>());
-        assert_eq!(w, (0..13).collect::<Vec<_>>());
+        assert_eq!(w, (0..14).collect::<Vec<_>>());
         assert_eq!(m, (0..6).collect::<Vec<_>>());
         let messages: BTreeSet<_> = catalogue()
             .into_iter()
@@ -762,6 +813,7 @@ mod tests {
             postgis_hint: None,
             cloud_code: None,
             jobs_problem: None,
+            live_query_scope: None,
         };
         assert_eq!(
             s.to_string(),

@@ -7,7 +7,7 @@
 //! restart asked or granted among the units, the charm records what the serving rendering
 //! does not hold (the database URI it checked, the PostGIS hint); an
 //! `update-status` that finds the record re-checks only what changes with no hook (the
-//! service's health, the database's answer, the memory the service uses, and the user
+//! service's health, the database's and the shared Redis's answers, the memory the service uses, and the user
 //! secrets options name: a revocation fires no hook) and reports, with one hook-tool call
 //! (`status-set`) plus one `secret-get` per user secret, and no child process. Anything else
 //! it finds (a record from another rendering, a rollout or a failure on record, a service
@@ -20,11 +20,11 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::status::Serving;
+use super::status::{LiveQueryScope, Serving};
 use super::user_secrets::UserSecret;
 use super::Charm;
 use crate::juju::Status;
-use crate::uri::DbUri;
+use crate::uri::{DbUri, RedisUrl};
 use crate::workload::files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use crate::workload::service_files;
 
@@ -41,9 +41,14 @@ pub struct Steady {
     /// The options whose values came from user secrets, with those values: a steady hook
     /// reads each secret again (a revocation fires no hook; a new revision may be missed).
     pub user_secrets: Vec<UserSecret>,
+    /// The shared Redis the service uses (its URL with credentials), re-checked like the
+    /// database.
+    pub redis: Option<String>,
+    /// What the status says of LiveQuery's reach (it changes only with a hook: config, peers).
+    pub live_query_scope: Option<LiveQueryScope>,
 }
 
-const FORMAT: u64 = 3;
+const FORMAT: u64 = 4;
 const RECORD: &str = "steady.json";
 
 impl Steady {
@@ -59,6 +64,12 @@ impl Steady {
                 "uri": u.uri,
                 "value": u.value,
             })).collect::<Vec<_>>(),
+            "redis": self.redis,
+            "live_query_scope": match self.live_query_scope {
+                None => Value::Null,
+                Some(LiveQueryScope::Unit) => "unit".into(),
+                Some(LiveQueryScope::Process) => "process".into(),
+            },
         })
         .to_string()
     }
@@ -88,6 +99,17 @@ impl Steady {
                     })
                 })
                 .collect::<Option<Vec<_>>>()?,
+            redis: match &v["redis"] {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                _ => return None,
+            },
+            live_query_scope: match v["live_query_scope"].as_str() {
+                None if v["live_query_scope"].is_null() => None,
+                Some("unit") => Some(LiveQueryScope::Unit),
+                Some("process") => Some(LiveQueryScope::Process),
+                _ => return None,
+            },
         })
     }
 }
@@ -159,6 +181,14 @@ impl Charm<'_> {
         if (info.postgis == Some(false)) != steady.postgis_hint.is_some() {
             return Ok(None);
         }
+        if let Some(url) = &steady.redis {
+            let Ok(url) = RedisUrl::parse(url) else {
+                return Ok(None);
+            };
+            if self.probes.redis(&url, self.timeouts.database).is_err() {
+                return Ok(None);
+            }
+        }
         let memory_mib = self
             .probes
             .service_resident_kib()
@@ -173,6 +203,7 @@ impl Charm<'_> {
                 postgis_hint: steady.postgis_hint,
                 cloud_code: good.cloud_code_digest(),
                 jobs_problem: self.jobs_problem(),
+                live_query_scope: steady.live_query_scope,
             }
             .into(),
         ))
@@ -196,6 +227,8 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
+            redis: hint.map(|_| "redis://:p%40w@10.0.0.9:6379".to_owned()),
+            live_query_scope: hint.map(|_| LiveQueryScope::Process),
         }
     }
 
@@ -213,7 +246,7 @@ mod tests {
     fn another_format_or_a_damaged_record_is_none() {
         let text = steady(None).to_json();
         assert_eq!(
-            Steady::from_json(&text.replace("\"format\":3", "\"format\":2")),
+            Steady::from_json(&text.replace("\"format\":4", "\"format\":3")),
             None
         );
         assert_eq!(Steady::from_json(&text[..text.len() / 2]), None);

@@ -1,4 +1,4 @@
-//! Values the operator keeps in Juju user secrets (Juju ≥ 3.3): `master-key` and
+//! Values the operator keeps in Juju user secrets (Juju ≥ 3.3): `master-key`, `redis-url` and
 //! `database-uri` may hold a `secret:` URI instead of the value, after
 //!
 //! ```text
@@ -26,7 +26,7 @@ use super::Charm;
 use crate::juju::Databag;
 
 /// The options that may name a user secret.
-pub const SECRET_OPTIONS: [&str; 2] = ["master-key", "database-uri"];
+pub const SECRET_OPTIONS: [&str; 3] = ["master-key", "database-uri", "redis-url"];
 
 /// An option whose value came from a user secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,6 +55,19 @@ pub const REFUSED: &[(&str, &str)] = &[
         "mountPlayground",
         "serves a page that hands the master key to any client",
     ),
+    (
+        "liveQuery",
+        "comes from live-query-classes (its Redis from redis-url)",
+    ),
+    ("startLiveQueryServer", "comes from live-query-classes"),
+    (
+        "liveQueryServerOptions",
+        "comes from live-query-classes (its Redis from redis-url)",
+    ),
+    (
+        "cacheAdapter",
+        "is the charm's: a cache in the shared Redis when redis-url is set",
+    ),
 ];
 
 /// Options clients send as HTTP headers.
@@ -158,6 +171,18 @@ pub fn parse(raw: &str) -> Result<Map<String, Value>, String> {
             }
         }
     }
+    // A rate limit's Redis is the charm's (a secret, and the same for every entry).
+    let limits = match map.get("rateLimit") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    if limits.iter().any(|l| !l.is_object()) {
+        return Err("\"rateLimit\" must be an object or a list of objects".into());
+    }
+    if limits.iter().any(|l| l.get("redisUrl").is_some()) {
+        return Err("\"rateLimit\": redisUrl comes from redis-url (every entry gets it)".into());
+    }
     if map.contains_key("readOnlyMasterKey") && !map.contains_key("readOnlyMasterKeyIps") {
         return Err(
             "\"readOnlyMasterKey\" needs \"readOnlyMasterKeyIps\" too: parse-server otherwise \
@@ -226,6 +251,14 @@ mod tests {
             ("{\"restAPIKey\": \"clé-secrète\"}", "printable ASCII"),
             ("{\"clientKey\": 5}", "must be a string"),
             ("{\"javascriptKey\": \"short\"}", "at least 8"),
+            ("{\"liveQuery\": {}}", "live-query-classes"),
+            ("{\"startLiveQueryServer\": true}", "live-query-classes"),
+            ("{\"cacheAdapter\": \"x\"}", "redis-url"),
+            ("{\"rateLimit\": [5]}", "list of objects"),
+            (
+                "{\"rateLimit\": {\"requestPath\": \"*\", \"redisUrl\": \"redis://h\"}}",
+                "comes from redis-url",
+            ),
         ] {
             let err = parse(raw).unwrap_err();
             assert!(err.contains(why), "{raw}: {err}");

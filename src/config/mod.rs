@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::text::{self, quote};
-use crate::uri::{self, DbUri, HttpUrl};
+use crate::uri::{self, DbUri, HttpUrl, RedisUrl};
 
 /// Log levels the charm accepts. parse-server's `verbose`, `debug` and `silly` log every
 /// request with its headers (X-Parse-Master-Key included) and every response body (session
@@ -60,6 +60,11 @@ pub struct CharmConfig {
     pub email_from: Option<String>,
     /// parse-server's `verifyUserEmails` (needs an smtp relation).
     pub verify_user_emails: bool,
+    /// A Redis every instance shares (LiveQuery, the cache, rate limits); `None`: none
+    /// given by the operator.
+    pub redis_url: Option<RedisUrl>,
+    /// The classes LiveQuery serves; empty: no LiveQuery server.
+    pub live_query_classes: Vec<String>,
 }
 
 /// One invalid option: its name and why.
@@ -187,6 +192,42 @@ fn parse_server_reads(u: DbUri) -> Result<DbUri, String> {
         }
     }
     Ok(u)
+}
+
+/// Parse's own classes a LiveQuery may watch (other names starting with `_` are not classes).
+const SYSTEM_CLASSES: &[&str] = &["_User", "_Role", "_Session", "_Installation"];
+
+/// `live-query-classes`: comma-separated class names as parse-server accepts them (a letter,
+/// then letters, digits or `_`), or Parse's own classes; no duplicates.
+fn live_query_classes(s: &str) -> Result<Vec<String>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err("has an empty entry (two commas in a row?)".into());
+        }
+        let valid = SYSTEM_CLASSES.contains(&name)
+            || (name.len() <= 128
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !valid {
+            return Err(format!(
+                "{} is not a class name (a letter, then letters, digits or _; or one of {})",
+                quote(name, 32),
+                SYSTEM_CLASSES.join(", ")
+            ));
+        }
+        if out.iter().any(|c| c == name) {
+            return Err(format!("names {} twice", quote(name, 32)));
+        }
+        out.push(name.to_owned());
+    }
+    if out.len() > 100 {
+        return Err("must name at most 100 classes".into());
+    }
+    Ok(out)
 }
 
 impl CharmConfig {
@@ -396,6 +437,20 @@ impl CharmConfig {
         });
         let verify_user_emails = r.boolean("verify-user-emails");
 
+        // Never echoed: the URL may hold a password.
+        let redis_url = match r.string("redis-url").as_str() {
+            "" => None,
+            s => match RedisUrl::parse(s) {
+                Ok(u) => Some(u),
+                Err(why) => {
+                    r.fail("redis-url", why);
+                    None
+                }
+            },
+        };
+        let live_query_raw = r.checked("live-query-classes", |s| live_query_classes(s).map(drop));
+        let live_query_classes = live_query_classes(&live_query_raw).unwrap_or_default();
+
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -420,6 +475,8 @@ impl CharmConfig {
             app_name,
             email_from: (!email_from.is_empty()).then_some(email_from),
             verify_user_emails,
+            redis_url,
+            live_query_classes,
         })
     }
 
@@ -628,7 +685,7 @@ mod tests {
             ("log-level", json!("WARN")),
             (
                 "extra-options",
-                json!("{\"maxLimit\": 1000, \"liveQuery\": {\"classNames\": [\"A\"]}}"),
+                json!("{\"maxLimit\": 1000, \"enableAnonymousUsers\": false}"),
             ),
             ("node-mirror", json!("https://mirror.example/node/")),
         ]))
@@ -694,6 +751,33 @@ mod tests {
                 "{option}: {}",
                 errs[0].reason.len()
             );
+        }
+    }
+
+    #[test]
+    fn redis_url_and_live_query_classes() {
+        let c = CharmConfig::from_raw(&raw(&[
+            ("redis-url", json!("redis://:pw@10.0.0.9:6380")),
+            ("live-query-classes", json!(" Message, _User,Room_2 ")),
+        ]))
+        .unwrap();
+        assert_eq!(c.redis_url.unwrap().describe(), "redis://10.0.0.9:6380");
+        assert_eq!(c.live_query_classes, vec!["Message", "_User", "Room_2"]);
+        let d = CharmConfig::from_raw(&BTreeMap::new()).unwrap();
+        assert_eq!(d.redis_url, None);
+        assert!(d.live_query_classes.is_empty());
+        let e = errors_for("redis-url", json!("redis://:hunter2@"));
+        assert_eq!(e[0].option, "redis-url");
+        assert!(!e[0].reason.contains("hunter2"), "{}", e[0].reason);
+        for bad in [
+            "Message,,Room",
+            "1Room",
+            "_Secret",
+            "Room-1",
+            "Message,Message",
+        ] {
+            let e = errors_for("live-query-classes", json!(bad));
+            assert_eq!(e[0].option, "live-query-classes", "{bad}");
         }
     }
 }

@@ -246,7 +246,7 @@ impl PostgresTls {
         Ok(PostgresTls::Off)
     }
 
-    fn client_config(&self) -> Result<Option<rustls::ClientConfig>, String> {
+    pub(super) fn client_config(&self) -> Result<Option<rustls::ClientConfig>, String> {
         let builder = rustls::ClientConfig::builder().with_safe_defaults();
         let roots = |certs: Vec<Vec<u8>>| -> Result<rustls::RootCertStore, String> {
             let mut store = rustls::RootCertStore::empty();

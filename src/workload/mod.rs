@@ -11,6 +11,7 @@ pub mod memory;
 pub mod node;
 pub mod paths;
 pub mod probe;
+pub mod redis;
 pub mod render;
 pub mod service_files;
 pub mod sizing;

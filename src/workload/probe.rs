@@ -48,6 +48,10 @@ pub trait Probes {
     ) -> anyhow::Result<Result<(), String>> {
         super::cloud_code::check_loads(paths, check)
     }
+    /// Whether the Redis behind `url` answers and accepts its credentials and database.
+    fn redis(&self, url: &crate::uri::RedisUrl, timeout: Duration) -> Result<(), DbError> {
+        super::redis::check(url, timeout)
+    }
     /// Waits between two health checks.
     fn pause(&self, d: Duration) {
         std::thread::sleep(d);

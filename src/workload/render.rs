@@ -59,6 +59,10 @@ pub struct ServiceSpec {
     pub cloud_code: Option<CloudCode>,
     /// The mail adapter's settings (an smtp relation), if any.
     pub email: Option<EmailSpec>,
+    /// The Redis every instance shares (its URL with credentials: a secret), if any.
+    pub redis_url: Option<String>,
+    /// The classes LiveQuery serves; empty: no LiveQuery server.
+    pub live_query_classes: Vec<String>,
 }
 
 /// What parse-server sends mail with: the SMTP server the relation gives, the sender, and
@@ -320,6 +324,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     if let Some(email) = &spec.email {
         set_email(&mut options, email, &release_dir);
     }
+    set_shared_state(&mut options, spec, &release_dir);
     let mut config_json = serde_json::to_string_pretty(&Value::Object(options))?;
     config_json.push('\n');
 
@@ -354,6 +359,53 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         ca_pem: spec.ca_pem.clone(),
         db_credentials,
     })
+}
+
+/// The parse-server release's Redis cache adapter, loaded by path (a module name would be
+/// resolved from parse-server's own directory, where it is not a package).
+const REDIS_CACHE_ADAPTER: &str =
+    "node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js";
+
+/// LiveQuery, and what the instances share through Redis: LiveQuery's events (published by
+/// the REST API's instance, delivered by every instance's WebSocket server), the cache of
+/// sessions, users and roles (a logout is seen by every instance at once) and the rate
+/// limits' counters. Without Redis each of these is per process.
+fn set_shared_state(options: &mut Map<String, Value>, spec: &ServiceSpec, release_dir: &str) {
+    let redis = spec.redis_url.as_deref();
+    if !spec.live_query_classes.is_empty() {
+        let mut live_query = serde_json::json!({"classNames": spec.live_query_classes});
+        let mut server = Map::new();
+        if let Some(url) = redis {
+            live_query["redisURL"] = url.into();
+            server.insert("redisURL".into(), url.into());
+        }
+        options.insert("liveQuery".into(), live_query);
+        options.insert("startLiveQueryServer".into(), true.into());
+        if !server.is_empty() {
+            options.insert("liveQueryServerOptions".into(), Value::Object(server));
+        }
+    }
+    let Some(url) = redis else {
+        return;
+    };
+    options.insert(
+        "cacheAdapter".into(),
+        serde_json::json!({
+            "module": format!("{release_dir}/{REDIS_CACHE_ADAPTER}"),
+            "options": {"url": url},
+        }),
+    );
+    match options.get_mut("rateLimit") {
+        Some(Value::Array(limits)) => {
+            for limit in limits.iter_mut().filter_map(Value::as_object_mut) {
+                limit.insert("redisUrl".into(), url.into());
+            }
+        }
+        Some(Value::Object(limit)) => {
+            limit.insert("redisUrl".into(), url.into());
+        }
+        _ => {}
+    }
 }
 
 /// parse-server's mail options: the charm's adapter (nodemailer from the release that runs,
@@ -479,7 +531,57 @@ mod tests {
             drain_seconds: 0,
             cloud_code: None,
             email: None,
+            redis_url: None,
+            live_query_classes: Vec::new(),
         }
+    }
+
+    fn options(s: &ServiceSpec) -> Value {
+        serde_json::from_str(&render(s).unwrap().config_json).unwrap()
+    }
+
+    #[test]
+    fn live_query_and_redis_shared_by_every_instance() {
+        let plain = options(&spec());
+        for k in ["liveQuery", "startLiveQueryServer", "cacheAdapter"] {
+            assert!(plain.get(k).is_none(), "{k}");
+        }
+        let mut s = spec();
+        s.live_query_classes = vec!["Message".into()];
+        let v = options(&s);
+        assert_eq!(v["liveQuery"], json!({"classNames": ["Message"]}));
+        assert_eq!(v["startLiveQueryServer"], true);
+        assert!(v.get("liveQueryServerOptions").is_none());
+        assert!(v.get("cacheAdapter").is_none());
+
+        let url = "redis://:pw@10.0.0.9:6379";
+        s.redis_url = Some(url.into());
+        s.extra_options = json!({"rateLimit": [{"requestPath": "*", "requestTimeWindow": 1000, "requestCount": 5}]})
+            .as_object()
+            .unwrap()
+            .clone();
+        let v = options(&s);
+        assert_eq!(v["liveQuery"]["redisURL"], url);
+        assert_eq!(v["liveQueryServerOptions"], json!({"redisURL": url}));
+        assert_eq!(
+            v["cacheAdapter"],
+            json!({
+                "module": "/opt/parse-server/releases/9.10.0/node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js",
+                "options": {"url": url},
+            })
+        );
+        assert_eq!(v["rateLimit"][0]["redisUrl"], url);
+        assert_eq!(v["rateLimit"][0]["requestCount"], 5);
+        // Redis without LiveQuery: the cache and the limits only.
+        s.live_query_classes.clear();
+        s.extra_options = json!({"rateLimit": {"requestPath": "*", "requestTimeWindow": 1000, "requestCount": 5}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let v = options(&s);
+        assert!(v.get("liveQuery").is_none());
+        assert_eq!(v["rateLimit"]["redisUrl"], url);
+        assert!(v["cacheAdapter"].is_object());
     }
 
     #[test]

@@ -221,6 +221,46 @@ fn bad_config() -> Vec<(&'static str, Vec<Value>)> {
                 json!("{\"restAPIKey\": \"clé-de-l-api\"}"),
                 json!(format!("{{\"a\": \"{}\"}}", "x".repeat(70_000))),
                 json!("{\"unknownOption\": 1}"),
+                json!("{\"liveQuery\": {\"classNames\": [\"A\"]}}"),
+                json!("{\"cacheAdapter\": \"x\"}"),
+                json!("{\"rateLimit\": [{\"requestPath\": \"*\", \"redisUrl\": \"redis://h\"}]}"),
+            ],
+        ),
+        (
+            "redis-url",
+            vec![
+                json!("localhost:6379"),
+                json!("http://cache:6379"),
+                json!("redis://"),
+                json!("redis://:pw@"),
+                json!(" redis://cache"),
+                json!("redis://cache:0"),
+                json!("redis://cache:65536"),
+                json!("redis://cache/db"),
+                json!("redis://cache/1?x=1"),
+                json!("redis://:p%zz@cache"),
+                json!("redis://user@cache"),
+                json!("redis://cäche"),
+                json!("redis://cache\u{200b}"),
+                json!("secret:"),
+            ],
+        ),
+        (
+            "live-query-classes",
+            vec![
+                json!(","),
+                json!("Message,,Room"),
+                json!("1Message"),
+                json!("Mes-sage"),
+                json!("_Private"),
+                json!("Message,Message"),
+                json!("Méssage"),
+                json!(vec!["A"; 101]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| format!("{a}{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")),
             ],
         ),
     ]

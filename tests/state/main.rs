@@ -16,6 +16,7 @@ mod faults;
 mod jobs;
 mod lifecycle;
 mod memory;
+mod redis;
 mod scale_out;
 mod steady;
 mod user_secrets;

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use parse_server_charm::uri::DbUri;
+use parse_server_charm::uri::{DbUri, RedisUrl};
 use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
 use parse_server_charm::workload::probe::Probes;
@@ -15,7 +15,7 @@ use parse_server_charm::workload::sizing::Machine;
 use parse_server_charm::workload::systemd::ServiceManager;
 use serde_json::Value;
 
-use super::{Sim, World, VERSION};
+use super::{Db, Sim, World, VERSION};
 
 /// A fresh root: the service account, an installed release and a Node that satisfies its
 /// `engines`, on the hook's PATH.
@@ -65,7 +65,7 @@ pub fn install_release(root: &Path, version: &str) {
     .unwrap();
     std::fs::write(
         release.join("charm-options.json"),
-        r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"readOnlyMasterKey":null,"readOnlyMasterKeyIps":null,"appName":"PARSE_SERVER_APP_NAME","emailAdapter":"PARSE_SERVER_EMAIL_ADAPTER","verifyUserEmails":"PARSE_SERVER_VERIFY_USER_EMAILS","preventLoginWithUnverifiedEmail":"PARSE_SERVER_PREVENT_LOGIN_WITH_UNVERIFIED_EMAIL","emailVerifyTokenValidityDuration":"PARSE_SERVER_EMAIL_VERIFY_TOKEN_VALIDITY_DURATION"}"#,
+        r#"{"appId":"PARSE_SERVER_APPLICATION_ID","maxLimit":"PARSE_SERVER_MAX_LIMIT","defaultLimit":"PARSE_SERVER_DEFAULT_LIMIT","mountGraphQL":null,"rateLimit":"PARSE_SERVER_RATE_LIMIT","readOnlyMasterKey":null,"readOnlyMasterKeyIps":null,"appName":"PARSE_SERVER_APP_NAME","emailAdapter":"PARSE_SERVER_EMAIL_ADAPTER","verifyUserEmails":"PARSE_SERVER_VERIFY_USER_EMAILS","preventLoginWithUnverifiedEmail":"PARSE_SERVER_PREVENT_LOGIN_WITH_UNVERIFIED_EMAIL","emailVerifyTokenValidityDuration":"PARSE_SERVER_EMAIL_VERIFY_TOKEN_VALIDITY_DURATION"}"#,
     )
     .unwrap();
 }
@@ -182,6 +182,17 @@ impl Probes for Sim {
     fn database(&self, uri: &DbUri, ca_pem: Option<&str>, _: Duration) -> Result<DbInfo, DbError> {
         // The database is the providers' side.
         self.0.borrow().database_answer(uri, ca_pem)
+    }
+    fn redis(&self, url: &RedisUrl, _: Duration) -> Result<(), DbError> {
+        let w = self.0.borrow();
+        w.probed_redis.borrow_mut().push(url.to_secret_string());
+        match w.redis {
+            Db::Up => Ok(()),
+            Db::Down => Err(DbError::Unreachable("connection refused".into())),
+            Db::WrongPassword => Err(DbError::Refused(
+                "the server refused the user and password".into(),
+            )),
+        }
     }
     fn port_in_use(&self, port: u16) -> bool {
         let w = self.0.borrow();

@@ -116,6 +116,9 @@ pub struct World {
     /// the TLS CA it was given with it.
     pub probed_uris: RefCell<Vec<String>>,
     pub probed_cas: RefCell<Vec<Option<String>>>,
+    /// The Redis `redis-url` names (the probe's answer), and every URL it was asked about.
+    pub redis: Db,
+    pub probed_redis: RefCell<Vec<String>>,
 }
 
 fn default_starts_ok(config_json: &str) -> bool {
@@ -166,6 +169,8 @@ impl World {
             postgis: true,
             probed_uris: RefCell::new(Vec::new()),
             probed_cas: RefCell::new(Vec::new()),
+            redis: Db::Up,
+            probed_redis: RefCell::new(Vec::new()),
         }
     }
 
