@@ -38,12 +38,16 @@ command -v useradd >/dev/null || apt_pkgs+=(passwd)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 # The email test's SMTP server (AUTH, STARTTLS) on the model network.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || apt_pkgs+=(python3-aiosmtpd)
+# The redis test's server (AUTH, its own port and directory on the model network) and
+# redis-cli to look into it. The package's own service is never used: see below.
+command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || apt_pkgs+=(redis-tools)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root
   echo "prereqs: apt-get install ${apt_pkgs[*]}"
   apt-get update -qq || fail "apt-get update"
-  # Packages with a service (postgresql, haproxy) must not start it on the host: the tests
-  # start their own servers inside simulated units and networks.
+  # Packages with a service (postgresql, haproxy, redis-server) must not start it on the
+  # host: the tests start their own servers inside simulated units and networks.
   policy=/usr/sbin/policy-rc.d
   had_policy=0; [ -e "$policy" ] && had_policy=1
   [ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 0755 "$policy"; }
@@ -55,6 +59,17 @@ fi
 
 /usr/bin/python3 -c 'import aiosmtpd.controller, aiosmtpd.smtp' \
     || fail "python3-aiosmtpd is installed but python3 cannot import aiosmtpd"
+/usr/bin/redis-server --version >/dev/null 2>&1 \
+    || fail "redis-server is installed but /usr/bin/redis-server --version fails"
+command -v redis-cli >/dev/null || fail "redis-cli is missing (Debian's redis-tools)"
+# The packaged redis-server.service is left disabled: the tests start their own server
+# (their own config, port, password and directory), and simulated units mask whatever the
+# host enables anyway. Disabling is a file operation; it needs no running systemd.
+if [ -e /etc/systemd/system/multi-user.target.wants/redis-server.service ]; then
+  need_root
+  systemctl --no-reload disable redis-server.service >/dev/null 2>&1 \
+    || rm -f /etc/systemd/system/multi-user.target.wants/redis-server.service
+fi
 
 # Static charm binary: the musl target.
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then

@@ -15,6 +15,7 @@ mod mongodb;
 mod node_install;
 mod operations;
 mod postgres;
+mod redis;
 mod resilience;
 mod scale_out;
 mod service_hooks;
