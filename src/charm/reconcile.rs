@@ -58,6 +58,12 @@ impl Charm<'_> {
         if email.is_some() {
             self.ensure_charm_file(&self.paths.email_adapter(), render::email_adapter_source())?;
         }
+        if redis.is_some() {
+            self.ensure_charm_file(
+                &self.paths.redis_cache_adapter(),
+                render::redis_cache_adapter_source(),
+            )?;
+        }
         let spec = ServiceSpec {
             app_id: config.app_id.clone(),
             master_key,

@@ -379,9 +379,6 @@ impl fmt::Display for Serving {
         if let Some(digest) = &self.cloud_code {
             write!(f, ", cloud code {digest}")?;
         }
-        if let Some(hint) = &self.postgis_hint {
-            write!(f, "; geo queries need {hint}")?;
-        }
         if let Some(scope) = self.live_query_scope {
             let who = match scope {
                 LiveQueryScope::Unit => "unit",
@@ -394,6 +391,9 @@ impl fmt::Display for Serving {
         }
         if let Some(why) = &self.rate_limit_caveat {
             write!(f, "; rate limits count per process: {why}")?;
+        }
+        if let Some(hint) = &self.postgis_hint {
+            write!(f, "; geo queries need {hint}")?;
         }
         if let Some(problem) = &self.jobs_problem {
             write!(f, "; {problem}")?;

@@ -24,6 +24,7 @@ impl Paths {
     pub const FILES_ADAPTER: &'static str = "/opt/parse-server/charm/postgres-files-adapter.js";
     /// The mail adapter the charm ships (nodemailer, from the release that runs).
     pub const EMAIL_ADAPTER: &'static str = "/opt/parse-server/charm/smtp-email-adapter.js";
+    pub const REDIS_CACHE_ADAPTER: &'static str = "/opt/parse-server/charm/redis-cache-adapter.js";
     /// What every service process loads first (`node --require`).
     pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
     /// Cloud Code revisions, each unpacked once into a directory named by its digest
@@ -83,6 +84,10 @@ impl Paths {
     pub fn files_adapter(&self) -> PathBuf {
         self.at(Self::FILES_ADAPTER)
     }
+    pub fn redis_cache_adapter(&self) -> PathBuf {
+        self.at(Self::REDIS_CACHE_ADAPTER)
+    }
+
     pub fn email_adapter(&self) -> PathBuf {
         self.at(Self::EMAIL_ADAPTER)
     }

@@ -102,6 +102,13 @@ const SERVICE_HOOKS_JS: &str = include_str!("../../charm/node/service-hooks.js")
 
 const EMAIL_ADAPTER_JS: &str = include_str!("../../charm/node/smtp-email-adapter.js");
 
+const REDIS_CACHE_ADAPTER_JS: &str = include_str!("../../charm/node/redis-cache-adapter.js");
+
+/// The shared cache's adapter, installed at `Paths::REDIS_CACHE_ADAPTER`.
+pub fn redis_cache_adapter_source() -> &'static str {
+    REDIS_CACHE_ADAPTER_JS
+}
+
 /// The mail adapter's source, installed at `Paths::EMAIL_ADAPTER`.
 pub fn email_adapter_source() -> &'static str {
     EMAIL_ADAPTER_JS
@@ -373,11 +380,6 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     })
 }
 
-/// The parse-server release's Redis cache adapter, loaded by path (a module name would be
-/// resolved from parse-server's own directory, where it is not a package).
-const REDIS_CACHE_ADAPTER: &str =
-    "node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js";
-
 /// LiveQuery, and what the instances share through Redis: LiveQuery's events (published by
 /// the REST API's instance, delivered by every instance's WebSocket server), the cache of
 /// sessions, users and roles (a logout is seen by every instance at once) and the rate
@@ -406,16 +408,19 @@ fn set_shared_state(options: &mut Map<String, Value>, spec: &ServiceSpec, releas
     let Some(r) = &spec.redis else {
         return;
     };
-    let mut cache = serde_json::json!({"url": r.url});
+    // The charm's adapter around the release's RedisCacheAdapter: fails fast while Redis
+    // is unreachable (charm/node/redis-cache-adapter.js).
+    let mut cache = serde_json::json!({
+        "url": r.url,
+        "releaseDir": release_dir,
+        "revision": source_digest(REDIS_CACHE_ADAPTER_JS),
+    });
     if let Some(Value::Object(o)) = socket(r) {
         cache.as_object_mut().expect("an object").extend(o);
     }
     options.insert(
         "cacheAdapter".into(),
-        serde_json::json!({
-            "module": format!("{release_dir}/{REDIS_CACHE_ADAPTER}"),
-            "options": cache,
-        }),
+        serde_json::json!({"module": Paths::REDIS_CACHE_ADAPTER, "options": cache}),
     );
     if !r.rate_limits {
         return;
@@ -594,12 +599,15 @@ mod tests {
         assert_eq!(v["liveQuery"]["redisURL"], url);
         assert_eq!(v["liveQueryServerOptions"], json!({"redisURL": url}));
         assert_eq!(
-            v["cacheAdapter"],
-            json!({
-                "module": "/opt/parse-server/releases/9.10.0/node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js",
-                "options": {"url": url},
-            })
+            v["cacheAdapter"]["module"],
+            "/opt/parse-server/charm/redis-cache-adapter.js"
         );
+        assert_eq!(v["cacheAdapter"]["options"]["url"], url);
+        assert_eq!(
+            v["cacheAdapter"]["options"]["releaseDir"],
+            "/opt/parse-server/releases/9.10.0"
+        );
+        assert!(v["cacheAdapter"]["options"]["revision"].is_string());
         assert_eq!(v["rateLimit"][0]["redisUrl"], url);
         assert_eq!(v["rateLimit"][0]["requestCount"], 5);
         // Redis without LiveQuery: the cache and the limits only.

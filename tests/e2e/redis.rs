@@ -579,7 +579,10 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
     // through haproxy sees exactly one of three objects saved one on each unit.
     model.config(&["live-query-classes=Message"]);
     model.settle();
-    model.assert_all("active", "LiveQuery");
+    model.assert_all(
+        "active",
+        "LiveQuery events stay within each unit: set redis-url",
+    );
     let lonely_status = model.workloads()[0].2.clone();
     println!("LiveQuery without Redis on 3 units: {lonely_status}");
     for (name, o) in option_files(&model) {
@@ -697,8 +700,7 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
         "restarts for redis-url: {:?}",
         restarts_since(&model, since)
     );
-    let adapter =
-        format!("{RELEASE}/node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js");
+    let adapter = "/opt/parse-server/charm/redis-cache-adapter.js";
     for (name, unit) in &model.units {
         let o: Value =
             serde_json::from_str(&unit.read_text("/etc/parse-server/config.json")).unwrap();
@@ -710,7 +712,11 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
             url.as_str(),
             "{name}"
         );
-        assert_eq!(o["cacheAdapter"]["module"], adapter.as_str(), "{name}");
+        assert_eq!(o["cacheAdapter"]["module"], adapter, "{name}");
+        assert_eq!(
+            o["cacheAdapter"]["options"]["releaseDir"], RELEASE,
+            "{name}"
+        );
         assert_eq!(o["cacheAdapter"]["options"]["url"], url.as_str(), "{name}");
         let mode = unit.exec_ok(&["stat", "-c", "%a", "/etc/parse-server/config.json"]);
         assert_eq!(mode.trim(), "640", "{name}");
@@ -1052,6 +1058,34 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
             "s",
         );
     }
+    // A request that reads the cache (a session lookup) still answers while Redis is down:
+    // the charm's cache adapter fails at once and parse-server asks the database (with
+    // node-redis's offline queue it would wait for Redis). Not rate-limited, unlike
+    // /classes above, whose limiter's client does wait.
+    let asked = Instant::now();
+    let (code, body) = probe.http(
+        &model,
+        "GET",
+        &haproxy.url("/parse/users/me"),
+        &[
+            ("X-Parse-Application-Id", APP_ID),
+            ("X-Parse-Session-Token", "r:no-such-session"),
+        ],
+        None,
+    );
+    let s = asked.elapsed().as_secs_f64();
+    println!("Redis stopped: a session lookup through haproxy: {code} in {s:.3} s: {body}");
+    assert!(
+        code == 400 && body.contains("209"),
+        "a session lookup with Redis down: {code} {body}"
+    );
+    assert!(s < 10.0, "a session lookup with Redis down took {s:.1} s");
+    record_figure(
+        "redis",
+        "Redis stopped: a session lookup through haproxy, time",
+        s,
+        "s",
+    );
     // Back (empty: nothing was saved). How long until a request that reads the cache (a
     // session lookup) answers again, and what the next hooks say.
     redis.run(&model);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 const PASSWORD: &str = "r3dis-pa55word";
 const URL: &str = "redis://:r3dis-pa55word@10.0.0.30:6379";
-const CACHE: &str = "/opt/parse-server/releases/9.10.0/node_modules/parse-server/lib/Adapters/Cache/RedisCacheAdapter.js";
+const CACHE: &str = "/opt/parse-server/charm/redis-cache-adapter.js";
 const LIMIT: &str = r#"{"rateLimit": [{"requestPath": "/classes/*path", "requestTimeWindow": 60000, "requestCount": 6}]}"#;
 
 /// Whether the Redis password shows in what the hooks told Juju, logged, or called.
@@ -50,7 +50,11 @@ fn every_instance_shares_live_query_the_cache_and_the_rate_limits() {
     assert_eq!(o["liveQueryServerOptions"], json!({"redisURL": URL}));
     assert_eq!(
         o["cacheAdapter"],
-        json!({"module": CACHE, "options": {"url": URL}})
+        json!({"module": CACHE, "options": {
+            "url": URL,
+            "releaseDir": "/opt/parse-server/releases/9.10.0",
+            "revision": o["cacheAdapter"]["options"]["revision"],
+        }})
     );
     assert_eq!(o["rateLimit"][0]["redisUrl"], URL);
     assert_eq!(o["rateLimit"][0]["requestCount"], 6);
