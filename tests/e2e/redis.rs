@@ -1129,3 +1129,139 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
     model.teardown();
     record_figure("redis", "whole test", started.elapsed().as_secs_f64(), "s");
 }
+
+/// `juju integrate parse-server valkey`, played as Charmed Valkey answers a requirer that
+/// writes no `version` (the v0 layout): it creates a client user with its own ACL, the one
+/// Charmed Valkey gives (canonical/valkey-operator `src/managers/config.py`: no scripts, no
+/// PING), on the real server, and shares it in a secret. Settles; returns the relation.
+fn relate_valkey(model: &mut Model, redis: &RedisServer) -> (String, String) {
+    let rel = model.relate("valkey", "valkey");
+    model.remote_set(&rel, "valkey/0", &[], Some(Network::GATEWAY));
+    model.settle();
+    let ours = model.app_bag(&rel);
+    assert_eq!(
+        ours["database"], "*",
+        "the charm asks for every key and channel"
+    );
+    assert!(ours["requested-secrets"]
+        .as_str()
+        .unwrap()
+        .contains("\"password\""));
+    let user = format!("relation-{}", rel.rsplit(':').next().unwrap());
+    let password = random_alnum(24);
+    let set = redis.cli(
+        model,
+        &[
+            "ACL",
+            "SETUSER",
+            &user,
+            "on",
+            &format!(">{password}"),
+            "-@all",
+            "+@read",
+            "+@write",
+            "+@keyspace",
+            "+@pubsub",
+            "+@transaction",
+            "+info",
+            "~*",
+            "&*",
+        ],
+    );
+    assert_eq!(set.trim(), "OK", "ACL SETUSER: {set}");
+    let secret = model.remote_secret_add(
+        &rel,
+        "valkey",
+        &[("username", user.as_str()), ("password", password.as_str())],
+    );
+    let endpoint = format!("{}:{}", Network::GATEWAY, redis.port);
+    model.remote_app_set(
+        &rel,
+        &[
+            ("database", "*"),
+            ("endpoints", endpoint.as_str()),
+            ("secret-user", secret.as_str()),
+            ("version", "9.0.1"),
+            ("mode", "sentinel"),
+        ],
+    );
+    model.settle();
+    (rel, password)
+}
+
+#[test]
+fn charmed_valkey_s_client_user_shares_live_query_and_the_cache_and_rate_limits_stay_per_process() {
+    let started = Instant::now();
+    let mut model = Model::new("valkey");
+    let pg = Postgres::start(&mut model, 5432);
+    let units = three_units(&mut model);
+    model.settle();
+    relate_postgresql(&mut model, &pg);
+    let (_lb, _haproxy, _) = behind_haproxy(&mut model);
+    let redis = RedisServer::start(&model, REDIS_PORT);
+    model.config(&[
+        "live-query-classes=Message",
+        r#"extra-options={"rateLimit":[{"requestPath":"/classes/*path","requestTimeWindow":60000,"requestCount":100}]}"#,
+    ]);
+    model.settle();
+    let (_rel, password) = relate_valkey(&mut model, &redis);
+    // Serving with it, and saying that the rate limits cannot use it.
+    model.assert_all(
+        "active",
+        "rate limits count per process: the Redis user may not run scripts",
+    );
+    for (name, unit) in &model.units {
+        let o: Value =
+            serde_json::from_str(&unit.read_text("/etc/parse-server/config.json")).unwrap();
+        let url = o["cacheAdapter"]["options"]["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("redis://relation-"),
+            "{name}: the client user"
+        );
+        assert_eq!(o["liveQuery"]["redisURL"], url, "{name}");
+        assert!(o["rateLimit"][0].get("redisUrl").is_none(), "{name}: {o}");
+    }
+    // LiveQuery across the units, through the client user's channels.
+    let bases: Vec<String> = units.iter().map(|u| unit_api(u)).collect();
+    let sub = Subscriber::start(&mut model, &units[0], "valkey-subscriber.log");
+    let saves = save_batch(&model, &bases, 6, 100, "valkey");
+    let ids: Vec<&str> = saves.iter().filter_map(|s| s.id.as_deref()).collect();
+    let got = sub.wait_received(&ids, Duration::from_secs(20));
+    assert_eq!(
+        ids.iter().filter(|id| got.contains_key(**id)).count(),
+        ids.len(),
+        "every unit's saves reach the subscriber through Valkey's client user"
+    );
+    sub.stop(&mut model);
+    // The cache in the shared Redis: a session looked up on one unit is kept there.
+    let (code, user) = rest(
+        &model,
+        "POST",
+        &format!("{}/users", bases[1]),
+        None,
+        Some(&json!({"username": "val", "password": "kv-pass-1"})),
+    );
+    assert_eq!(code, 201, "{user}");
+    let token = user["sessionToken"].as_str().unwrap();
+    let (code, me) = rest(
+        &model,
+        "GET",
+        &format!("{}/users/me", bases[2]),
+        Some(token),
+        None,
+    );
+    assert_eq!(code, 200, "{me}");
+    let keys = redis.cli(&model, &["--scan", "--pattern", &format!("{APP_ID}:*")]);
+    assert!(
+        !keys.trim().is_empty(),
+        "no cache entry of the application in the shared Redis"
+    );
+    let found = leaks(&model, &password);
+    assert!(
+        found.is_empty(),
+        "the client user's password shows in: {found:?}"
+    );
+    drop(redis);
+    model.teardown();
+    record_figure("valkey", "whole test", started.elapsed().as_secs_f64(), "s");
+}
