@@ -624,10 +624,13 @@ impl Haproxy {
     /// `hard-stop-after` and `idle-close-on-response` matter only to a reload: an old worker
     /// answers a keep-alive client's next request with `Connection: close` instead of
     /// closing the idle connection under it (haproxy ≥ 2.4 closes idle ones at once), and
-    /// is gone 30 s after the reload at the latest.
+    /// is gone 30 s after the reload at the latest. The client and server timeouts are
+    /// haproxy-operator's (its `haproxy.cfg.j2` defaults: `timeout client 50000`; the route's
+    /// server timeout, 60 s unless the requirer asks otherwise); no `timeout tunnel`, so a
+    /// WebSocket lives under them too.
     fn preamble(&self) -> String {
         format!(
-            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
+            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 50s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
             Network::GATEWAY,
             self.port
         )
