@@ -781,8 +781,9 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
         "ms",
     );
 
-    // Idle longer than haproxy's client and server timeouts (50 s and 60 s in the rendered config, as haproxy-operator renders them;
-    // parse-server pings every WebSocket each 10 s): the connection stays, a save arrives.
+    // Idle longer than haproxy's client and server timeouts (50 s and 60 s, as
+    // haproxy-operator renders them; parse-server pings every WebSocket each 10 s): the
+    // connection stays, a save arrives.
     let idle_from = now_ms();
     std::thread::sleep(Duration::from_secs(70));
     let closed = sub.times("client-close", idle_from);
