@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::model::{http_from_net, Model, Postgres};
+use crate::model::{http_from_net, secret_leaks, Model, Postgres};
 use crate::scale_out::{behind_haproxy, relate_postgresql, wait_serving};
 use crate::tls::TestCa;
 use jujusim::kit::{random_alnum, record_figure};
@@ -174,41 +174,6 @@ fn login(model: &Model, url: &str, user: &str, password: &str) -> (u16, Value) {
     let body = serde_json::json!({"username": user, "password": password}).to_string();
     let (code, body) = http_from_net(model, "POST", url, &app_headers(), Some(body.as_bytes()));
     (code, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-/// Where `secret` shows on the units: the journal, every process's command line and
-/// environment, `ps`, the hooks' logs and juju-log.
-fn leaks(model: &Model, secret: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for (name, unit) in &model.units {
-        let mut places = vec![
-            (
-                "journal",
-                unit.exec_ok(&["journalctl", "--no-pager", "-o", "cat"]),
-            ),
-            (
-                "command lines",
-                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]),
-            ),
-            (
-                "environments",
-                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'"]),
-            ),
-            ("ps", unit.exec_ok(&["ps", "-eww", "-o", "pid,args"])),
-        ];
-        for f in ["tool-calls.log", "hook-output.log"] {
-            places.push((f, unit.read_unit_file(f)));
-        }
-        let state: Value =
-            serde_json::from_str(&unit.read_unit_file("state.json")).unwrap_or_default();
-        places.push(("juju-log", state["log"].to_string()));
-        for (place, text) in places {
-            if text.contains(secret) {
-                found.push(format!("{name}: {place}"));
-            }
-        }
-    }
-    found
 }
 
 #[test]
@@ -490,7 +455,7 @@ fn verification_and_password_reset_mails_through_a_real_smtp_server_behind_hapro
         !mails.join("auth-failures").exists(),
         "an AUTH attempt failed"
     );
-    let found = leaks(&model, &password);
+    let found = secret_leaks(&model, &[&password]);
     assert!(found.is_empty(), "the SMTP password shows in: {found:?}");
     model.teardown();
 }

@@ -682,6 +682,56 @@ pub fn rewrite_lines(rewrites: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Where any of `values` (secrets) shows on the model: `juju status` and `juju config`, and on
+/// every unit the journal, every process's command line and environment, `ps`, the service's
+/// `systemctl show` (its Environment), the hooks' logs, juju-log and the status history (the
+/// agent's state also holds the secrets' store, as Juju's controller does: only its log and
+/// status history are looked at).
+pub fn secret_leaks(model: &Model, values: &[&str]) -> Vec<String> {
+    let shows = |text: &str| values.iter().any(|v| text.contains(v));
+    let mut found = Vec::new();
+    if shows(&model.status().to_string()) {
+        found.push("juju status".to_owned());
+    }
+    if shows(&model.ok("config", &[])) {
+        found.push("juju config".to_owned());
+    }
+    for (name, unit) in &model.units {
+        let mut places = vec![
+            (
+                "journal",
+                unit.exec_ok(&["journalctl", "--no-pager", "-o", "cat"]),
+            ),
+            (
+                "command lines",
+                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]),
+            ),
+            (
+                "environments",
+                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'"]),
+            ),
+            ("ps", unit.exec_ok(&["ps", "-eww", "-o", "pid,args"])),
+            (
+                "systemctl show",
+                unit.exec_ok(&["systemctl", "show", "parse-server"]),
+            ),
+        ];
+        for f in ["tool-calls.log", "hook-output.log"] {
+            places.push((f, unit.read_unit_file(f)));
+        }
+        let state: Value =
+            serde_json::from_str(&unit.read_unit_file("state.json")).unwrap_or_default();
+        places.push(("juju-log", state["log"].to_string()));
+        places.push(("status history", state["status_history"].to_string()));
+        for (place, text) in places {
+            if shows(&text) {
+                found.push(format!("{name}: {place}"));
+            }
+        }
+    }
+    found
+}
+
 /// One HTTP request from the model network (the load balancer's side), with curl
 /// (`curl_through_files`). Returns `(status, body)`.
 pub fn http_from_net(

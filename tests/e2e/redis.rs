@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::model::{http_from_net, Model, Postgres, RemoteClient, APP};
+use crate::model::{http_from_net, secret_leaks, Model, Postgres, RemoteClient, APP};
 use crate::scale_out::{
     assert_one_at_a_time, behind_haproxy, now_unix, relate_postgresql, restarts_since, three_units,
     wait_serving,
@@ -473,55 +473,6 @@ fn session_after_logout(model: &Model, units: &[String], user: &str) -> SessionP
     }
 }
 
-/// Where `secret` shows on the units: every journal, every process's command line and
-/// environment, `ps`, the service's `systemctl show` (its Environment), the hooks' logs,
-/// juju-log, the model's status messages and `juju config`.
-fn leaks(model: &Model, secret: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let status = model.status().to_string();
-    let config = model.ok("config", &[]);
-    if status.contains(secret) {
-        found.push("juju status".to_owned());
-    }
-    if config.contains(secret) {
-        found.push("juju config".to_owned());
-    }
-    for (name, unit) in &model.units {
-        let mut places = vec![
-            (
-                "journal",
-                unit.exec_ok(&["journalctl", "--no-pager", "-o", "cat"]),
-            ),
-            (
-                "command lines",
-                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]),
-            ),
-            (
-                "environments",
-                unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'"]),
-            ),
-            ("ps", unit.exec_ok(&["ps", "-eww", "-o", "pid,args"])),
-            (
-                "systemctl show",
-                unit.exec_ok(&["systemctl", "show", "parse-server"]),
-            ),
-        ];
-        for f in ["tool-calls.log", "hook-output.log"] {
-            places.push((f, unit.read_unit_file(f)));
-        }
-        let state: Value =
-            serde_json::from_str(&unit.read_unit_file("state.json")).unwrap_or_default();
-        places.push(("juju-log", state["log"].to_string()));
-        places.push(("status history", state["status_history"].to_string()));
-        for (place, text) in places {
-            if text.contains(secret) {
-                found.push(format!("{name}: {place}"));
-            }
-        }
-    }
-    found
-}
-
 fn option_files(model: &Model) -> Vec<(String, String)> {
     model
         .units
@@ -741,7 +692,7 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
         !trace.contains(&redis.password[..12]),
         "the Redis password on a command line of config-changed"
     );
-    let found = leaks(&model, &redis.password);
+    let found = secret_leaks(&model, &[&redis.password]);
     assert!(found.is_empty(), "the Redis password shows in: {found:?}");
 
     // --- LiveQuery across units: a subscriber through haproxy gets what is saved directly
@@ -1122,7 +1073,7 @@ fn redis_shares_live_query_sessions_and_rate_limits_across_three_units_behind_ha
     model.settle();
     println!("Redis back, after update-status: {:?}", model.workloads());
 
-    let found = leaks(&model, &redis.password);
+    let found = secret_leaks(&model, &[&redis.password]);
     assert!(found.is_empty(), "the Redis password shows in: {found:?}");
     probe.remove(&model);
     remote.remove(&model);
@@ -1257,7 +1208,7 @@ fn charmed_valkey_s_client_user_shares_live_query_and_the_cache_and_rate_limits_
         !keys.trim().is_empty(),
         "no cache entry of the application in the shared Redis"
     );
-    let found = leaks(&model, &password);
+    let found = secret_leaks(&model, &[&password]);
     assert!(
         found.is_empty(),
         "the client user's password shows in: {found:?}"

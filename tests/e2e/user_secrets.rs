@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::model::{Haproxy, LoadRun, Model, Postgres, APP};
+use crate::model::{secret_leaks, Haproxy, LoadRun, Model, Postgres, APP};
 use crate::scale_out::{assert_one_at_a_time, now_unix, restarts_since, wait_serving};
 use jujusim::kit::{random_alnum, record_figure};
 
@@ -31,36 +31,6 @@ fn key_works(model: &Model, key: &str) -> Vec<(String, u16)> {
             (name.clone(), code)
         })
         .collect()
-}
-
-/// Where a value must never show: every unit's journal, every process's command line, the
-/// unit agent's logs of the hooks, and the model's config.
-fn leaks(model: &Model, values: &[&str]) -> Vec<String> {
-    let mut found = Vec::new();
-    let config = model.ok("config", &[]);
-    for (name, unit) in &model.units {
-        let journal = unit.exec_ok(&["journalctl", "--no-pager", "-o", "cat"]);
-        let cmdlines = unit.exec_ok(&["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]);
-        let mut places = vec![
-            ("journal", journal),
-            ("command lines", cmdlines),
-            ("juju config", config.clone()),
-        ];
-        for f in ["tool-calls.log", "hook-output.log"] {
-            places.push((f, unit.read_unit_file(f)));
-        }
-        // juju-log lines (the agent's state also holds the secrets' store, as Juju's
-        // controller does: only its log is looked at).
-        let state: serde_json::Value =
-            serde_json::from_str(&unit.read_unit_file("state.json")).unwrap_or_default();
-        places.push(("juju-log", state["log"].to_string()));
-        for (place, text) in places {
-            if values.iter().any(|v| text.contains(v)) {
-                found.push(format!("{name}: {place}"));
-            }
-        }
-    }
-    found
 }
 
 #[test]
@@ -165,7 +135,7 @@ fn master_key_and_database_uri_from_user_secrets_rotated_and_revoked() {
     model.assert_all("active", "serving");
     assert_eq!(restarts_since(&model, since), Vec::new());
 
-    let found = leaks(&model, &[&key1, &key2, &password]);
+    let found = secret_leaks(&model, &[&key1, &key2, &password]);
     assert!(found.is_empty(), "a secret value shows in: {found:?}");
     model.teardown();
 }
