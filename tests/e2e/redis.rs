@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ use crate::scale_out::{
     assert_one_at_a_time, behind_haproxy, now_unix, relate_postgresql, restarts_since, three_units,
     wait_serving,
 };
-use jujusim::kit::{private_file, random_alnum, record_figure, require, Network};
+use jujusim::kit::{kill_group, private_file, random_alnum, record_figure, require, Network};
 
 const APP_ID: &str = "shop";
 /// The test's Redis server, on the model network's gateway address.
@@ -134,12 +134,7 @@ impl RedisServer {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 }

@@ -31,5 +31,5 @@ pub use files::{curl_through_files, host_port_free, percent_encode, private_file
 pub use host::{processes_in_ns, HostState, NsHold};
 pub use model::{Model, ModelDir};
 pub use network::Network;
-pub use process::Background;
+pub use process::{kill_group, Background};
 pub use unit::{Unit, UnitDir, UNIT_PROXY};

@@ -21,27 +21,18 @@ impl Background {
         pid
     }
 
-    fn kill_one(child: &mut Child) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
     /// Kills one process started with `spawn` (and its process group) and waits for it.
     pub fn stop(&mut self, pid: u32) {
         if let Some(i) = self.0.iter().position(|c| c.id() == pid) {
             let mut child = self.0.remove(i);
-            Self::kill_one(&mut child);
+            kill_group(&mut child);
         }
     }
 
     /// Kills every process started with `spawn`.
     pub fn stop_all(&mut self) {
         for mut c in self.0.drain(..) {
-            Self::kill_one(&mut c);
+            kill_group(&mut c);
         }
     }
 
@@ -55,6 +46,16 @@ impl Background {
 pub fn log_file(dir: &Path, name: &str) -> (Stdio, Stdio) {
     let f = std::fs::File::create(dir.join(name)).unwrap();
     (f.try_clone().unwrap().into(), f.into())
+}
+
+/// Kills `child`'s whole process group (it was spawned in a group of its own) and reaps it.
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]
