@@ -101,6 +101,26 @@ for src in MongoServerMain MongoAuthServerMain; do
   fi
 done
 
+# A real S3 server for the files tests: SeaweedFS, built from the Go module proxy once per
+# machine. `go install` refuses its module (its go.mod has a replace directive), so the
+# module is downloaded, copied somewhere writable and `weed` built there (several minutes).
+weed_version="v0.0.0-20261109003541-7506e5f91cd6"
+weed_dir="$vendor/seaweedfs"
+if [ "$(cat "$weed_dir/.version" 2>/dev/null)" != "$weed_version" ] || [ ! -x "$weed_dir/weed" ]; then
+  command -v go >/dev/null || fail "go is missing (SeaweedFS, the tests' S3 server, is built with it)"
+  echo "prereqs: building SeaweedFS $weed_version (the tests' S3 server) from the Go module proxy"
+  rm -rf "$weed_dir" && mkdir -p "$weed_dir"
+  mod_dir=$(go mod download -json "github.com/seaweedfs/seaweedfs@$weed_version" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') \
+      || fail "go mod download github.com/seaweedfs/seaweedfs@$weed_version"
+  cp -r "$mod_dir" "$weed_dir/src" && chmod -R u+w "$weed_dir/src"
+  (cd "$weed_dir/src" && go build -trimpath -ldflags="-s -w" -o "$weed_dir/weed" ./weed) \
+      || fail "go build ./weed (SeaweedFS $weed_version)"
+  rm -rf "$weed_dir/src"
+  echo "$weed_version" > "$weed_dir/.version"
+fi
+"$weed_dir/weed" version >/dev/null 2>&1 || fail "$weed_dir/weed does not run"
+
 # The benchmark's ops charm (benches/ops-charm): its pinned dependencies from PyPI into the
 # venv/ its packed charm ships (charmcraft's layout: pip --target, dispatch puts venv on
 # PYTHONPATH), installed with the units' own python3. Rebuilt when requirements.txt changes.

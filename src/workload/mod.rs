@@ -13,6 +13,7 @@ pub mod paths;
 pub mod probe;
 pub mod redis;
 pub mod render;
+pub mod s3;
 pub mod service_files;
 pub mod sizing;
 pub mod systemd;
