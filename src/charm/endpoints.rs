@@ -15,6 +15,8 @@ pub const WEBSITE_ENDPOINT: &str = "website";
 pub const SMTP_ENDPOINT: &str = "smtp";
 /// Charmed Valkey's `valkey-client` endpoint: the Redis every unit shares.
 pub const VALKEY_ENDPOINT: &str = "valkey";
+/// s3-integrator's `s3-credentials` endpoint: the bucket the units keep files in.
+pub const S3_ENDPOINT: &str = "s3";
 /// The units of this application (the rolling restart, the shared key).
 pub const PEER_ENDPOINT: &str = "parse-peers";
 
@@ -82,6 +84,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         name: VALKEY_ENDPOINT,
         role: Role::Requires,
         interface: "valkey_client",
+        limit: Some(1),
+    },
+    Endpoint {
+        name: S3_ENDPOINT,
+        role: Role::Requires,
+        interface: "s3",
         limit: Some(1),
     },
     Endpoint {

@@ -12,6 +12,7 @@ mod cloud_code;
 mod database_source;
 mod email;
 pub mod endpoints;
+mod files_store;
 mod handlers;
 mod jobs;
 mod load_balancer;
@@ -34,7 +35,7 @@ use status::{Blocked, Maintenance, Waiting};
 
 pub use endpoints::{
     HAPROXY_ROUTE_ENDPOINT, MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, PEER_ENDPOINT,
-    POSTGRESQL_CLIENT_ENDPOINT, SMTP_ENDPOINT, WEBSITE_ENDPOINT,
+    POSTGRESQL_CLIENT_ENDPOINT, S3_ENDPOINT, SMTP_ENDPOINT, VALKEY_ENDPOINT, WEBSITE_ENDPOINT,
 };
 pub use master_key::MASTER_KEY_SECRET;
 pub use peers::Peers;

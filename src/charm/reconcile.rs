@@ -31,6 +31,7 @@ impl Charm<'_> {
         // be used yet leaves whatever serves as it is.
         let email = self.email(&config)?;
         let redis = self.redis(&config)?;
+        let s3 = self.s3(&config)?;
         let account = self.ensure_service_account()?;
         self.ensure_release_installed(&config, email.is_some())?;
         let node = self.ensure_node(&config)?;
@@ -57,6 +58,13 @@ impl Charm<'_> {
         }
         if email.is_some() {
             self.ensure_charm_file(&self.paths.email_adapter(), render::email_adapter_source())?;
+        }
+        if s3.is_some() {
+            self.ensure_s3_adapter_installed(&node)?;
+            self.ensure_charm_file(
+                &self.paths.s3_files_adapter(),
+                render::s3_files_adapter_source(),
+            )?;
         }
         if redis.is_some() {
             self.ensure_charm_file(
@@ -91,6 +99,7 @@ impl Charm<'_> {
             email,
             redis: redis.as_ref().map(|r| r.spec.clone()),
             live_query_classes: config.live_query_classes.clone(),
+            s3,
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
@@ -476,7 +485,7 @@ impl Charm<'_> {
 
 /// An install that failed: a download waits (retried at the next hook); anything else is a
 /// fault the hook reports as an error.
-fn install_failed<T>(what: &str, e: InstallError) -> Step<T> {
+pub(super) fn install_failed<T>(what: &str, e: InstallError) -> Step<T> {
     match e {
         InstallError::Download(why) => waiting(Waiting::Download {
             what: what.into(),

@@ -125,6 +125,16 @@ pub enum Waiting {
         server: String,
         why: String,
     },
+    /// The s3 relation's provider has not (yet) given what the bucket needs (`what`: the
+    /// fields, by name).
+    S3Share { what: String },
+    /// The bucket cannot be used: the store does not answer or refuses it (`endpoint`:
+    /// without credentials).
+    S3Bucket {
+        endpoint: String,
+        bucket: String,
+        why: String,
+    },
 }
 
 /// Why a provider's secret cannot be read.
@@ -343,6 +353,17 @@ impl fmt::Display for Waiting {
                 f,
                 "{source}: {server} does not answer: {why} (the service keeps what it serves)"
             ),
+            Waiting::S3Share { what } => {
+                write!(f, "s3 relation: waiting for the provider to share {what}")
+            }
+            Waiting::S3Bucket {
+                endpoint,
+                bucket,
+                why,
+            } => write!(
+                f,
+                "s3 relation: bucket {bucket} at {endpoint}: {why} (files stay where they are)"
+            ),
         }
     }
 }
@@ -513,6 +534,8 @@ impl Waiting {
             Waiting::Unhealthy(_) => "the service runs but `<mount-path>/health` does not answer `ok`",
             Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
             Waiting::SmtpShare { .. } => "the `smtp` relation exists but smtp-integrator has not (yet) written `host`, `port`, `auth_type`, `transport_security`, or the `user` or password its `auth_type` needs; the service keeps serving its last good configuration",
+            Waiting::S3Share { .. } => "the `s3` relation exists but the integrator has not (yet) written `bucket`, `access-key` or `secret-key` (plain, or in the secret `secret-extra` names); files stay where they are and the service keeps serving its last good configuration",
+            Waiting::S3Bucket { .. } => "the bucket the `s3` relation names cannot be used: the store does not answer, the bucket does not exist, the store refuses the credentials or the bucket is in another region (checked with a signed `HEAD` of the bucket before anything is rendered); files stay where they are and the service keeps serving its last good configuration",
             Waiting::RedisUnreachable { .. } => "the shared Redis (`redis-url` or the `valkey` relation) does not answer (checked with AUTH, SELECT and PING before anything is rendered; one that refuses `redis-url`'s password or database is `blocked` as invalid config, the relation's `waiting` as refused); the service keeps serving its last good configuration",
         }
     }
@@ -550,7 +573,7 @@ impl Waiting {
                 why: format!("database at {} refused: {}", part("hosts"), part("reason")),
             },
             Waiting::Download {
-                what: part("parse-server|Node.js"),
+                what: part("parse-server|Node.js|@parse/s3-files-adapter"),
                 why: part("reason"),
             },
             Waiting::Unhealthy(part("reason")),
@@ -565,6 +588,14 @@ impl Waiting {
                 server: part("redis://host:port"),
                 why: part("reason"),
             },
+            Waiting::S3Share {
+                what: part("fields"),
+            },
+            Waiting::S3Bucket {
+                endpoint: part("endpoint"),
+                bucket: part("bucket"),
+                why: part("reason"),
+            },
         ]
     }
 }
@@ -573,7 +604,7 @@ impl Maintenance {
     /// When a unit shows it (every variant must say: the match is exhaustive).
     pub fn when(&self) -> &'static str {
         match self {
-            Maintenance::Installing { .. } => "while installing a parse-server release or Node.js",
+            Maintenance::Installing { .. } => "while installing a parse-server release, Node.js, or the S3 files adapter (where an s3 relation exists)",
             Maintenance::Starting => "while starting the service and waiting for its health check",
             Maintenance::Restarting => "while restarting the service into a new configuration",
             Maintenance::RestoringLastGood => {
@@ -587,7 +618,7 @@ impl Maintenance {
     fn examples() -> Vec<Maintenance> {
         vec![
             Maintenance::Installing {
-                what: part("parse-server|Node.js"),
+                what: part("parse-server|Node.js|@parse/s3-files-adapter"),
                 version: part("version"),
             },
             Maintenance::Starting,
@@ -746,6 +777,8 @@ mod tests {
             Waiting::CloudCode { .. } => 11,
             Waiting::SmtpShare { .. } => 12,
             Waiting::RedisUnreachable { .. } => 13,
+            Waiting::S3Share { .. } => 14,
+            Waiting::S3Bucket { .. } => 15,
         }
     }
 
@@ -769,7 +802,7 @@ mod tests {
             .map(maintenance_ordinal)
             .collect();
         assert_eq!(b, (0..12).collect::<Vec<_>>());
-        assert_eq!(w, (0..14).collect::<Vec<_>>());
+        assert_eq!(w, (0..16).collect::<Vec<_>>());
         assert_eq!(m, (0..6).collect::<Vec<_>>());
         let messages: BTreeSet<_> = catalogue()
             .into_iter()

@@ -6,6 +6,7 @@ pub mod mongodb;
 pub mod mongodb_client;
 pub mod peers;
 pub mod postgresql_client;
+pub mod s3;
 pub mod smtp;
 pub mod valkey_client;
 pub mod website;

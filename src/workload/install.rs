@@ -187,6 +187,54 @@ pub fn install(
     Ok(())
 }
 
+/// `@parse/s3-files-adapter`, pinned in the charm's lockfile `npm/s3-files-adapter/`.
+pub const S3_ADAPTER: (&str, &str) = ("@parse/s3-files-adapter", "5.3.1");
+
+/// Whether the S3 adapter's tree is installed (its package.json names the pinned version).
+pub fn has_s3_adapter(paths: &Paths) -> bool {
+    let pkg = paths
+        .s3_adapter_tree(S3_ADAPTER.1)
+        .join("node_modules")
+        .join(S3_ADAPTER.0)
+        .join("package.json");
+    std::fs::read(pkg)
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+        .is_some_and(|v| v["version"] == S3_ADAPTER.1)
+}
+
+/// Installs the S3 adapter's tree with `npm ci` from the charm's lockfile in `lock_dir`,
+/// complete or not at all (a scratch directory renamed at the end).
+pub fn install_s3_adapter(
+    paths: &Paths,
+    node: &Path,
+    lock_dir: &Path,
+    proxy_env: &[(&str, String)],
+) -> Result<(), InstallError> {
+    let tree = paths.s3_adapter_tree(S3_ADAPTER.1);
+    let scratch = tree.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(lock_dir.join(f), scratch.join(f))
+            .with_context(|| format!("copying {}", lock_dir.join(f).display()))
+            .map_err(InstallError::Other)?;
+    }
+    if let Err(e) = npm(
+        paths,
+        node,
+        &scratch,
+        &["ci", "--ignore-scripts"],
+        proxy_env,
+    ) {
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Err(e);
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::rename(&scratch, &tree)?;
+    Ok(())
+}
+
 /// Runs `npm <args>` in `dir` with the Node at `node` (its own npm when it has one) as a
 /// hook may: production dependencies only, bounded retries, the charm's cache, the model's
 /// proxy settings and the machine's CA store. npm's output goes to the hook's stdout (Juju

@@ -25,6 +25,12 @@ impl Paths {
     /// The mail adapter the charm ships (nodemailer, from the release that runs).
     pub const EMAIL_ADAPTER: &'static str = "/opt/parse-server/charm/smtp-email-adapter.js";
     pub const REDIS_CACHE_ADAPTER: &'static str = "/opt/parse-server/charm/redis-cache-adapter.js";
+    /// The charm's files adapter for an s3 relation: new files to the bucket, older ones
+    /// still read from the database's store.
+    pub const S3_FILES_ADAPTER: &'static str = "/opt/parse-server/charm/s3-files-adapter.js";
+    /// `@parse/s3-files-adapter`'s npm tree, one directory per pinned version (installed
+    /// only where an s3 relation exists).
+    pub const S3_ADAPTER_TREES: &'static str = "/opt/parse-server/s3-files-adapter";
     /// What every service process loads first (`node --require`).
     pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
     /// Cloud Code revisions, each unpacked once into a directory named by its digest
@@ -86,6 +92,16 @@ impl Paths {
     }
     pub fn redis_cache_adapter(&self) -> PathBuf {
         self.at(Self::REDIS_CACHE_ADAPTER)
+    }
+    pub fn s3_files_adapter(&self) -> PathBuf {
+        self.at(Self::S3_FILES_ADAPTER)
+    }
+    /// The S3 adapter's tree for `version`, as the service sees it.
+    pub fn s3_adapter_tree_path(version: &str) -> String {
+        format!("{}/{version}", Self::S3_ADAPTER_TREES)
+    }
+    pub fn s3_adapter_tree(&self, version: &str) -> PathBuf {
+        self.at(&Self::s3_adapter_tree_path(version))
     }
 
     pub fn email_adapter(&self) -> PathBuf {

@@ -58,6 +58,10 @@ pub trait Probes {
     ) -> Result<super::redis::RedisInfo, DbError> {
         super::redis::check(url, ca_pem, timeout)
     }
+    /// Whether the bucket exists on the store and the store accepts the credentials for it.
+    fn s3(&self, store: &super::s3::S3Store, timeout: Duration) -> Result<(), DbError> {
+        super::s3::check(store, timeout)
+    }
     /// Waits between two health checks.
     fn pause(&self, d: Duration) {
         std::thread::sleep(d);

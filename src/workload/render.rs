@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 
 use super::cloud_code::CloudCode;
 use super::database::PostgresTls;
+use super::install::S3_ADAPTER;
 use super::paths::Paths;
+use super::s3::S3Store;
 use super::user::SERVICE_USER;
 use crate::relations::smtp::SmtpServer;
 use crate::uri::DbUri;
@@ -63,6 +65,8 @@ pub struct ServiceSpec {
     pub redis: Option<RedisSpec>,
     /// The classes LiveQuery serves; empty: no LiveQuery server.
     pub live_query_classes: Vec<String>,
+    /// The bucket new files go to (an s3 relation), if any.
+    pub s3: Option<S3Store>,
 }
 
 /// What parse-server sends mail with: the SMTP server the relation gives, the sender, and
@@ -103,6 +107,13 @@ const SERVICE_HOOKS_JS: &str = include_str!("../../charm/node/service-hooks.js")
 const EMAIL_ADAPTER_JS: &str = include_str!("../../charm/node/smtp-email-adapter.js");
 
 const REDIS_CACHE_ADAPTER_JS: &str = include_str!("../../charm/node/redis-cache-adapter.js");
+
+const S3_FILES_ADAPTER_JS: &str = include_str!("../../charm/node/s3-files-adapter.js");
+
+/// The S3 files adapter's source, installed at `Paths::S3_FILES_ADAPTER`.
+pub fn s3_files_adapter_source() -> &'static str {
+    S3_FILES_ADAPTER_JS
+}
 
 /// The shared cache's adapter, installed at `Paths::REDIS_CACHE_ADAPTER`.
 pub fn redis_cache_adapter_source() -> &'static str {
@@ -326,8 +337,14 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
     } else {
         db_options.remove("enableSchemaHooks");
     }
-    options.insert("databaseOptions".into(), Value::Object(db_options));
-    if spec.database.is_postgres() && !spec.extra_options.contains_key("filesAdapter") {
+    let db_options = Value::Object(db_options);
+    options.insert("databaseOptions".into(), db_options.clone());
+    // Where files go: the database's own store (GridFS on MongoDB, the charm's table on
+    // PostgreSQL), or with an s3 relation the bucket, the database's store still read for
+    // the files written before it.
+    let database_store = (spec.database.is_postgres()
+        && !spec.extra_options.contains_key("filesAdapter"))
+    .then(|| {
         let mut adapter = serde_json::json!({
             "databaseURI": database_uri,
             "revision": source_digest(FILES_ADAPTER_JS),
@@ -335,10 +352,31 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         if let Some(ssl) = postgres_ssl {
             adapter["ssl"] = ssl;
         }
+        serde_json::json!({"module": Paths::FILES_ADAPTER, "options": adapter})
+    });
+    if let Some(store) = &spec.s3 {
+        let fallback = match database_store {
+            Some(table) => serde_json::json!({"postgres": table}),
+            None => {
+                let mut gridfs = serde_json::json!({
+                    "databaseURI": database_uri,
+                    "databaseOptions": db_options,
+                });
+                if let Some(key) = spec.extra_options.get("fileKey") {
+                    gridfs["fileKey"] = key.clone();
+                }
+                serde_json::json!({"gridfs": gridfs})
+            }
+        };
         options.insert(
             "filesAdapter".into(),
-            serde_json::json!({"module": Paths::FILES_ADAPTER, "options": adapter}),
+            serde_json::json!({
+                "module": Paths::S3_FILES_ADAPTER,
+                "options": s3_adapter_options(store, fallback),
+            }),
         );
+    } else if let Some(table) = database_store {
+        options.insert("filesAdapter".into(), table);
     }
     if let Some(email) = &spec.email {
         set_email(&mut options, email, &release_dir);
@@ -378,6 +416,28 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         ca_pem: spec.ca_pem.clone(),
         db_credentials,
     })
+}
+
+/// The charm's S3 adapter's options: the bucket and how to reach it, the credentials (the
+/// option file is root's and the service's only), the store read for older files.
+fn s3_adapter_options(store: &S3Store, fallback: Value) -> Value {
+    let mut o = serde_json::json!({
+        "adapterDir": Paths::s3_adapter_tree_path(S3_ADAPTER.1),
+        "revision": source_digest(S3_FILES_ADAPTER_JS),
+        "bucket": store.bucket,
+        "region": store.region,
+        "bucketPrefix": store.prefix,
+        "endpoint": store.endpoint(),
+        "forcePathStyle": store.path_style,
+        "accessKeyId": store.access_key,
+        "secretAccessKey": store.secret_key,
+        "awsChecksums": store.host.ends_with(".amazonaws.com"),
+        "fallback": fallback,
+    });
+    if let Some(ca) = &store.ca_pem {
+        o["ca"] = ca.clone().into();
+    }
+    o
 }
 
 /// LiveQuery, and what the instances share through Redis: LiveQuery's events (published by
@@ -564,7 +624,60 @@ mod tests {
             email: None,
             redis: None,
             live_query_classes: Vec::new(),
+            s3: None,
         }
+    }
+
+    fn bucket() -> S3Store {
+        S3Store {
+            tls: true,
+            host: "s3.example.com".into(),
+            port: 9000,
+            region: "eu-west-1".into(),
+            bucket: "parse-files".into(),
+            prefix: "shop/".into(),
+            path_style: true,
+            access_key: "AK".into(),
+            secret_key: "S/K+".into(),
+            ca_pem: Some("PEM".into()),
+        }
+    }
+
+    #[test]
+    fn files_go_to_the_bucket_and_older_ones_are_read_from_the_database_s_store() {
+        // MongoDB: GridFS by default (parse-server's own), read behind the bucket.
+        assert!(options(&spec()).get("filesAdapter").is_none());
+        let mut s = spec();
+        s.s3 = Some(bucket());
+        let v = options(&s);
+        let a = &v["filesAdapter"];
+        assert_eq!(a["module"], Paths::S3_FILES_ADAPTER);
+        let o = &a["options"];
+        assert_eq!(o["endpoint"], "https://s3.example.com:9000");
+        assert_eq!(o["bucket"], "parse-files");
+        assert_eq!(o["bucketPrefix"], "shop/");
+        assert_eq!(o["region"], "eu-west-1");
+        assert_eq!(o["forcePathStyle"], true);
+        assert_eq!(o["secretAccessKey"], "S/K+");
+        assert_eq!(o["ca"], "PEM");
+        assert_eq!(o["awsChecksums"], false);
+        assert_eq!(
+            o["adapterDir"],
+            Paths::s3_adapter_tree_path(S3_ADAPTER.1).as_str()
+        );
+        assert_eq!(o["fallback"]["gridfs"]["databaseURI"], v["databaseURI"]);
+        assert_eq!(
+            o["fallback"]["gridfs"]["databaseOptions"],
+            v["databaseOptions"]
+        );
+        // PostgreSQL: the charm's table, read behind the bucket.
+        let mut pg = spec();
+        pg.database = DbUri::parse("postgres://u:p@db:5432/parse").unwrap();
+        let table = options(&pg)["filesAdapter"].clone();
+        assert_eq!(table["module"], Paths::FILES_ADAPTER);
+        pg.s3 = Some(bucket());
+        let v = options(&pg);
+        assert_eq!(v["filesAdapter"]["options"]["fallback"]["postgres"], table);
     }
 
     fn options(s: &ServiceSpec) -> Value {

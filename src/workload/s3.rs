@@ -332,23 +332,20 @@ pub fn check(store: &S3Store, timeout: Duration) -> Result<(), DbError> {
     let r = request(store, "HEAD", "", b"", timeout)?;
     match r.status {
         200..=299 => Ok(()),
-        404 => Err(DbError::Refused(format!(
-            "bucket {} does not exist",
-            crate::text::quote(&store.bucket, 63)
-        ))),
+        404 => Err(DbError::Refused("it does not exist".into())),
         401 | 403 => Err(DbError::Refused(
-            "the server refuses the credentials for the bucket (HTTP 403)".into(),
+            "the store refuses the credentials (HTTP 403)".into(),
         )),
         301 | 307 | 400 => Err(DbError::Refused(format!(
-            "the bucket is not in region {} (HTTP {})",
+            "it is not in region {} (HTTP {})",
             crate::text::quote(&store.region, 30),
             r.status
         ))),
         500..=599 => Err(DbError::Unreachable(format!(
-            "the server answers HTTP {}",
+            "the store answers HTTP {}",
             r.status
         ))),
-        s => Err(DbError::Refused(format!("the server answers HTTP {s}"))),
+        s => Err(DbError::Refused(format!("the store answers HTTP {s}"))),
     }
 }
 
@@ -466,7 +463,7 @@ mod tests {
         assert!(sent.contains("Credential=AKIAIOSFODNN7EXAMPLE/"), "{sent}");
         assert!(!sent.contains("EXAMPLEKEY"), "the secret is never sent");
         for (answer, reason) in [
-            ("404 Not Found", "bucket \"examplebucket\" does not exist"),
+            ("404 Not Found", "it does not exist"),
             ("403 Forbidden", "refuses the credentials"),
             ("301 Moved Permanently", "not in region"),
         ] {

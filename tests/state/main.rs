@@ -17,6 +17,7 @@ mod jobs;
 mod lifecycle;
 mod memory;
 mod redis;
+mod s3;
 mod scale_out;
 mod steady;
 mod user_secrets;

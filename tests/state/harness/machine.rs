@@ -12,6 +12,7 @@ use parse_server_charm::workload::database::{DbError, DbInfo};
 use parse_server_charm::workload::memory::{HeapStats, ProcessMemory, ServiceMemory};
 use parse_server_charm::workload::probe::Probes;
 use parse_server_charm::workload::redis::RedisInfo;
+use parse_server_charm::workload::s3::S3Store;
 use parse_server_charm::workload::sizing::Machine;
 use parse_server_charm::workload::systemd::ServiceManager;
 use serde_json::Value;
@@ -202,6 +203,15 @@ impl Probes for Sim {
                 "the server refused the user and password".into(),
             )),
         }
+    }
+    fn s3(&self, store: &S3Store, _: Duration) -> Result<(), DbError> {
+        let w = self.0.borrow();
+        w.probed_s3.borrow_mut().push((
+            store.endpoint(),
+            store.bucket.clone(),
+            store.access_key.clone(),
+        ));
+        w.s3.clone()
     }
     fn port_in_use(&self, port: u16) -> bool {
         let w = self.0.borrow();

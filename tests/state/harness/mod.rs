@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use parse_server_charm::charm::{Charm, Timeouts};
 use parse_server_charm::juju::{CachedTools, Databag, JujuContext, Status, StatusKind};
+use parse_server_charm::workload::database::DbError;
 use parse_server_charm::workload::paths::Paths;
 use parse_server_charm::workload::sizing::Machine;
 use serde_json::Value;
@@ -121,6 +122,10 @@ pub struct World {
     pub probed_redis: RefCell<Vec<String>>,
     /// Whether the Redis user may run scripts (Charmed Valkey's may not).
     pub redis_scripts: bool,
+    /// The S3 store's answer to a `HEAD` of the bucket, and every (endpoint, bucket, access
+    /// key) it was asked about.
+    pub s3: Result<(), DbError>,
+    pub probed_s3: RefCell<Vec<(String, String, String)>>,
 }
 
 fn default_starts_ok(config_json: &str) -> bool {
@@ -174,6 +179,8 @@ impl World {
             redis: Db::Up,
             probed_redis: RefCell::new(Vec::new()),
             redis_scripts: true,
+            s3: Ok(()),
+            probed_s3: RefCell::new(Vec::new()),
         }
     }
 

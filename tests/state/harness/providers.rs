@@ -168,6 +168,20 @@ impl World {
         id
     }
 
+    /// s3-integrator related on `s3`, its unit 0 joined, its application databag `app_bag`;
+    /// the S3 adapter's npm tree is installed as `workload::install` leaves it.
+    pub fn relate_s3(&mut self, app_bag: &[(&str, &str)]) -> String {
+        let id = self.relate_as("s3", "s3-integrator", "s3");
+        self.remote_set(&id, "s3-integrator/0", &[("ingress-address", "10.0.0.40")]);
+        self.remote_app_set(&id, app_bag);
+        let pkg = self
+            .root
+            .join("opt/parse-server/s3-files-adapter/5.3.1/node_modules/@parse/s3-files-adapter");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), r#"{"version":"5.3.1"}"#).unwrap();
+        id
+    }
+
     /// An application related on `website` (interface `http`), its unit 0 at 10.0.0.99.
     pub fn relate_website(&mut self, remote_app: &str) -> String {
         let id = self.relate_as("website", remote_app, "http");
