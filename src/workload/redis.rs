@@ -40,7 +40,8 @@ fn reply(r: &mut impl BufRead) -> Result<String, DbError> {
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// A socket error in a few words (for a status).
+pub(super) fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => "connection refused".into(),

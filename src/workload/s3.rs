@@ -20,6 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::database::{DbError, PostgresTls};
+use super::redis::io_reason;
 
 /// Where the store is and how the bucket is addressed.
 #[derive(Clone, PartialEq, Eq)]
@@ -205,16 +206,6 @@ fn signed_head(store: &S3Store, method: &str, key: &str, body: &[u8], unix: u64)
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut | WouldBlock => "timed out".into(),
-        ConnectionReset | ConnectionAborted | BrokenPipe => "the connection was cut".into(),
-        _ => crate::text::one_line(&e.to_string(), 60),
-    }
 }
 
 /// Reads a whole `Connection: close` response (a chunked body decoded).

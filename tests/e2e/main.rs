@@ -17,6 +17,7 @@ mod operations;
 mod postgres;
 mod redis;
 mod resilience;
+mod s3;
 mod s3_server;
 mod scale_out;
 mod service_hooks;

@@ -468,7 +468,8 @@ fn session_after_logout(model: &Model, units: &[String], user: &str) -> SessionP
     }
 }
 
-fn option_files(model: &Model) -> Vec<(String, String)> {
+/// Every unit's option file, by unit.
+pub(crate) fn option_files(model: &Model) -> Vec<(String, String)> {
     model
         .units
         .iter()
@@ -476,7 +477,8 @@ fn option_files(model: &Model) -> Vec<(String, String)> {
         .collect()
 }
 
-fn main_pids(model: &Model) -> Vec<u32> {
+/// Every unit's parse-server main PID.
+pub(crate) fn main_pids(model: &Model) -> Vec<u32> {
     model
         .units
         .iter()

@@ -187,6 +187,42 @@ pub(crate) fn behind_haproxy(model: &mut Model) -> (String, Haproxy, String) {
     (lb, haproxy, cfg)
 }
 
+/// `juju integrate parse-server mongodb` (Charmed MongoDB's `mongodb_client`), played with a
+/// SCRAM-enforcing test server at 10.77.0.1:27017 whose user `relation-<id>` has `password`;
+/// the credentials shared in a secret. Settles; returns the relation, the user and the secret.
+pub(crate) fn relate_scram_mongodb(model: &mut Model, password: &str) -> (String, String, String) {
+    let rel = model.relate("mongodb-client", "mongodb");
+    let user = format!("relation-{}", rel.rsplit(':').next().unwrap());
+    start_mongo_auth_server(
+        model,
+        27017,
+        &[(user.as_str(), "admin", "readWrite@parse", password)],
+    );
+    model.remote_set(&rel, "mongodb/0", &[], Some("10.77.0.1"));
+    model.settle();
+    assert_eq!(model.app_bag(&rel)["database"], "parse");
+    let uris = format!("mongodb://{user}:{password}@10.77.0.1:27017/parse?authSource=admin");
+    let secret = model.remote_secret_add(
+        &rel,
+        "mongodb",
+        &[
+            ("username", user.as_str()),
+            ("password", password),
+            ("uris", uris.as_str()),
+        ],
+    );
+    model.remote_app_set(
+        &rel,
+        &[
+            ("database", "parse"),
+            ("endpoints", "10.77.0.1"),
+            ("secret-user", secret.as_str()),
+        ],
+    );
+    model.settle();
+    (rel, user, secret)
+}
+
 /// Each of `units` restarted once, and none began stopping before the one before it was
 /// started again.
 pub(crate) fn assert_one_at_a_time(restarts: &[(String, f64, f64)], units: usize) {
@@ -538,36 +574,7 @@ fn three_units_on_scram_mongodb_and_bad_credentials_are_refused_by_the_server() 
         "allow-client-class-creation=true",
     ]);
     model.settle();
-    // juju integrate parse-server mongodb (Charmed MongoDB's mongodb_client).
-    let rel = model.relate("mongodb-client", "mongodb");
-    let user = format!("relation-{}", rel.rsplit(':').next().unwrap());
-    start_mongo_auth_server(
-        &mut model,
-        27017,
-        &[(user.as_str(), "admin", "readWrite@parse", password.as_str())],
-    );
-    model.remote_set(&rel, "mongodb/0", &[], Some("10.77.0.1"));
-    model.settle();
-    assert_eq!(model.app_bag(&rel)["database"], "parse");
-    let uris = format!("mongodb://{user}:{password}@10.77.0.1:27017/parse?authSource=admin");
-    let secret = model.remote_secret_add(
-        &rel,
-        "mongodb",
-        &[
-            ("username", user.as_str()),
-            ("password", password.as_str()),
-            ("uris", uris.as_str()),
-        ],
-    );
-    model.remote_app_set(
-        &rel,
-        &[
-            ("database", "parse"),
-            ("endpoints", "10.77.0.1"),
-            ("secret-user", secret.as_str()),
-        ],
-    );
-    model.settle();
+    let (_, user, secret) = relate_scram_mongodb(&mut model, &password);
     model.assert_all("active", "serving on port 1337");
     data_crosses_units(&model, &units);
 
