@@ -159,6 +159,14 @@ class CharmS3FilesAdapter {
     return data;
   }
 
+  // Metadata and tags are kept by GridFS only (files stored before the relation).
+  async getMetadata(filename) {
+    if (typeof this._fallback.getMetadata !== 'function') {
+      return {};
+    }
+    return Promise.resolve(this._fallback.getMetadata(filename)).catch(() => ({}));
+  }
+
   async handleShutdown() {
     if (typeof this._fallback.handleShutdown === 'function') {
       await this._fallback.handleShutdown();
