@@ -7,13 +7,13 @@
 //! restart asked or granted among the units, the charm records what the serving rendering
 //! does not hold (the database URI it checked, the PostGIS hint); an
 //! `update-status` that finds the record re-checks only what changes with no hook (the
-//! service's health, the database's and the shared Redis's answers, the memory the service
-//! uses, and the user secrets options name: a revocation fires no hook) and reports, with
-//! one hook-tool call (`status-set`) plus one `secret-get` per user secret, and no child
-//! process. Anything else it finds (a record from another rendering, a rollout or a failure
-//! on record, a service that does not answer, a database or a Redis that does not, PostGIS
-//! that came or went, a user secret that changed or cannot be read) sends it through the
-//! full reconcile.
+//! service's health, the answers of the database, of the shared Redis and of the S3 bucket
+//! (read from the rendering), the memory the service uses, and the user secrets options
+//! name: a revocation fires no hook) and reports, with one hook-tool call (`status-set`)
+//! plus one `secret-get` per user secret, and no child process. Anything else it finds (a
+//! record from another rendering, a rollout or a failure on record, a service that does not
+//! answer, a database, a Redis or a bucket that does not, PostGIS that came or went, a user
+//! secret that changed or cannot be read) sends it through the full reconcile.
 //!
 //! Every full hook forgets the record before it does anything, so a hook killed at any
 //! instruction leaves none, and the next `update-status` reconciles in full.
@@ -203,6 +203,11 @@ impl Charm<'_> {
                 .redis(&url, ca.as_deref(), self.timeouts.database)
                 .is_err()
             {
+                return Ok(None);
+            }
+        }
+        if let Some(store) = good.s3_store() {
+            if self.probes.s3(&store, self.timeouts.database).is_err() {
                 return Ok(None);
             }
         }

@@ -68,7 +68,7 @@ fn bucket_name(b: &str) -> Result<(), String> {
 }
 
 /// `http(s)://host[:port][/]` (no scheme: https) → (tls, host, port).
-fn endpoint(raw: &str) -> Result<(bool, String, u16), String> {
+pub fn endpoint(raw: &str) -> Result<(bool, String, u16), String> {
     let bad = || format!("endpoint {} is not an http(s) URL", quote(raw, 60));
     let (tls, rest) = match raw.split_once("://") {
         Some((s, rest)) if s.eq_ignore_ascii_case("https") => (true, rest),

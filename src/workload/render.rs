@@ -219,6 +219,32 @@ impl Rendered {
         }
     }
 
+    /// The bucket this rendering keeps new files in, if any (read back from the S3
+    /// adapter's options, as `s3_adapter_options` wrote them).
+    pub fn s3_store(&self) -> Option<S3Store> {
+        let v: Value = serde_json::from_str(&self.config_json).ok()?;
+        let adapter = v.get("filesAdapter")?;
+        if adapter.get("module")?.as_str()? != Paths::S3_FILES_ADAPTER {
+            return None;
+        }
+        let o = adapter.get("options")?;
+        let text = |k: &str| Some(o.get(k)?.as_str()?.to_owned());
+        let (tls, host, port) =
+            crate::relations::s3::endpoint(o.get("endpoint")?.as_str()?).ok()?;
+        Some(S3Store {
+            tls,
+            host,
+            port,
+            region: text("region")?,
+            bucket: text("bucket")?,
+            prefix: text("bucketPrefix")?,
+            path_style: o.get("forcePathStyle")?.as_bool()?,
+            access_key: text("accessKeyId")?,
+            secret_key: text("secretAccessKey")?,
+            ca_pem: text("ca"),
+        })
+    }
+
     /// The port and mount path this rendering serves on.
     pub fn endpoint(&self) -> Option<(u16, String)> {
         let v: Value = serde_json::from_str(&self.config_json).ok()?;
@@ -666,6 +692,8 @@ mod tests {
             Paths::s3_adapter_tree_path(S3_ADAPTER.1).as_str()
         );
         assert_eq!(o["fallback"]["gridfs"]["databaseURI"], v["databaseURI"]);
+        assert_eq!(render(&s).unwrap().s3_store(), Some(bucket()));
+        assert_eq!(render(&spec()).unwrap().s3_store(), None);
         assert_eq!(
             o["fallback"]["gridfs"]["databaseOptions"],
             v["databaseOptions"]

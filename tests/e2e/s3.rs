@@ -11,8 +11,9 @@
 //! (no failed request, one unit at a time, then the old key revoked and every unit still
 //! serving); the relation removed (older files still download, new ones go to the table).
 //!
-//! On MongoDB (track 1: plain fields): files in GridFS before, in the bucket after, GridFS
-//! files (and a byte range) still served through every unit, during and after the relation.
+//! On MongoDB (track 1: plain fields; the store over TLS, its CA as `tls-ca-chain`): files in
+//! GridFS before, in the bucket after, GridFS files (and a byte range) still served through
+//! every unit, during and after the relation.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use crate::scale_out::{
     assert_one_at_a_time, behind_haproxy, now_unix, relate_postgresql, relate_scram_mongodb,
     restarts_since, three_units, wait_serving,
 };
+use crate::tls::TestCa;
 use jujusim::kit::{random_alnum, record_figure, Network};
 
 const APP_ID: &str = "shop";
@@ -471,7 +473,10 @@ fn files_on_s3_across_three_units_on_postgresql_behind_haproxy() {
 #[test]
 fn files_on_s3_across_three_units_on_mongodb_with_gridfs_behind_it() {
     let mut model = Model::new("s3-mongo");
-    let s3 = S3Server::start(&model, S3_PORT);
+    // Over TLS, its CA given as the relation's tls-ca-chain.
+    let ca = TestCa::new(&model.dir, "s3ca");
+    let cert = ca.issue_server("seaweedfs", Network::GATEWAY);
+    let s3 = S3Server::start_tls(&model, S3_PORT, &cert);
     let password = random_alnum(32);
     let units = three_units(&mut model);
     model.settle();
@@ -500,7 +505,8 @@ fn files_on_s3_across_three_units_on_mongodb_with_gridfs_behind_it() {
     let s3_rel = model.relate("s3", "s3-integrator");
     model.remote_set(&s3_rel, "s3-integrator/0", &[], Some(Network::GATEWAY));
     model.settle();
-    let endpoint = endpoint();
+    let endpoint = format!("https://{}:{S3_PORT}", Network::GATEWAY);
+    let chain = serde_json::to_string(&[ca.cert_pem()]).unwrap();
     model.remote_app_set(
         &s3_rel,
         &[
@@ -509,6 +515,7 @@ fn files_on_s3_across_three_units_on_mongodb_with_gridfs_behind_it() {
             ("access-key", key.as_str()),
             ("secret-key", secret_key.as_str()),
             ("s3-uri-style", "path"),
+            ("tls-ca-chain", chain.as_str()),
         ],
     );
     model.settle();

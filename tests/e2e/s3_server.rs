@@ -91,6 +91,8 @@ pub struct S3Server {
     identities: Vec<(String, String)>,
     netns: File,
     child: Option<Child>,
+    /// With TLS: the server's certificate and key, and the CA's certificate (PEM).
+    tls: Option<(PathBuf, PathBuf, String)>,
 }
 
 impl S3Server {
@@ -98,6 +100,16 @@ impl S3Server {
     /// three ports (master, volume, filer) and their gRPC ports 10000 above. Waits until the
     /// S3 gateway accepts the identity (within 60 s).
     pub fn start(model: &Model, port: u16) -> S3Server {
+        Self::start_with(model, port, None)
+    }
+
+    /// As `start`, S3 served over TLS with `cert` (its CA is what clients trust).
+    pub fn start_tls(model: &Model, port: u16, cert: &crate::tls::ServerCert) -> S3Server {
+        let ca = std::fs::read_to_string(&cert.ca).unwrap();
+        Self::start_with(model, port, Some((cert.cert.clone(), cert.key.clone(), ca)))
+    }
+
+    fn start_with(model: &Model, port: u16, tls: Option<(PathBuf, PathBuf, String)>) -> S3Server {
         require("unshare");
         let dir = model.dir.join(format!("seaweedfs-{port}"));
         for sub in ["data", "config", "tmp"] {
@@ -116,6 +128,7 @@ impl S3Server {
             identities: vec![(access, random_alnum(40))],
             netns: network_ns(&model.net),
             child: None,
+            tls,
         };
         server.write_identities();
         let started = Instant::now();
@@ -197,6 +210,11 @@ impl S3Server {
             "-s3.autoCreateBucket=false".to_owned(),
             format!("-s3.config={}", self.config().display()),
         ];
+        let mut flags = flags.to_vec();
+        if let Some((cert, key, _)) = &self.tls {
+            flags.push(format!("-s3.cert.file={}", cert.display()));
+            flags.push(format!("-s3.key.file={}", key.display()));
+        }
         let weed = weed();
         let tmp = self.dir.join("tmp");
         let mut argv = vec![
@@ -256,7 +274,7 @@ impl S3Server {
     /// `bucket` on this server as the charm addresses it, with these credentials.
     pub fn store(&self, bucket: &str, access: &str, secret: &str) -> S3Store {
         S3Store {
-            tls: false,
+            tls: self.tls.is_some(),
             host: Network::GATEWAY.to_owned(),
             port: self.port,
             region: "us-east-1".to_owned(),
@@ -265,7 +283,7 @@ impl S3Server {
             path_style: true,
             access_key: access.to_owned(),
             secret_key: secret.to_owned(),
-            ca_pem: None,
+            ca_pem: self.tls.as_ref().map(|(_, _, ca)| ca.clone()),
         }
     }
 

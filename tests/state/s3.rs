@@ -240,3 +240,29 @@ fn the_relation_removed_on_mongodb_gives_files_back_to_gridfs() {
     assert_eq!(w.restarts, restarts + 1);
     assert!(!w.options().to_string().contains(SECRET_KEY));
 }
+
+#[test]
+fn a_steady_update_status_asks_the_store_again() {
+    let (w, _) = with_s3("s3-steady");
+    let w = hook(w, "update-status");
+    w.assert_status(StatusKind::Active, "serving");
+    let asked = w.probed_s3.borrow().len();
+    // The steady path (the record from the update-status before) asks only what changes
+    // with no hook: the bucket among it.
+    let w = hook(w, "update-status");
+    assert_eq!(
+        w.probed_s3.borrow().len(),
+        asked + 1,
+        "the bucket is asked again"
+    );
+    // The bucket went away: the next update-status says so; files stay where they are.
+    let mut w = w;
+    let before = w.running_config.clone();
+    w.s3 = Err(DbError::Refused("it does not exist".into()));
+    let w = hook(w, "update-status");
+    w.assert_status(
+        StatusKind::Waiting,
+        "bucket parse-files at http://10.0.0.40:8333: it does not exist",
+    );
+    assert_eq!(w.running_config, before);
+}
