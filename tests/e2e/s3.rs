@@ -236,6 +236,16 @@ fn random_file(model: &Model, name: &str, mib: usize) -> std::path::PathBuf {
     path
 }
 
+/// The serving units behind haproxy, and `BUCKET` made on the store: its first key pair.
+fn behind_haproxy_with_a_bucket(model: &mut Model, s3: &S3Server) -> (String, String) {
+    model.assert_all("active", "serving");
+    behind_haproxy(model);
+    wait_serving(model, &format!("{THROUGH_HAPROXY}/health"));
+    s3.create_bucket(BUCKET);
+    let (a, s) = s3.keys();
+    (a.to_owned(), s.to_owned())
+}
+
 #[test]
 fn files_on_s3_across_three_units_on_postgresql_behind_haproxy() {
     let started = Instant::now();
@@ -246,14 +256,7 @@ fn files_on_s3_across_three_units_on_postgresql_behind_haproxy() {
     let units = three_units(&mut model);
     model.settle();
     relate_postgresql(&mut model, &pg);
-    model.assert_all("active", "serving");
-    let (_lb, _haproxy, _cfg) = behind_haproxy(&mut model);
-    wait_serving(&model, &format!("{THROUGH_HAPROXY}/health"));
-    s3.create_bucket(BUCKET);
-    let (key_a, secret_a) = {
-        let (a, s) = s3.keys();
-        (a.to_owned(), s.to_owned())
-    };
+    let (key_a, secret_a) = behind_haproxy_with_a_bucket(&mut model, &s3);
 
     // Before the relation: files in the charm's table.
     let old_src = model.dir.join("old.txt");
@@ -481,14 +484,7 @@ fn files_on_s3_across_three_units_on_mongodb_with_gridfs_behind_it() {
     let units = three_units(&mut model);
     model.settle();
     relate_scram_mongodb(&mut model, &password);
-    model.assert_all("active", "serving");
-    let (_lb, _haproxy, _cfg) = behind_haproxy(&mut model);
-    wait_serving(&model, &format!("{THROUGH_HAPROXY}/health"));
-    s3.create_bucket(BUCKET);
-    let (key, secret_key) = {
-        let (a, s) = s3.keys();
-        (a.to_owned(), s.to_owned())
-    };
+    let (key, secret_key) = behind_haproxy_with_a_bucket(&mut model, &s3);
 
     // GridFS before the relation.
     let old_src = model.dir.join("old.txt");
