@@ -155,11 +155,21 @@ fn run_job_refuses_what_it_cannot_send() {
         w.action_failed.as_deref(),
         Some("params: must be a JSON object such as {\"limit\": 10}")
     );
-    // No parse-server answers in this harness: the reason, never the key.
+    // No parse-server answers in this harness: the reason, never the key. The
+    // port is one the host just freed, not 1337, which a server of the host's
+    // own may hold.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut w = w;
+    w.set("port", i64::from(port));
+    let w = hook(w, "config-changed");
     let w = run_job(w, &[("name", "tick"), ("params", "{\"n\":1}")]);
     let failed = w.action_failed.clone().unwrap();
     assert!(
-        failed.starts_with("parse-server does not answer on port 1337"),
+        failed.starts_with(&format!("parse-server does not answer on port {port}")),
         "{failed}"
     );
     let key = w.running_options().unwrap()["masterKey"]
