@@ -61,12 +61,16 @@ fn config_yaml_defaults_are_valid_config() {
         "verify-user-emails",
         "redis-url",
         "live-query-classes",
+        "read-only-master-key-ips",
+        "dashboard",
+        "dashboard-port",
+        "dashboard-url",
     ] {
         assert!(raw.contains_key(name), "config.yaml lacks {name}");
     }
     assert_eq!(
         raw.len(),
-        22,
+        26,
         "an option the code does not read: {:?}",
         raw.keys()
     );

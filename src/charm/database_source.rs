@@ -323,6 +323,6 @@ impl Charm<'_> {
     /// Stops the service and closes its port (no database to serve from).
     fn stop_serving_without_database(&self) -> Step<()> {
         self.stop_service()?;
-        self.sync_ports(None)
+        self.sync_ports(&[])
     }
 }

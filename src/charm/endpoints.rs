@@ -9,6 +9,8 @@ pub const MONGODB_CLIENT_ENDPOINT: &str = "mongodb-client";
 pub const POSTGRESQL_CLIENT_ENDPOINT: &str = "postgresql-client";
 /// haproxy-operator's `haproxy-route` endpoint.
 pub const HAPROXY_ROUTE_ENDPOINT: &str = "haproxy-route";
+/// A second `haproxy-route`: Parse Dashboard's own route (its own service and host name).
+pub const DASHBOARD_ROUTE_ENDPOINT: &str = "dashboard-route";
 /// The legacy `http` interface a load balancer consumes.
 pub const WEBSITE_ENDPOINT: &str = "website";
 /// smtp-integrator's `smtp` endpoint: the SMTP server parse-server sends mail through.
@@ -70,6 +72,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         name: HAPROXY_ROUTE_ENDPOINT,
+        role: Role::Requires,
+        interface: "haproxy-route",
+        limit: Some(1),
+    },
+    Endpoint {
+        name: DASHBOARD_ROUTE_ENDPOINT,
         role: Role::Requires,
         interface: "haproxy-route",
         limit: Some(1),

@@ -13,7 +13,7 @@ use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
 use crate::relations::s3::{self, Answer, ProviderBag};
 use crate::workload::database::DbError;
-use crate::workload::install::{self, S3_ADAPTER};
+use crate::workload::install::{self, Locked};
 use crate::workload::s3::S3Store;
 
 /// How long the bucket check waits for the store.
@@ -73,22 +73,22 @@ impl Charm<'_> {
         }
     }
 
-    /// `@parse/s3-files-adapter`'s tree, from the charm's lockfile, installed once.
-    pub(super) fn ensure_s3_adapter_installed(&self, node: &Path) -> Step<()> {
-        if install::has_s3_adapter(&self.paths) {
+    /// A package's tree from the charm's lockfile (`npm/<dir>/`), installed once.
+    pub(super) fn ensure_locked_installed(&self, node: &Path, pkg: Locked) -> Step<()> {
+        if install::has_locked(&self.paths, pkg) {
             return Ok(());
         }
         self.maintenance(Maintenance::Installing {
-            what: S3_ADAPTER.0.into(),
-            version: S3_ADAPTER.1.into(),
+            what: pkg.name.into(),
+            version: pkg.version.into(),
         })?;
-        let lock_dir = self.ctx.charm_dir.join("npm").join("s3-files-adapter");
-        match install::install_s3_adapter(&self.paths, node, &lock_dir, &self.ctx.proxy.env()) {
+        let lock_dir = self.ctx.charm_dir.join("npm").join(pkg.dir);
+        match install::install_locked(&self.paths, pkg, node, &lock_dir, &self.ctx.proxy.env()) {
             Ok(()) => {
-                self.log(&format!("installed {} {}", S3_ADAPTER.0, S3_ADAPTER.1));
+                self.log(&format!("installed {} {}", pkg.name, pkg.version));
                 Ok(())
             }
-            Err(e) => install_failed(S3_ADAPTER.0, e),
+            Err(e) => install_failed(pkg.name, e),
         }
     }
 }

@@ -8,6 +8,7 @@ use super::user_secrets;
 use super::{Charm, MASTER_KEY_SECRET};
 use crate::config::CharmConfig;
 use crate::juju::Databag;
+use crate::workload::dashboard::DASHBOARD_UNIT;
 use crate::workload::service_files;
 use crate::workload::systemd::SERVICE_UNIT;
 use crate::workload::user;
@@ -16,6 +17,9 @@ impl Charm<'_> {
     /// `stop`: the service stops and stays stopped (disabled), its port closes.
     pub(super) fn stop(&self) -> Result<()> {
         self.remove_job_timer()?;
+        if self.paths.dashboard_unit_file().exists() {
+            self.service.disable_now(DASHBOARD_UNIT)?;
+        }
         if self.paths.unit_file().exists() {
             self.service.stop(SERVICE_UNIT)?;
             self.service.disable(SERVICE_UNIT)?;
@@ -38,6 +42,7 @@ impl Charm<'_> {
     pub(super) fn remove(&self) -> Result<()> {
         self.stop()?;
         let _ = std::fs::remove_file(self.paths.unit_file());
+        let _ = std::fs::remove_file(self.paths.dashboard_unit_file());
         self.service.daemon_reload()?;
         for dir in [
             self.paths.config_dir(),
@@ -59,6 +64,8 @@ impl Charm<'_> {
             "get-master-key" => self.get_master_key(),
             "memory-report" => self.memory_report(),
             "run-job" => self.run_job(),
+            "add-dashboard-user" => self.add_dashboard_user(),
+            "remove-dashboard-user" => self.remove_dashboard_user(),
             other => {
                 self.tools
                     .action_fail(&format!("unknown action {other:?}"))?;

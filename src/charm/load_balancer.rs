@@ -53,15 +53,7 @@ impl Charm<'_> {
                     lb.drain_seconds = lb.drain_seconds.max(detect + 2);
                 }
                 if endpoint == HAPROXY_ROUTE_ENDPOINT {
-                    for unit in &units {
-                        let bag = self.tools.relation_get(&id, unit)?;
-                        let addr = bag
-                            .get("ingress-address")
-                            .or_else(|| bag.get("private-address"));
-                        if let Some(ip) = addr.and_then(|a| a.parse::<IpAddr>().ok()) {
-                            lb.trusted.push(ip.to_string());
-                        }
-                    }
+                    lb.trusted.extend(self.unit_addresses(&id, &units)?);
                 }
                 if endpoint == HAPROXY_ROUTE_ENDPOINT && lb.public_url.is_none() {
                     if let Some(app) = units
@@ -78,6 +70,33 @@ impl Charm<'_> {
         lb.trusted.sort();
         lb.trusted.dedup();
         Ok(lb)
+    }
+
+    /// The addresses of the balancers on `endpoint` (haproxy-route's kind), sorted.
+    pub(super) fn route_balancers(&self, endpoint: &str) -> Step<Vec<String>> {
+        let mut out = Vec::new();
+        for id in self.tools.relation_ids(endpoint)? {
+            let units = self.tools.relation_list(&id)?;
+            out.extend(self.unit_addresses(&id, &units)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Each remote unit's address as it published it (an IP address, or nothing).
+    fn unit_addresses(&self, id: &str, units: &[String]) -> Step<Vec<String>> {
+        let mut out = Vec::new();
+        for unit in units {
+            let bag = self.tools.relation_get(id, unit)?;
+            let addr = bag
+                .get("ingress-address")
+                .or_else(|| bag.get("private-address"));
+            if let Some(ip) = addr.and_then(|a| a.parse::<IpAddr>().ok()) {
+                out.push(ip.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// The leader's route on every haproxy-route relation: the backend, its health check,
@@ -105,6 +124,7 @@ impl Charm<'_> {
                 .as_ref()
                 .and_then(|u| u.dns_name().map(str::to_owned)),
             allow_http: public.as_ref().is_some_and(|u| !u.https),
+            check_path: haproxy_route::BALANCER_CHECK_PATH.into(),
         });
         for id in ids {
             let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;

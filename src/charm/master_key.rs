@@ -85,7 +85,7 @@ impl Charm<'_> {
 }
 
 /// `bytes` bytes from the OS CSPRNG, as hex.
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(super) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))

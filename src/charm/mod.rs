@@ -9,6 +9,7 @@
 //! on decides the status; long steps also show `maintenance` live while they run.
 
 mod cloud_code;
+mod dashboard;
 mod database_source;
 mod email;
 pub mod endpoints;
@@ -34,8 +35,9 @@ use crate::workload::systemd::ServiceManager;
 use status::{Blocked, Maintenance, Waiting};
 
 pub use endpoints::{
-    HAPROXY_ROUTE_ENDPOINT, MONGODB_CLIENT_ENDPOINT, MONGODB_LEGACY_ENDPOINT, PEER_ENDPOINT,
-    POSTGRESQL_CLIENT_ENDPOINT, S3_ENDPOINT, SMTP_ENDPOINT, VALKEY_ENDPOINT, WEBSITE_ENDPOINT,
+    DASHBOARD_ROUTE_ENDPOINT, HAPROXY_ROUTE_ENDPOINT, MONGODB_CLIENT_ENDPOINT,
+    MONGODB_LEGACY_ENDPOINT, PEER_ENDPOINT, POSTGRESQL_CLIENT_ENDPOINT, S3_ENDPOINT, SMTP_ENDPOINT,
+    VALKEY_ENDPOINT, WEBSITE_ENDPOINT,
 };
 pub use master_key::MASTER_KEY_SECRET;
 pub use peers::Peers;
@@ -126,23 +128,29 @@ impl Charm<'_> {
                     }
                 }
                 self.forget_steady()?;
-                // The peer relation is read before anything can stop the hook: whatever
-                // stops this unit's own reconcile, its stale request is withdrawn and the
-                // leader keeps rolling restarts moving.
-                let peers = self.peers()?;
-                let (status, steady) = match self.reconcile(&peers) {
-                    Ok((serving, steady)) => (serving.into(), Some(steady)),
-                    Err(Stop::Report(status)) => (status, None),
-                    Err(Stop::Bug(e)) => return Err(e),
-                };
-                peers.finish(self.probes.now())?;
-                if let Some(steady) = steady.filter(|_| peers.idle()) {
-                    self.remember_steady(&steady)?;
-                }
-                self.tools.status_set(&status)?;
-                Ok(())
+                self.reconcile_and_report()
             }
         }
+    }
+
+    /// Reconciles, keeps the rolling restart moving and sets the status (every hook but
+    /// stop/remove, and actions that change what the units serve).
+    fn reconcile_and_report(&self) -> anyhow::Result<()> {
+        // The peer relation is read before anything can stop the hook: whatever stops this
+        // unit's own reconcile, its stale request is withdrawn and the leader keeps rolling
+        // restarts moving.
+        let peers = self.peers()?;
+        let (status, steady) = match self.reconcile(&peers) {
+            Ok((serving, steady)) => (serving.into(), Some(steady)),
+            Err(Stop::Report(status)) => (status, None),
+            Err(Stop::Bug(e)) => return Err(e),
+        };
+        peers.finish(self.probes.now())?;
+        if let Some(steady) = steady.filter(|_| peers.idle()) {
+            self.remember_steady(&steady)?;
+        }
+        self.tools.status_set(&status)?;
+        Ok(())
     }
 
     /// The peer relation for this hook.

@@ -20,8 +20,8 @@ use super::status::Waiting;
 use crate::juju::hook_tools::ToolResult;
 use crate::juju::{Databag, HookTools};
 use crate::relations::peers::{
-    self, Grant, ADDRESS, INITIALISED, MASTER_KEY_SECRET, RESTART_GRANT, RESTART_GRANT_AT,
-    RESTART_REQUEST, SERVING, SERVING_PORT,
+    self, Grant, ADDRESS, DASHBOARD_SECRET, DASHBOARD_USERS, INITIALISED, MASTER_KEY_SECRET,
+    RESTART_GRANT, RESTART_GRANT_AT, RESTART_REQUEST, SERVING, SERVING_PORT,
 };
 
 use super::endpoints::PEER_ENDPOINT;
@@ -128,6 +128,37 @@ impl<'a> Peers<'a> {
     /// relation).
     pub fn set_master_key_secret(&self, id: &str) -> ToolResult<()> {
         self.set_app(&[(MASTER_KEY_SECRET, id)])
+    }
+
+    /// The dashboard keys' secret ID, once the leader published it.
+    pub fn dashboard_secret(&self) -> Option<String> {
+        self.app_value(DASHBOARD_SECRET)
+    }
+
+    /// Publishes the dashboard keys' secret ID (leader only).
+    pub fn set_dashboard_secret(&self, id: &str) -> ToolResult<()> {
+        self.set_app(&[(DASHBOARD_SECRET, id)])
+    }
+
+    /// The dashboard's users as the leader published them (an unreadable list: none).
+    pub fn dashboard_users(&self) -> Vec<peers::DashboardUserEntry> {
+        self.app_value(DASHBOARD_USERS)
+            .map(|v| peers::DashboardUserEntry::list_from_json(&v))
+            .unwrap_or_default()
+    }
+
+    /// Publishes the dashboard's users (leader only); `false` without the peer relation.
+    pub fn set_dashboard_users(&self, users: &[peers::DashboardUserEntry]) -> ToolResult<bool> {
+        if self.bags.borrow().is_none() {
+            return Ok(false);
+        }
+        let text = if users.is_empty() {
+            String::new()
+        } else {
+            peers::DashboardUserEntry::list_to_json(users)
+        };
+        self.set_app(&[(DASHBOARD_USERS, &text)])?;
+        Ok(true)
     }
 
     /// Publishes this unit's address for its peers.

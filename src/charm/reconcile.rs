@@ -51,6 +51,7 @@ impl Charm<'_> {
         let serving = self.serving_now(last_good)?;
         self.check_port_free(config.port, &serving)?;
         let master_key = self.master_key(&config, peers)?;
+        let dashboard_keys = self.dashboard_keys(&config, peers)?;
         let balancers = self.load_balancers()?;
         self.ensure_charm_file(&self.paths.service_hooks(), render::service_hooks_source())?;
         if database.uri.is_postgres() {
@@ -60,7 +61,7 @@ impl Charm<'_> {
             self.ensure_charm_file(&self.paths.email_adapter(), render::email_adapter_source())?;
         }
         if s3.is_some() {
-            self.ensure_s3_adapter_installed(&node)?;
+            self.ensure_locked_installed(&node, install::S3_ADAPTER)?;
             self.ensure_charm_file(
                 &self.paths.s3_files_adapter(),
                 render::s3_files_adapter_source(),
@@ -100,6 +101,12 @@ impl Charm<'_> {
             redis: redis.as_ref().map(|r| r.spec.clone()),
             live_query_classes: config.live_query_classes.clone(),
             s3,
+            read_only_master_key: dashboard_keys.as_ref().map(|k| {
+                (
+                    k.read_only_master_key.clone(),
+                    config.read_only_master_key_ips.clone(),
+                )
+            }),
         };
         let rendered = render::render(&spec)?;
         self.checkpoint("rendered");
@@ -111,8 +118,11 @@ impl Charm<'_> {
         let info = self.check_database(&database)?;
         self.ensure_serving(&rendered, &serving, account, peers)?;
 
-        self.sync_ports(Some(config.port))?;
         self.publish_to_load_balancers(&config, peers)?;
+        let dashboard = self.ensure_dashboard(&config, peers, &spec, dashboard_keys.as_ref())?;
+        let mut ports = vec![config.port];
+        ports.extend(dashboard.map(|d| d.port));
+        self.sync_ports(&ports)?;
         // Scheduled jobs run on the leader, once Cloud Code (which defines them) serves.
         let schedules = self.tools.is_leader()? && cloud_code.is_some();
         self.ensure_job_timer(&spec.node, schedules)?;
@@ -155,6 +165,7 @@ impl Charm<'_> {
             jobs_problem: self.jobs_problem(),
             live_query_scope,
             rate_limit_caveat: steady.rate_limit_caveat.clone(),
+            dashboard,
         };
         Ok((serving, steady))
     }
@@ -298,7 +309,7 @@ impl Charm<'_> {
 
     /// The service's account, created if missing; an existing one that would share the
     /// service's secrets with others stops the charm until the operator fixes it.
-    fn ensure_service_account(&self) -> Step<Account> {
+    pub(super) fn ensure_service_account(&self) -> Step<Account> {
         let account = match user::ensure_service_account(&self.paths)? {
             Ok(a) => a,
             Err(why) => return blocked(Blocked::Account(why)),
@@ -464,19 +475,19 @@ impl Charm<'_> {
     }
 
     /// Opens `want` (closing any other port first), or closes everything for `None`.
-    pub(super) fn sync_ports(&self, want: Option<u16>) -> Step<()> {
+    pub(super) fn sync_ports(&self, want: &[u16]) -> Step<()> {
         let opened = self.tools.opened_ports()?;
-        let wanted = want.map(|p| format!("{p}/tcp"));
+        let wanted: Vec<String> = want.iter().map(|p| format!("{p}/tcp")).collect();
         for p in &opened {
-            if Some(p) != wanted.as_ref() {
+            if !wanted.contains(p) {
                 if let Some(n) = p.strip_suffix("/tcp").and_then(|n| n.parse().ok()) {
                     self.tools.close_port(n)?;
                 }
             }
         }
-        if let (Some(port), Some(w)) = (want, wanted) {
-            if !opened.contains(&w) {
-                self.tools.open_port(port)?;
+        for (port, w) in want.iter().zip(&wanted) {
+            if !opened.contains(w) {
+                self.tools.open_port(*port)?;
             }
         }
         Ok(())

@@ -135,6 +135,8 @@ pub enum Waiting {
         bucket: String,
         why: String,
     },
+    /// A non-leader waits for the leader's dashboard keys (`dashboard` on).
+    DashboardKeys,
 }
 
 /// Why a provider's secret cannot be read.
@@ -183,6 +185,19 @@ pub struct Serving {
     pub live_query_scope: Option<LiveQueryScope>,
     /// With a shared Redis, why the `rateLimit` entries still count per process.
     pub rate_limit_caveat: Option<String>,
+    /// Parse Dashboard, when `dashboard` is on.
+    pub dashboard: Option<DashboardNote>,
+}
+
+/// Parse Dashboard as the status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DashboardNote {
+    pub port: u16,
+    /// `master-key-ips` lets only the unit itself use the master key: the dashboard's page
+    /// (which calls parse-server from the browser) cannot.
+    pub master_key_local: bool,
+    /// Its service runs.
+    pub running: bool,
 }
 
 /// Which clients a LiveQuery event reaches without a shared Redis.
@@ -302,6 +317,9 @@ impl fmt::Display for Waiting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Waiting::MasterKey => f.write_str("waiting for the leader to generate the master key"),
+            Waiting::DashboardKeys => {
+                f.write_str("waiting for the leader to generate the dashboard's keys")
+            }
             Waiting::LeaderFirstStart => f.write_str("waiting for the leader's first start"),
             Waiting::RestartTurn { holder } => write!(
                 f,
@@ -399,6 +417,22 @@ impl fmt::Display for Serving {
         write!(f, ", parse-server {}", self.version)?;
         if let Some(digest) = &self.cloud_code {
             write!(f, ", cloud code {digest}")?;
+        }
+        if let Some(d) = &self.dashboard {
+            if d.running {
+                write!(f, ", dashboard on port {}", d.port)?;
+            } else {
+                write!(
+                    f,
+                    "; the dashboard does not run (journalctl -u parse-dashboard)"
+                )?;
+            }
+            if d.master_key_local {
+                write!(
+                    f,
+                    "; dashboard browsers need master-key-ips: it allows only this unit"
+                )?;
+            }
         }
         if let Some(scope) = self.live_query_scope {
             let who = match scope {
@@ -535,6 +569,7 @@ impl Waiting {
             Waiting::CloudCode { .. } => "Juju cannot provide the `cloud-code` resource while a revision of it runs, or npm cannot reach the registry for its dependencies; retried at the next hook",
             Waiting::SmtpShare { .. } => "the `smtp` relation exists but smtp-integrator has not (yet) written `host`, `port`, `auth_type`, `transport_security`, or the `user` or password its `auth_type` needs; the service keeps serving its last good configuration",
             Waiting::S3Share { .. } => "the `s3` relation exists but the integrator has not (yet) written `bucket`, `access-key` or `secret-key` (plain, or in the secret `secret-extra` names); files stay where they are and the service keeps serving its last good configuration",
+            Waiting::DashboardKeys => "`dashboard` on, on a non-leader, before the leader generated the dashboard's cookie secret and read-only master key",
             Waiting::S3Bucket { .. } => "the bucket the `s3` relation names cannot be used: the store does not answer, the bucket does not exist, the store refuses the credentials or the bucket is in another region (checked with a signed `HEAD` of the bucket before anything is rendered); files stay where they are and the service keeps serving its last good configuration",
             Waiting::RedisUnreachable { .. } => "the shared Redis (`redis-url` or the `valkey` relation) does not answer (checked with AUTH, SELECT and PING before anything is rendered; one that refuses `redis-url`'s password or database is `blocked` as invalid config, the relation's `waiting` as refused); the service keeps serving its last good configuration",
         }
@@ -596,6 +631,7 @@ impl Waiting {
                 bucket: part("bucket"),
                 why: part("reason"),
             },
+            Waiting::DashboardKeys,
         ]
     }
 }
@@ -645,6 +681,7 @@ pub fn catalogue() -> Vec<Entry> {
         jobs_problem: None,
         live_query_scope: None,
         rate_limit_caveat: None,
+        dashboard: None,
     };
     let with_cloud_code = Serving {
         cloud_code: Some(part("digest")),
@@ -664,6 +701,30 @@ pub fn catalogue() -> Vec<Entry> {
     };
     let rate_limits_per_process = Serving {
         rate_limit_caveat: Some(part("reason")),
+        ..serving.clone()
+    };
+    let with_dashboard = Serving {
+        dashboard: Some(DashboardNote {
+            port: 4040,
+            master_key_local: false,
+            running: true,
+        }),
+        ..serving.clone()
+    };
+    let dashboard_master_key_local = Serving {
+        dashboard: Some(DashboardNote {
+            port: 4040,
+            master_key_local: true,
+            running: true,
+        }),
+        ..serving.clone()
+    };
+    let dashboard_down = Serving {
+        dashboard: Some(DashboardNote {
+            port: 4040,
+            master_key_local: false,
+            running: false,
+        }),
         ..serving.clone()
     };
     let without_postgis = Serving {
@@ -712,6 +773,18 @@ pub fn catalogue() -> Vec<Entry> {
     out.push(Entry {
         status: rate_limits_per_process.into(),
         when: "`extra-options` has `rateLimit` and the shared Redis cannot hold its counters: the Redis user may not run scripts (rate-limit-redis counts with `EVALSHA`; Charmed Valkey's client users may not), or its TLS needs a CA parse-server cannot give the limiter's client",
+    });
+    out.push(Entry {
+        status: with_dashboard.into(),
+        when: "`dashboard` on: Parse Dashboard's service runs on `dashboard-port`",
+    });
+    out.push(Entry {
+        status: dashboard_master_key_local.into(),
+        when: "`dashboard` on while `master-key-ips` lets only the unit itself use the master key: the dashboard's page calls parse-server from the user's browser, whose address must be in `master-key-ips`",
+    });
+    out.push(Entry {
+        status: dashboard_down.into(),
+        when: "`dashboard` on but its service is not running (it failed to start: its journal says why)",
     });
     out.push(Entry {
         status: without_postgis.into(),
@@ -779,6 +852,7 @@ mod tests {
             Waiting::RedisUnreachable { .. } => 13,
             Waiting::S3Share { .. } => 14,
             Waiting::S3Bucket { .. } => 15,
+            Waiting::DashboardKeys => 16,
         }
     }
 
@@ -802,7 +876,7 @@ mod tests {
             .map(maintenance_ordinal)
             .collect();
         assert_eq!(b, (0..12).collect::<Vec<_>>());
-        assert_eq!(w, (0..16).collect::<Vec<_>>());
+        assert_eq!(w, (0..17).collect::<Vec<_>>());
         assert_eq!(m, (0..6).collect::<Vec<_>>());
         let messages: BTreeSet<_> = catalogue()
             .into_iter()
@@ -872,6 +946,7 @@ mod tests {
             jobs_problem: None,
             live_query_scope: None,
             rate_limit_caveat: None,
+            dashboard: None,
         };
         assert_eq!(
             s.to_string(),

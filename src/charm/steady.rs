@@ -184,6 +184,11 @@ impl Charm<'_> {
         if self.probes.health(port, &mount_path).is_err() {
             return Ok(None);
         }
+        // The dashboard's users and keys live in the peer relation and secrets: a unit that
+        // runs it reconciles at every update-status.
+        if self.paths.dashboard_unit_file().exists() {
+            return Ok(None);
+        }
         let Ok(info) = self.probes.database(
             &steady.database,
             good.ca_pem.as_deref(),
@@ -227,6 +232,7 @@ impl Charm<'_> {
                 jobs_problem: self.jobs_problem(),
                 live_query_scope: steady.live_query_scope,
                 rate_limit_caveat: steady.rate_limit_caveat,
+                dashboard: None,
             }
             .into(),
         ))

@@ -65,6 +65,14 @@ pub struct CharmConfig {
     pub redis_url: Option<RedisUrl>,
     /// The classes LiveQuery serves; empty: no LiveQuery server.
     pub live_query_classes: Vec<String>,
+    /// Addresses allowed to use the read-only master key (parse-server's
+    /// readOnlyMasterKeyIps).
+    pub read_only_master_key_ips: Vec<String>,
+    /// Parse Dashboard on every unit.
+    pub dashboard: bool,
+    pub dashboard_port: u16,
+    /// Where users open the dashboard; `None`: the balancer's own name, HTTPS only.
+    pub dashboard_url: Option<HttpUrl>,
 }
 
 /// One invalid option: its name and why.
@@ -230,6 +238,29 @@ fn live_query_classes(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A comma-separated list of addresses and CIDR ranges (`master-key-ips` and the like).
+fn ip_list(r: &mut Reader, option: &'static str) -> Vec<String> {
+    let raw = r.checked(option, |s| {
+        text::visible(s)?;
+        let entries: Vec<&str> = s.split(',').map(str::trim).collect();
+        if entries.iter().all(|e| e.is_empty()) {
+            return Err("must list at least one address or CIDR range".into());
+        }
+        if entries.iter().any(|e| e.is_empty()) {
+            return Err("has an empty entry (two commas in a row?)".into());
+        }
+        if entries.len() > 64 {
+            return Err("must list at most 64 entries".into());
+        }
+        entries.iter().try_for_each(|e| rules::ip_or_cidr(e))
+    });
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl CharmConfig {
     /// Validates `config-get` output.
     pub fn from_raw(raw: &BTreeMap<String, Value>) -> Result<CharmConfig, Vec<ConfigError>> {
@@ -364,26 +395,8 @@ impl CharmConfig {
             }
         };
 
-        let ips_raw = r.checked("master-key-ips", |s| {
-            text::visible(s)?;
-            let entries: Vec<&str> = s.split(',').map(str::trim).collect();
-            if entries.iter().all(|e| e.is_empty()) {
-                return Err("must list at least one address or CIDR range".into());
-            }
-            if entries.iter().any(|e| e.is_empty()) {
-                return Err("has an empty entry (two commas in a row?)".into());
-            }
-            if entries.len() > 64 {
-                return Err("must list at most 64 entries".into());
-            }
-            entries.iter().try_for_each(|e| rules::ip_or_cidr(e))
-        });
-        let master_key_ips: Vec<String> = ips_raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let master_key_ips = ip_list(&mut r, "master-key-ips");
+        let read_only_master_key_ips = ip_list(&mut r, "read-only-master-key-ips");
 
         let allow_client_class_creation = r.boolean("allow-client-class-creation");
 
@@ -451,6 +464,43 @@ impl CharmConfig {
         let live_query_raw = r.checked("live-query-classes", |s| live_query_classes(s).map(drop));
         let live_query_classes = live_query_classes(&live_query_raw).unwrap_or_default();
 
+        let dashboard = r.boolean("dashboard");
+        let dashboard_port_raw = r.int("dashboard-port");
+        let dashboard_port = match u16::try_from(dashboard_port_raw) {
+            Ok(p) if p >= 1 && p == port => {
+                r.fail(
+                    "dashboard-port",
+                    format!("{p} is parse-server's port: choose another"),
+                );
+                4040
+            }
+            Ok(p) if p >= 1 => p,
+            _ => {
+                r.fail(
+                    "dashboard-port",
+                    format!("must be between 1 and 65535, got {dashboard_port_raw}"),
+                );
+                4040
+            }
+        };
+        let dashboard_url_raw = r.checked("dashboard-url", |s| {
+            if s.is_empty() {
+                return Ok(());
+            }
+            let u = HttpUrl::parse(s.strip_suffix('/').unwrap_or(s))?;
+            if u.dns_name().is_none() {
+                return Err("must name the host by a DNS name (haproxy routes by it)".into());
+            }
+            if !matches!(u.path.as_str(), "" | "/") {
+                return Err("must have no path: the dashboard is served at the root".into());
+            }
+            Ok(())
+        });
+        let dashboard_url = match dashboard_url_raw.as_str() {
+            "" => None,
+            s => HttpUrl::parse(s.strip_suffix('/').unwrap_or(s)).ok(),
+        };
+
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -477,6 +527,10 @@ impl CharmConfig {
             verify_user_emails,
             redis_url,
             live_query_classes,
+            read_only_master_key_ips,
+            dashboard,
+            dashboard_port,
+            dashboard_url,
         })
     }
 

@@ -183,15 +183,17 @@ impl<T: HookTools> HookTools for CachedTools<T> {
     fn secret_get(&self, label: &str) -> ToolResult<Option<Databag>> {
         self.inner.secret_get(label)
     }
-    fn secret_add_from_file(
+    fn secret_add_from_files(
         &self,
         label: &str,
         description: &str,
-        key: &str,
-        file: &Path,
+        entries: &[(&str, &Path)],
     ) -> ToolResult<String> {
         self.inner
-            .secret_add_from_file(label, description, key, file)
+            .secret_add_from_files(label, description, entries)
+    }
+    fn secret_remove(&self, uri: &str) -> ToolResult<()> {
+        self.inner.secret_remove(uri)
     }
     fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>> {
         self.inner.secret_get_by_id(uri, refresh)

@@ -82,7 +82,18 @@ pub trait HookTools {
         description: &str,
         key: &str,
         file: &std::path::Path,
+    ) -> ToolResult<String> {
+        self.secret_add_from_files(label, description, &[(key, file)])
+    }
+    /// The same with one key per file.
+    fn secret_add_from_files(
+        &self,
+        label: &str,
+        description: &str,
+        entries: &[(&str, &std::path::Path)],
     ) -> ToolResult<String>;
+    /// Removes this application's secret `uri` (leader only), every revision.
+    fn secret_remove(&self, uri: &str) -> ToolResult<()>;
     /// The content of the secret `uri` (another application's, granted to a relation, or this
     /// application's own); `refresh` moves this unit to its latest revision. `None` if it
     /// does not exist (any more).
@@ -296,20 +307,30 @@ impl HookTools for CliHookTools {
         }
     }
 
-    fn secret_add_from_file(
+    fn secret_add_from_files(
         &self,
         label: &str,
         description: &str,
-        key: &str,
-        file: &std::path::Path,
+        entries: &[(&str, &std::path::Path)],
     ) -> ToolResult<String> {
-        let content = format!("{key}#file={}", file.display());
-        let out = self.run(
-            "secret-add",
-            &["--label", label, "--description", description, &content],
-            None,
-        )?;
+        let mut args = vec![
+            "--label".to_owned(),
+            label.to_owned(),
+            "--description".to_owned(),
+            description.to_owned(),
+        ];
+        args.extend(
+            entries
+                .iter()
+                .map(|(key, file)| format!("{key}#file={}", file.display())),
+        );
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run("secret-add", &refs, None)?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    fn secret_remove(&self, uri: &str) -> ToolResult<()> {
+        self.run("secret-remove", &[uri], None).map(drop)
     }
 
     fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>> {

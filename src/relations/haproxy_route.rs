@@ -18,6 +18,8 @@ pub struct Route {
     pub hostname: Option<String>,
     /// Plain HTTP in addition to HTTPS (the operator's public URL is http://).
     pub allow_http: bool,
+    /// The path haproxy's health check asks.
+    pub check_path: String,
 }
 
 /// The path only balancers ask (charm/node/service-hooks.js answers it): parse-server's own
@@ -46,7 +48,7 @@ pub fn app_databag(r: &Route) -> Databag {
                 "interval": CHECK_INTERVAL,
                 "rise": CHECK_RISE,
                 "fall": CHECK_FALL,
-                "path": BALANCER_CHECK_PATH,
+                "path": r.check_path,
             })),
         ),
         // A request that cannot reach a restarting unit goes to another one.
@@ -128,6 +130,7 @@ mod tests {
             mount_path: "/parse".into(),
             hostname: Some("parse.example.com".into()),
             allow_http: false,
+            check_path: BALANCER_CHECK_PATH.into(),
         });
         assert_eq!(bag["service"], "\"parse-server\"");
         assert_eq!(bag["ports"], "[1337]");

@@ -18,6 +18,11 @@
 use crate::juju::Databag;
 
 pub const MASTER_KEY_SECRET: &str = "master-key-secret";
+/// App key: the ID of the secret holding the dashboard's cookie secret and read-only key.
+pub const DASHBOARD_SECRET: &str = "dashboard-secret";
+/// App key: the dashboard's users, a JSON list of `{"user", "read-only", "secret"}` (the
+/// secret holds the password and its bcrypt hash).
+pub const DASHBOARD_USERS: &str = "dashboard-users";
 pub const INITIALISED: &str = "initialised";
 pub const RESTART_GRANT: &str = "restart-grant";
 pub const RESTART_GRANT_AT: &str = "restart-grant-at";
@@ -161,5 +166,44 @@ mod tests {
     #[test]
     fn unit_numbers_sort_numerically() {
         assert!(unit_number("app/2") < unit_number("app/10"));
+    }
+}
+
+/// One dashboard user as the peer relation lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardUserEntry {
+    pub user: String,
+    pub read_only: bool,
+    /// The application secret holding its password and bcrypt hash.
+    pub secret: String,
+}
+
+impl DashboardUserEntry {
+    pub fn list_from_json(text: &str) -> Vec<DashboardUserEntry> {
+        let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|i| {
+                Some(DashboardUserEntry {
+                    user: i.get("user")?.as_str()?.to_owned(),
+                    read_only: i.get("read-only")?.as_bool()?,
+                    secret: i.get("secret")?.as_str()?.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn list_to_json(users: &[DashboardUserEntry]) -> String {
+        serde_json::Value::Array(
+            users
+                .iter()
+                .map(|u| {
+                    serde_json::json!({"user": u.user, "read-only": u.read_only, "secret": u.secret})
+                })
+                .collect(),
+        )
+        .to_string()
     }
 }

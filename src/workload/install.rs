@@ -187,31 +187,53 @@ pub fn install(
     Ok(())
 }
 
-/// `@parse/s3-files-adapter`, pinned in the charm's lockfile `npm/s3-files-adapter/`.
-pub const S3_ADAPTER: (&str, &str) = ("@parse/s3-files-adapter", "5.3.1");
-
-/// Whether the S3 adapter's tree is installed (its package.json names the pinned version).
-pub fn has_s3_adapter(paths: &Paths) -> bool {
-    let pkg = paths
-        .s3_adapter_tree(S3_ADAPTER.1)
-        .join("node_modules")
-        .join(S3_ADAPTER.0)
-        .join("package.json");
-    std::fs::read(pkg)
-        .ok()
-        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
-        .is_some_and(|v| v["version"] == S3_ADAPTER.1)
+/// An npm package the charm installs from a lockfile it ships (`npm/<dir>/` in the charm),
+/// into its own tree `Paths::locked_tree`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The lockfile's directory in the charm, and the tree's under the install directory.
+    pub dir: &'static str,
 }
 
-/// Installs the S3 adapter's tree with `npm ci` from the charm's lockfile in `lock_dir`,
-/// complete or not at all (a scratch directory renamed at the end).
-pub fn install_s3_adapter(
+/// `@parse/s3-files-adapter`, pinned in the charm's lockfile `npm/s3-files-adapter/`.
+pub const S3_ADAPTER: Locked = Locked {
+    name: "@parse/s3-files-adapter",
+    version: "5.3.1",
+    dir: "s3-files-adapter",
+};
+
+/// Parse Dashboard, pinned in the charm's lockfile `npm/parse-dashboard/`.
+pub const DASHBOARD: Locked = Locked {
+    name: "parse-dashboard",
+    version: "9.2.0",
+    dir: "parse-dashboard",
+};
+
+/// Whether `pkg`'s tree is installed (its package.json names the pinned version).
+pub fn has_locked(paths: &Paths, pkg: Locked) -> bool {
+    let manifest = paths
+        .locked_tree(pkg)
+        .join("node_modules")
+        .join(pkg.name)
+        .join("package.json");
+    std::fs::read(manifest)
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+        .is_some_and(|v| v["version"] == pkg.version)
+}
+
+/// Installs `pkg`'s tree with `npm ci` from the charm's lockfile in `lock_dir`, complete or
+/// not at all (a scratch directory renamed at the end); older versions' trees go.
+pub fn install_locked(
     paths: &Paths,
+    pkg: Locked,
     node: &Path,
     lock_dir: &Path,
     proxy_env: &[(&str, String)],
 ) -> Result<(), InstallError> {
-    let tree = paths.s3_adapter_tree(S3_ADAPTER.1);
+    let tree = paths.locked_tree(pkg);
     let scratch = tree.with_extension("partial");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
@@ -232,6 +254,22 @@ pub fn install_s3_adapter(
     }
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::rename(&scratch, &tree)?;
+    if let Some(parent) = tree.parent() {
+        for e in std::fs::read_dir(parent)?.flatten() {
+            if e.path() != tree {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `pkg`'s trees (a feature turned off).
+pub fn remove_locked(paths: &Paths, pkg: Locked) -> anyhow::Result<()> {
+    let dir = paths.install_dir().join(pkg.dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
     Ok(())
 }
 

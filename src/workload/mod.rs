@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod cloud_code;
+pub mod dashboard;
 pub mod database;
 pub mod files;
 pub mod install;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::install::Locked;
+
 /// The workload's paths below `root`. The constants are the paths as the service sees them
 /// (always absolute from `/`), for rendered files.
 #[derive(Debug, Clone)]
@@ -28,9 +30,12 @@ impl Paths {
     /// The charm's files adapter for an s3 relation: new files to the bucket, older ones
     /// still read from the database's store.
     pub const S3_FILES_ADAPTER: &'static str = "/opt/parse-server/charm/s3-files-adapter.js";
-    /// `@parse/s3-files-adapter`'s npm tree, one directory per pinned version (installed
-    /// only where an s3 relation exists).
-    pub const S3_ADAPTER_TREES: &'static str = "/opt/parse-server/s3-files-adapter";
+    /// Parse Dashboard's options (the users' hashes and the keys: root and the service
+    /// group only).
+    pub const DASHBOARD_CONFIG: &'static str = "/etc/parse-server/dashboard.json";
+    pub const DASHBOARD_UNIT_FILE: &'static str = "/etc/systemd/system/parse-dashboard.service";
+    /// The charm's program that serves Parse Dashboard (its sessions kept in parse-server).
+    pub const DASHBOARD_SERVER: &'static str = "/opt/parse-server/charm/dashboard.js";
     /// What every service process loads first (`node --require`).
     pub const SERVICE_HOOKS: &'static str = "/opt/parse-server/charm/service-hooks.js";
     /// Cloud Code revisions, each unpacked once into a directory named by its digest
@@ -97,13 +102,24 @@ impl Paths {
         self.at(Self::S3_FILES_ADAPTER)
     }
     /// The S3 adapter's tree for `version`, as the service sees it.
-    pub fn s3_adapter_tree_path(version: &str) -> String {
-        format!("{}/{version}", Self::S3_ADAPTER_TREES)
+    /// The tree of a package installed from one of the charm's lockfiles, as the service
+    /// sees it.
+    pub fn locked_tree_path(pkg: Locked) -> String {
+        format!("{}/{}/{}", Self::INSTALL_DIR, pkg.dir, pkg.version)
     }
-    pub fn s3_adapter_tree(&self, version: &str) -> PathBuf {
-        self.at(&Self::s3_adapter_tree_path(version))
+    pub fn locked_tree(&self, pkg: Locked) -> PathBuf {
+        self.at(&Self::locked_tree_path(pkg))
     }
 
+    pub fn dashboard_config(&self) -> PathBuf {
+        self.at(Self::DASHBOARD_CONFIG)
+    }
+    pub fn dashboard_unit_file(&self) -> PathBuf {
+        self.at(Self::DASHBOARD_UNIT_FILE)
+    }
+    pub fn dashboard_server(&self) -> PathBuf {
+        self.at(Self::DASHBOARD_SERVER)
+    }
     pub fn email_adapter(&self) -> PathBuf {
         self.at(Self::EMAIL_ADAPTER)
     }

@@ -67,6 +67,8 @@ pub struct ServiceSpec {
     pub live_query_classes: Vec<String>,
     /// The bucket new files go to (an s3 relation), if any.
     pub s3: Option<S3Store>,
+    /// The read-only master key and who may use it (the dashboard's read-only users).
+    pub read_only_master_key: Option<(String, Vec<String>)>,
 }
 
 /// What parse-server sends mail with: the SMTP server the relation gives, the sender, and
@@ -309,6 +311,10 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
         set("publicServerURL", u.clone().into());
     }
     set("masterKeyIps", spec.master_key_ips.clone().into());
+    if let Some((key, ips)) = &spec.read_only_master_key {
+        set("readOnlyMasterKey", key.clone().into());
+        set("readOnlyMasterKeyIps", ips.clone().into());
+    }
     set(
         "allowClientClassCreation",
         spec.allow_client_class_creation.into(),
@@ -448,7 +454,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
 /// option file is root's and the service's only), the store read for older files.
 fn s3_adapter_options(store: &S3Store, fallback: Value) -> Value {
     let mut o = serde_json::json!({
-        "adapterDir": Paths::s3_adapter_tree_path(S3_ADAPTER.1),
+        "adapterDir": Paths::locked_tree_path(S3_ADAPTER),
         "revision": source_digest(S3_FILES_ADAPTER_JS),
         "bucket": store.bucket,
         "region": store.region,
@@ -555,7 +561,7 @@ fn set_email(options: &mut Map<String, Value>, email: &EmailSpec, release_dir: &
 }
 
 /// A digest of a file the charm ships, so that a new one restarts the service loading it.
-fn source_digest(source: &str) -> String {
+pub(crate) fn source_digest(source: &str) -> String {
     Rendered {
         config_json: source.into(),
         unit: String::new(),
@@ -651,6 +657,7 @@ mod tests {
             redis: None,
             live_query_classes: Vec::new(),
             s3: None,
+            read_only_master_key: None,
         }
     }
 
@@ -689,7 +696,7 @@ mod tests {
         assert_eq!(o["awsChecksums"], false);
         assert_eq!(
             o["adapterDir"],
-            Paths::s3_adapter_tree_path(S3_ADAPTER.1).as_str()
+            Paths::locked_tree_path(S3_ADAPTER).as_str()
         );
         assert_eq!(o["fallback"]["gridfs"]["databaseURI"], v["databaseURI"]);
         assert_eq!(render(&s).unwrap().s3_store(), Some(bucket()));

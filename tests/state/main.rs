@@ -10,6 +10,7 @@ mod harness;
 mod bad_input;
 mod cloud_code;
 mod consistency;
+mod dashboard;
 mod day_two;
 mod email;
 mod faults;

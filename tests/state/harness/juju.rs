@@ -967,28 +967,59 @@ impl HookTools for Sim {
         self.0.borrow().tool_calls.borrow_mut().push("secret-get");
         Ok(self.0.borrow().owned_secret(label).cloned())
     }
-    fn secret_add_from_file(
+    fn secret_add_from_files(
         &self,
         label: &str,
         _: &str,
-        key: &str,
-        file: &Path,
+        entries: &[(&str, &Path)],
     ) -> ToolResult<String> {
         self.0.borrow().tool_calls.borrow_mut().push("secret-add");
-        let value = std::fs::read_to_string(file).unwrap();
+        let content: Databag = entries
+            .iter()
+            .map(|(key, file)| ((*key).to_owned(), std::fs::read_to_string(file).unwrap()))
+            .collect();
         let mut w = self.0.borrow_mut();
+        if w.secrets
+            .values()
+            .any(|s| s.owned && s.label.as_deref() == Some(label))
+        {
+            return Err(denied(
+                "secret-add",
+                "exit 1: ERROR secret with label already exists",
+            ));
+        }
         w.calls.push(format!("secret-add {label}"));
-        let uri = format!("secret:own{}", w.secrets.len());
+        let mut n = w.secrets.len();
+        while w.secrets.contains_key(&format!("secret:own{n}")) {
+            n += 1;
+        }
+        let uri = format!("secret:own{n}");
         w.secrets.insert(
             uri.clone(),
             Secret {
                 label: Some(label.into()),
-                content: Databag::from([(key.to_owned(), value)]),
+                content,
                 owned: true,
                 ..Secret::default()
             },
         );
         Ok(uri)
+    }
+    fn secret_remove(&self, uri: &str) -> ToolResult<()> {
+        self.0
+            .borrow()
+            .tool_calls
+            .borrow_mut()
+            .push("secret-remove");
+        let mut w = self.0.borrow_mut();
+        match w.secrets.get(uri) {
+            Some(s) if s.owned => {
+                w.calls.push(format!("secret-remove {uri}"));
+                w.secrets.remove(uri);
+                Ok(())
+            }
+            _ => Err(denied("secret-remove", "exit 1: ERROR secret not found")),
+        }
     }
     fn secret_get_by_id(&self, uri: &str, refresh: bool) -> ToolResult<Option<Databag>> {
         self.0.borrow().tool_calls.borrow_mut().push("secret-get");

@@ -14,7 +14,7 @@ use parse_server_charm::workload::probe::Probes;
 use parse_server_charm::workload::redis::RedisInfo;
 use parse_server_charm::workload::s3::S3Store;
 use parse_server_charm::workload::sizing::Machine;
-use parse_server_charm::workload::systemd::ServiceManager;
+use parse_server_charm::workload::systemd::{ServiceManager, SERVICE_UNIT};
 use serde_json::Value;
 
 use super::{Db, Sim, World, VERSION};
@@ -73,6 +73,16 @@ pub fn install_release(root: &Path, version: &str) {
 }
 
 impl World {
+    /// Parse Dashboard's npm tree installed as `workload::install` leaves it.
+    pub fn dashboard_installed(&mut self) -> &mut World {
+        let pkg = self
+            .root
+            .join("opt/parse-server/parse-dashboard/9.2.0/node_modules/parse-dashboard");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::write(pkg.join("package.json"), r#"{"version":"9.2.0"}"#).unwrap();
+        self
+    }
+
     pub fn file(&self, p: &str) -> Option<String> {
         std::fs::read_to_string(self.root.join(p.trim_start_matches('/'))).ok()
     }
@@ -121,8 +131,14 @@ impl ServiceManager for Sim {
         w.enabled = false;
         Ok(())
     }
-    fn restart(&self, _: &str) -> anyhow::Result<()> {
+    fn restart(&self, unit: &str) -> anyhow::Result<()> {
         let mut w = self.0.borrow_mut();
+        if unit != SERVICE_UNIT {
+            // Another unit (the dashboard): it runs once restarted.
+            w.calls.push(format!("restart {unit}"));
+            w.timers.insert(unit.to_owned());
+            return Ok(());
+        }
         w.calls.push("restart".into());
         if w.restart_fails {
             w.active = false;
@@ -136,8 +152,13 @@ impl ServiceManager for Sim {
         w.running_config = if ok { config } else { None };
         Ok(())
     }
-    fn stop(&self, _: &str) -> anyhow::Result<()> {
+    fn stop(&self, unit: &str) -> anyhow::Result<()> {
         let mut w = self.0.borrow_mut();
+        if unit != SERVICE_UNIT {
+            w.calls.push(format!("stop {unit}"));
+            w.timers.remove(unit);
+            return Ok(());
+        }
         w.calls.push("stop".into());
         w.active = false;
         w.running_config = None;
@@ -155,8 +176,13 @@ impl ServiceManager for Sim {
         w.timers.remove(unit);
         Ok(())
     }
-    fn is_active(&self, _: &str) -> anyhow::Result<bool> {
-        Ok(self.0.borrow().active)
+    fn is_active(&self, unit: &str) -> anyhow::Result<bool> {
+        let w = self.0.borrow();
+        Ok(if unit == SERVICE_UNIT {
+            w.active
+        } else {
+            w.timers.contains(unit)
+        })
     }
 }
 
