@@ -428,10 +428,7 @@ impl fmt::Display for Serving {
                 )?;
             }
             if d.master_key_local {
-                write!(
-                    f,
-                    "; dashboard browsers need master-key-ips: it allows only this unit"
-                )?;
+                write!(f, "; dashboard browsers need master-key-ips")?;
             }
         }
         if let Some(scope) = self.live_query_scope {
