@@ -494,7 +494,9 @@ async function main() {
     reply({ ok: false, error: `launch: ${e.message}` });
     process.exit(1);
   }
-  reply({ ok: true, ready: true, version: await browser.version() });
+  // pid: Chromium's main process, the leader of its own process group (puppeteer starts
+  // it detached), for a caller that must be sure it goes.
+  reply({ ok: true, ready: true, version: await browser.version(), pid: browser.process().pid });
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   for await (const line of rl) {
     if (!line.trim()) continue;
