@@ -403,17 +403,20 @@ fn dashboard_in_a_real_browser_logs_in_shows_edits_and_stays_read_only() {
             "host": "127.0.0.1",
             "mountPath": "/parse",
             "serverURL": "http://127.0.0.1:1337/parse",
+            // Its default is ./logs of the working directory: the repository's.
+            "logsFolder": unit.dir.join("parse-server-logs"),
         }),
     );
     let server_bin = server_tree.join("node_modules/parse-server/bin/parse-server");
-    unit.spawn_on_loopback(
-        &[
-            "node",
-            server_bin.to_str().unwrap(),
-            server_config.to_str().unwrap(),
-        ],
-        "parse-server.log",
+    // In the unit's directory: parse-server logs its deprecation warnings to ./logs before
+    // it reads logsFolder.
+    let server_cmd = format!(
+        "cd {dir} && exec node {bin} {config}",
+        dir = unit.dir.display(),
+        bin = server_bin.display(),
+        config = server_config.display()
     );
+    unit.spawn_on_loopback(&["bash", "-c", &server_cmd], "parse-server.log");
     unit.wait_port(1337, Duration::from_secs(60));
     let server = "http://127.0.0.1:1337/parse";
     let rest = |unit: &Unit, method: &str, path: &str, key: &str, body: Option<&str>| {
