@@ -42,19 +42,32 @@ command -v useradd >/dev/null || apt_pkgs+=(passwd)
 # redis-cli to look into it. The package's own service is never used: see below.
 command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || apt_pkgs+=(redis-tools)
-if [ ${#apt_pkgs[@]} -gt 0 ]; then
+# The browser tests' headless browser (Parse Dashboard): Debian's Chromium, driven by
+# puppeteer-core (tests/browser), which never downloads a browser of its own; Liberation
+# fonts so pages render text. Installed without recommends (no desktop stack).
+browser_pkgs=()
+command -v chromium >/dev/null || browser_pkgs+=(chromium)
+[ -d /usr/share/fonts/truetype/liberation ] || browser_pkgs+=(fonts-liberation)
+if [ ${#apt_pkgs[@]} -gt 0 ] || [ ${#browser_pkgs[@]} -gt 0 ]; then
   need_root
-  echo "prereqs: apt-get install ${apt_pkgs[*]}"
+  echo "prereqs: apt-get install ${apt_pkgs[*]} ${browser_pkgs[*]}"
   apt-get update -qq || fail "apt-get update"
   # Packages with a service (postgresql, haproxy, redis-server) must not start it on the
   # host: the tests start their own servers inside simulated units and networks.
   policy=/usr/sbin/policy-rc.d
   had_policy=0; [ -e "$policy" ] && had_policy=1
   [ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 0755 "$policy"; }
-  rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null || rc=$?
+  rc=0 what=""
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null \
+      || { rc=$?; what="${apt_pkgs[*]}"; }
+  fi
+  if [ "$rc" = 0 ] && [ ${#browser_pkgs[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${browser_pkgs[@]}" >/dev/null \
+      || { rc=$?; what="--no-install-recommends ${browser_pkgs[*]}"; }
+  fi
   [ "$had_policy" = 1 ] || rm -f "$policy"
-  [ "$rc" = 0 ] || fail "apt-get install ${apt_pkgs[*]}"
+  [ "$rc" = 0 ] || fail "apt-get install $what"
 fi
 
 /usr/bin/python3 -c 'import aiosmtpd.controller, aiosmtpd.smtp' \
@@ -137,6 +150,21 @@ if ! cmp -s "$ops_req" "$ops_stamp" 2>/dev/null; then
       || fail "the ops charm's venv does not import ops 3.9.0 and pg8000"
   cp "$ops_req" "$ops_stamp"
 fi
+
+# The browser tests' driver (tests/browser): puppeteer-core from its lockfile, with the
+# browser download off (it drives Debian's Chromium). Reinstalled when the lockfile changes.
+chromium --headless=new --no-sandbox --disable-gpu --dump-dom about:blank >/dev/null 2>&1 \
+    || fail "chromium is installed but does not start headless (chromium --headless=new --dump-dom about:blank)"
+browser="$here/tests/browser"
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed" 2>/dev/null \
+   || [ ! -f "$browser/node_modules/puppeteer-core/package.json" ]; then
+  echo "prereqs: npm ci in tests/browser (puppeteer-core, no browser download)"
+  (cd "$browser" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      || fail "npm ci in tests/browser (puppeteer-core for the browser tests)"
+  cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.installed"
+fi
+node -e 'require(process.argv[1])' "$browser/node_modules/puppeteer-core" \
+    || fail "tests/browser/node_modules/puppeteer-core does not load in this node"
 
 # Node must satisfy the pinned parse-server's engines; the charm checks this itself too.
 node --version >/dev/null 2>&1 || fail "node is missing (the machine image ships Node 20)"

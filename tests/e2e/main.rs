@@ -2,6 +2,7 @@
 //! simulated units, against the real workload (parse-server from npm, real databases). One
 //! test binary; each module is one scenario family.
 
+mod browser;
 mod charm;
 mod model;
 mod tls;
