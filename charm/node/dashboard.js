@@ -209,5 +209,9 @@ const server = app.listen(config.port, () => {
   console.log(`Parse Dashboard ${config.version} listening on port ${config.port}`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    // Connections still open after a few seconds are cut.
+    setTimeout(() => process.exit(0), 5000).unref();
+  });
 }

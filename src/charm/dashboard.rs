@@ -312,6 +312,8 @@ impl Charm<'_> {
         let read_only = match args.get("read-only") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
+            // Juju reads `read-only=true` as YAML (a boolean); a string says the same.
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
             Some(_) => {
                 self.tools.action_fail("read-only: must be true or false")?;
                 return Ok(());

@@ -8,6 +8,7 @@ mod model;
 mod tls;
 
 mod cloud_code;
+mod dashboard;
 mod email;
 mod hostile;
 mod kit;

@@ -521,10 +521,18 @@ pub type Server = (String, String, u16);
 
 impl Haproxy {
     pub fn new(model: &Model, port: u16) -> Haproxy {
+        Haproxy::named(model, port, "haproxy")
+    }
+
+    /// Another haproxy of the model (its config and log named `<name>.cfg`, `<name>.log`).
+    pub fn named(model: &Model, port: u16, name: &str) -> Haproxy {
         Haproxy {
             port,
             forwardfor: true,
-            process: HaproxyProcess::new(model.dir.join("haproxy.cfg"), "haproxy.log"),
+            process: HaproxyProcess::new(
+                model.dir.join(format!("{name}.cfg")),
+                &format!("{name}.log"),
+            ),
         }
     }
 
