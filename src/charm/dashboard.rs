@@ -24,7 +24,7 @@ use crate::workload::dashboard::{
 };
 use crate::workload::files::{self, FileMode, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use crate::workload::install::{self, DASHBOARD};
-use crate::workload::render::ServiceSpec;
+use crate::workload::render::{source_digest, ServiceSpec};
 
 /// The secret holding the dashboard's keys (owned by the application).
 pub const DASHBOARD_SECRET: &str = "dashboard";
@@ -192,9 +192,8 @@ impl Charm<'_> {
             cookie_secret: keys.cookie_secret.clone(),
             users: self.dashboard_users(peers)?,
             trust_proxy: self.route_balancers(DASHBOARD_ROUTE_ENDPOINT)?,
-            allow_insecure_http: config.dashboard_url.as_ref().is_some_and(|u| !u.https),
         })?;
-        let config_changed = files::write_if_changed(
+        files::write_if_changed(
             &self.paths.dashboard_config(),
             rendered.config_json.as_bytes(),
             FileMode {
@@ -207,20 +206,27 @@ impl Charm<'_> {
         if let Some(dir) = unit_file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let unit_changed =
-            files::write_if_changed(&unit_file, rendered.unit.as_bytes(), UNIT_FILE)?;
-        if unit_changed {
+        files::write_if_changed(&unit_file, rendered.unit.as_bytes(), UNIT_FILE)?;
+        self.checkpoint("dashboard-rendered");
+        // What the running dashboard started with, recorded once it did: a hook that died
+        // between writing the files and restarting leaves a record that differs.
+        let digest = source_digest(&format!("{}\0{}", rendered.config_json, rendered.unit));
+        let record = self.paths.charm_state().join("dashboard-started");
+        let started = std::fs::read_to_string(&record).ok();
+        if !active || started.as_deref() != Some(digest.as_str()) {
             self.service.daemon_reload()?;
-        }
-        if !active {
-            self.service.enable_now(DASHBOARD_UNIT)?;
-            self.log(&format!(
-                "Parse Dashboard started on port {}",
-                config.dashboard_port
-            ));
-        } else if config_changed || unit_changed {
-            self.service.restart(DASHBOARD_UNIT)?;
-            self.log("Parse Dashboard restarted with its new configuration");
+            if active {
+                self.service.restart(DASHBOARD_UNIT)?;
+                self.log("Parse Dashboard restarted with its new configuration");
+            } else {
+                self.service.enable_now(DASHBOARD_UNIT)?;
+                self.log(&format!(
+                    "Parse Dashboard started on port {}",
+                    config.dashboard_port
+                ));
+            }
+            files::ensure_dir(&self.paths.charm_state(), ROOT_ONLY_DIR)?;
+            files::write_if_changed(&record, digest.as_bytes(), ROOT_ONLY_FILE)?;
         }
         self.publish_dashboard_route(config, peers)?;
         let loopback_only = |ips: &[String]| {
@@ -244,7 +250,11 @@ impl Charm<'_> {
             self.service.daemon_reload()?;
             self.log("Parse Dashboard stopped and removed");
         }
-        for f in [self.paths.dashboard_config(), self.paths.dashboard_server()] {
+        for f in [
+            self.paths.dashboard_config(),
+            self.paths.dashboard_server(),
+            self.paths.charm_state().join("dashboard-started"),
+        ] {
             if f.exists() {
                 std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
             }
@@ -274,7 +284,7 @@ impl Charm<'_> {
                 .dashboard_url
                 .as_ref()
                 .and_then(|u| u.dns_name().map(str::to_owned)),
-            allow_http: config.dashboard_url.as_ref().is_some_and(|u| !u.https),
+            allow_http: false,
             check_path: READY_PATH.into(),
         });
         let address = self.tools.ingress_address(DASHBOARD_ROUTE_ENDPOINT)?;

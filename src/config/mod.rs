@@ -71,7 +71,7 @@ pub struct CharmConfig {
     /// Parse Dashboard on every unit.
     pub dashboard: bool,
     pub dashboard_port: u16,
-    /// Where users open the dashboard; `None`: the balancer's own name, HTTPS only.
+    /// Where users open the dashboard (https); `None`: the balancer's own name.
     pub dashboard_url: Option<HttpUrl>,
 }
 
@@ -488,6 +488,13 @@ impl CharmConfig {
                 return Ok(());
             }
             let u = HttpUrl::parse(s.strip_suffix('/').unwrap_or(s))?;
+            if !u.https {
+                return Err(
+                    "must be https://: Parse Dashboard's page runs only in a secure \
+                            context (it fails at once over plain HTTP)"
+                        .into(),
+                );
+            }
             if u.dns_name().is_none() {
                 return Err("must name the host by a DNS name (haproxy routes by it)".into());
             }

@@ -49,8 +49,6 @@ pub struct DashboardSpec {
     pub users: Vec<DashboardUser>,
     /// The balancers' addresses, whose X-Forwarded-* headers are believed.
     pub trust_proxy: Vec<String>,
-    /// Logins over plain HTTP (the operator's dashboard-url is http://).
-    pub allow_insecure_http: bool,
 }
 
 /// The rendered files.
@@ -78,7 +76,9 @@ pub fn render(spec: &DashboardSpec) -> Result<DashboardFiles> {
         "tree": Paths::locked_tree_path(DASHBOARD),
         "port": spec.port,
         "trustProxy": spec.trust_proxy,
-        "allowInsecureHTTP": spec.allow_insecure_http,
+        // Logins only over HTTPS (as haproxy says in X-Forwarded-Proto) or from the unit
+        // itself: the page needs a secure context anyway.
+        "allowInsecureHTTP": false,
         "cookieSessionSecret": spec.cookie_secret,
         "cookieSessionMaxAgeMs": SESSION_MAX_AGE_MS,
         "sessionStore": {
@@ -142,7 +142,6 @@ mod tests {
                 },
             ],
             trust_proxy: vec!["10.0.0.9".into()],
-            allow_insecure_http: false,
         }
     }
 

@@ -115,7 +115,18 @@ impl Browser {
     /// Sends a command that must succeed; fails the test with the driver's error otherwise.
     pub fn ok(&mut self, name: &str, args: Value) -> Value {
         let r = self.send(name, args);
-        assert_eq!(r["ok"], true, "{name} failed: {}", r["error"]);
+        if r["ok"] != true {
+            // What the page showed and asked for, to tell why.
+            let shot = work_dir().join(format!("artifacts/failed-{name}.png"));
+            let _ = self.send("screenshot", json!({ "path": shot }));
+            let requests = self.send("requests", json!({}));
+            panic!(
+                "{name} failed: {}; screenshot {}; the page's requests: {}",
+                r["error"],
+                shot.display(),
+                requests["requests"]
+            );
+        }
         r
     }
 

@@ -1,5 +1,7 @@
-//! Parse Dashboard end to end: three booted units on PostgreSQL behind haproxy (parse-server's
-//! route on one port, the dashboard's own `dashboard-route` on another), `dashboard=true`,
+//! Parse Dashboard end to end: three booted units on PostgreSQL behind haproxy terminating
+//! TLS (parse-server's route on one port, the dashboard's own `dashboard-route` on another;
+//! the dashboard's page needs a secure context: over plain HTTP from another machine it
+//! fails at once, `crypto.randomUUID is not a function`), `dashboard=true`,
 //! users added by the leader's action (their passwords read back from the Juju secrets the
 //! action names), and Debian's Chromium driven through tests/browser/dashboard.js from the
 //! model network: a wrong password refused; a login; the class browser showing objects saved
@@ -19,13 +21,34 @@ use crate::browser::Browser;
 use crate::charm::REPO;
 use crate::model::{http_from_net, secret_leaks, Haproxy, Model, Postgres};
 use crate::scale_out::{behind_haproxy, relate_postgresql, three_units, wait_serving};
+use crate::tls::TestCa;
 use jujusim::kit::{percent_encode, record_figure, work_dir, Network};
 
 const APP_ID: &str = "shop";
+/// parse-server through haproxy, plain (the test's REST calls) and over TLS (the public URL
+/// the browser calls).
 const API: &str = "http://10.77.0.1:8080/parse";
-/// The dashboard's route: its own haproxy frontend.
-const DASH_PORT: u16 = 8090;
-const DASH: &str = "http://10.77.0.1:8090";
+const API_TLS_PORT: u16 = 8443;
+const API_TLS: &str = "https://10.77.0.1:8443";
+/// The dashboard's route: its own haproxy frontend, over TLS.
+const DASH_PORT: u16 = 8444;
+const DASH: &str = "https://10.77.0.1:8444";
+
+/// Whether `url` answers 200 from the model network (TLS not verified: the test's CA).
+fn answers(model: &Model, url: &str) -> bool {
+    let out = model.net.exec(&[
+        "curl",
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+        url,
+    ]);
+    String::from_utf8_lossy(&out.stdout) == "200"
+}
 
 /// A REST call through haproxy from the model network with the master key.
 fn rest(model: &Model, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -126,12 +149,23 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     model.config(&[
         "master-key-ips=127.0.0.1,::1,10.77.0.1",
         "read-only-master-key-ips=127.0.0.1,::1,10.77.0.1",
-        "dashboard-url=http://dashboard.test",
+        "dashboard-url=https://dashboard.test",
+        &format!("public-server-url={API_TLS}/parse"),
     ]);
     model.settle();
     relate_postgresql(&mut model, &pg);
-    behind_haproxy(&mut model);
+    let (lb, _, _) = behind_haproxy(&mut model);
     wait_serving(&model, &format!("{API}/health"));
+    // haproxy with a certificate for its address, as the browser reaches it.
+    let ca = TestCa::new(&model.dir, "dash");
+    let pem = ca
+        .issue_server("gateway", Network::GATEWAY)
+        .bundle(&model.dir.join("gateway.pem"));
+    let mut api_tls = Haproxy::named(&model, API_TLS_PORT, "api-tls-haproxy");
+    api_tls.tls = Some(pem.clone());
+    let cfg = api_tls.render_route(&model.app_bag(&lb), &model.route_addresses(&lb));
+    api_tls.apply(&mut model, &cfg);
+    assert!(answers(&model, &format!("{API_TLS}/parse/health")));
     let master_key = model.master_key();
     let dash_rel = model.relate("dashboard-route", "haproxy");
     model.remote_set(&dash_rel, "haproxy/0", &[], Some(Network::GATEWAY));
@@ -158,16 +192,17 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     model.settle();
     model.assert_all("active", "dashboard on port 4040");
     let mut dash_haproxy = Haproxy::named(&model, DASH_PORT, "dashboard-haproxy");
+    dash_haproxy.tls = Some(pem);
     let all = model.route_addresses(&dash_rel);
     assert_eq!(all.len(), 3, "every unit in the dashboard's route");
     let route = model.app_bag(&dash_rel);
     assert_eq!(route["service"], "\"parse-server-dashboard\"");
     assert_eq!(route["hostname"], "\"dashboard.test\"");
+    assert!(!route.contains_key("allow_http"), "https only");
     dash_haproxy.apply(&mut model, &dash_haproxy.render_route(&route, &all));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (code, _) = http_from_net(&model, "GET", &format!("{DASH}/login"), &[], None);
-        if code == 200 {
+        if answers(&model, &format!("{DASH}/login")) {
             break;
         }
         assert!(Instant::now() < deadline, "the login page never answered");
@@ -216,10 +251,11 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     let mut cmd = model.net.command(&[
         "node",
         &driver_path,
+        "--ignore-https-errors",
         "--allow-origin",
         DASH,
         "--allow-origin",
-        "http://10.77.0.1:8080",
+        API_TLS,
     ]);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -513,6 +513,9 @@ pub struct Haproxy {
     pub port: u16,
     /// Whether `render_route` puts `option forwardfor` in the backend (the default).
     pub forwardfor: bool,
+    /// TLS terminated here with this certificate-and-key file (haproxy's `crt`), and
+    /// `X-Forwarded-Proto: https` sent on, as haproxy-operator does with a certificate.
+    pub tls: Option<PathBuf>,
     process: HaproxyProcess,
 }
 
@@ -529,6 +532,7 @@ impl Haproxy {
         Haproxy {
             port,
             forwardfor: true,
+            tls: None,
             process: HaproxyProcess::new(
                 model.dir.join(format!("{name}.cfg")),
                 &format!("{name}.log"),
@@ -638,9 +642,14 @@ impl Haproxy {
     /// WebSocket lives under them too.
     fn preamble(&self) -> String {
         format!(
-            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 50s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}\n    http-request set-header X-Forwarded-Proto http\n",
+            "global\n    maxconn 4096\n    hard-stop-after 30s\n\ndefaults\n    mode http\n    option idle-close-on-response\n    timeout connect 5s\n    timeout client 50s\n    timeout server 60s\n\nfrontend haproxy\n    bind {}:{}{}\n    http-request set-header X-Forwarded-Proto {}\n",
             Network::GATEWAY,
-            self.port
+            self.port,
+            self.tls
+                .as_ref()
+                .map(|pem| format!(" ssl crt {}", pem.display()))
+                .unwrap_or_default(),
+            if self.tls.is_some() { "https" } else { "http" }
         )
     }
 
@@ -662,7 +671,8 @@ impl Haproxy {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}:{}{path}", Network::GATEWAY, self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}{path}", Network::GATEWAY, self.port)
     }
 }
 

@@ -233,9 +233,30 @@ fn a_non_leader_waits_for_the_leader_s_keys_and_shares_its_cookie_secret() {
 }
 
 #[test]
+fn a_hook_killed_between_the_files_and_the_restart_restarts_at_the_next() {
+    let w = with_dashboard("dash-killed");
+    let mut w = w;
+    w.set("app-name", "Shop Admin");
+    let (w, exit) = run(
+        w,
+        On::hook("config-changed").abort_after("dashboard-rendered"),
+    );
+    assert_eq!(exit, Exit::Killed);
+    assert_eq!(
+        dashboard_config(&w)["dashboard"]["apps"][0]["appName"],
+        "Shop Admin"
+    );
+    let restarts = w.count(&format!("restart {SERVICE}"));
+    let w = hook(w, "update-status");
+    assert_eq!(w.count(&format!("restart {SERVICE}")), restarts + 1);
+    let w = hook(w, "update-status");
+    assert_eq!(w.count(&format!("restart {SERVICE}")), restarts + 1);
+}
+
+#[test]
 fn its_own_route_on_haproxy() {
     let mut w = with_dashboard("dash-route");
-    w.set("dashboard-url", "http://dashboard.example.com");
+    w.set("dashboard-url", "https://dashboard.example.com");
     let id = w.relate_as("dashboard-route", "haproxy", "haproxy-route");
     w.remote_set(&id, "haproxy/0", &[("ingress-address", "10.0.0.41")]);
     let w = hook(
@@ -246,14 +267,14 @@ fn its_own_route_on_haproxy() {
     assert_eq!(app["service"], "\"parse-server-dashboard\"");
     assert_eq!(app["ports"], "[4040]");
     assert_eq!(app["hostname"], "\"dashboard.example.com\"");
-    assert_eq!(app["allow_http"], "true");
+    assert!(!app.contains_key("allow_http"), "HTTPS only");
     let check: Value = serde_json::from_str(&app["check"]).unwrap();
     assert_eq!(check["path"], "/parse-dashboard-charm/ready");
     assert!(!app.contains_key("paths"));
     assert_eq!(w.relations[&id].local["address"], "\"10.0.0.10\"");
     let c = dashboard_config(&w);
     assert_eq!(c["trustProxy"], json!(["10.0.0.41"]));
-    assert_eq!(c["allowInsecureHTTP"], true);
+    assert_eq!(c["allowInsecureHTTP"], false);
     // Off: this unit leaves the route.
     let mut w = w;
     w.set("dashboard", false);
