@@ -290,16 +290,7 @@ impl Charm<'_> {
         let address = self.tools.ingress_address(DASHBOARD_ROUTE_ENDPOINT)?;
         for id in ids {
             if peers.is_leader() {
-                let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
-                if !haproxy_route::is_published(&current, &wanted_app, haproxy_route::APP_KEYS) {
-                    let mut update = wanted_app.clone();
-                    for k in haproxy_route::APP_KEYS {
-                        if !wanted_app.contains_key(*k) && current.contains_key(*k) {
-                            update.insert((*k).to_owned(), String::new());
-                        }
-                    }
-                    self.tools.relation_set_app(&id, &update)?;
-                }
+                self.set_route(&id, &wanted_app)?;
             }
             if let Some(addr) = &address {
                 let wanted = haproxy_route::unit_databag(addr);

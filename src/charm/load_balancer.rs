@@ -127,16 +127,23 @@ impl Charm<'_> {
             check_path: haproxy_route::BALANCER_CHECK_PATH.into(),
         });
         for id in ids {
-            let current = self.tools.relation_get_app(&id, &self.ctx.app_name)?;
-            if !haproxy_route::is_published(&current, &wanted, haproxy_route::APP_KEYS) {
-                let mut update = wanted.clone();
-                for k in haproxy_route::APP_KEYS {
-                    if !wanted.contains_key(*k) && current.contains_key(*k) {
-                        update.insert((*k).to_owned(), String::new());
-                    }
+            self.set_route(&id, &wanted)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the route `wanted` into relation `id`'s application databag when it differs
+    /// (keys it no longer has are cleared).
+    pub(super) fn set_route(&self, id: &str, wanted: &crate::juju::Databag) -> Step<()> {
+        let current = self.tools.relation_get_app(id, &self.ctx.app_name)?;
+        if !haproxy_route::is_published(&current, wanted, haproxy_route::APP_KEYS) {
+            let mut update = wanted.clone();
+            for k in haproxy_route::APP_KEYS {
+                if !wanted.contains_key(*k) && current.contains_key(*k) {
+                    update.insert((*k).to_owned(), String::new());
                 }
-                self.tools.relation_set_app(&id, &update)?;
             }
+            self.tools.relation_set_app(id, &update)?;
         }
         Ok(())
     }

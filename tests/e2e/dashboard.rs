@@ -12,13 +12,11 @@
 //! dashboard's memory is measured beside parse-server's, the time from `dashboard=true` to
 //! the login page through haproxy, and no password, hash or key may show anywhere.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::browser::Browser;
-use crate::charm::REPO;
+use crate::browser::{cell_of, Browser};
 use crate::model::{http_from_net, secret_leaks, Haproxy, Model, Postgres};
 use crate::scale_out::{behind_haproxy, relate_postgresql, three_units, wait_serving};
 use crate::tls::TestCa;
@@ -118,21 +116,6 @@ fn service_pss_mib(model: &Model, unit: &str, service: &str) -> f64 {
         .filter_map(|l| l.trim().parse::<f64>().ok())
         .sum::<f64>()
         / 1024.0
-}
-
-/// The cell of `rows` in `column` for the row whose `key` column reads `value`.
-fn cell_of<'a>(
-    columns: &[String],
-    rows: &'a [Vec<String>],
-    key: (&str, &str),
-    column: &str,
-) -> Option<&'a str> {
-    let k = columns.iter().position(|c| c == key.0)?;
-    let c = columns.iter().position(|c| c == column)?;
-    rows.iter()
-        .find(|r| r.get(k).map(String::as_str) == Some(key.1))
-        .and_then(|r| r.get(c))
-        .map(String::as_str)
 }
 
 #[test]
@@ -245,23 +228,19 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     model.settle();
 
     // The browser, on the model network, may reach only the dashboard and parse-server.
-    let driver = std::path::Path::new(REPO).join("tests/browser/dashboard.js");
-    let stderr = std::fs::File::create(model.dir.join("browser.log")).unwrap();
-    let driver_path = driver.to_string_lossy().into_owned();
-    let mut cmd = model.net.command(&[
-        "node",
-        &driver_path,
-        "--ignore-https-errors",
-        "--allow-origin",
-        DASH,
-        "--allow-origin",
-        API_TLS,
-    ]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
     let browser_started = Instant::now();
-    let mut b = Browser::spawn(cmd);
+    let mut b = Browser::on_network(
+        &model,
+        &[
+            "--ignore-https-errors",
+            "--allow-origin",
+            DASH,
+            "--allow-origin",
+            API_TLS,
+        ],
+        "browser.log",
+    );
+    assert!(b.version.contains("Chrome/"), "{}", b.version);
 
     let (in_, url, message) = b.login(DASH, "alice", "not-the-password");
     b.screenshot(&artifacts.join("1-login-refused.png"));
@@ -269,6 +248,12 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     assert_eq!(message, "Invalid username or password");
     let (in_, url, message) = b.login(DASH, "alice", &alice_password);
     assert!(in_, "alice did not log in: {url} {message}");
+    let cookies = b.cookies();
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "parse_dash")
+        .unwrap_or_else(|| panic!("no parse_dash cookie: {cookies:?}"));
+    assert_eq!(session["httpOnly"], true, "{session}");
 
     // The objects saved through REST, in the grid.
     assert_eq!(b.open_class(DASH, None, "Fruit"), 2);
@@ -296,6 +281,22 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     assert_eq!(b.edit_cell(apple_row, "name", &green), green);
     assert_eq!(find(&model, &master_key, &green).len(), 1);
     b.screenshot(&artifacts.join("3-added-and-edited.png"));
+    // The page talks to parse-server itself (with the master key), at its public URL, and
+    // to nothing else but the dashboard (Google Fonts was asked for and blocked).
+    let requests = b.requests();
+    for r in &requests {
+        let url = r["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(DASH) || url.starts_with(API_TLS) || r["failure"] == "blocked",
+            "the page reached {url}"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["url"] == format!("{API_TLS}/parse/classes/Fruit") && r["status"] == 201),
+        "the browser created the row itself through the public URL"
+    );
 
     // The session holds whichever unit serves: the first unit, then the second, out of the
     // dashboard's route; the page reloads on the last one still logged in.
