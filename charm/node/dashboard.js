@@ -195,6 +195,30 @@ app.disable('x-powered-by');
 // believed (the client's address, and whether it came over HTTPS).
 app.set('trust proxy', config.trustProxy.length ? config.trustProxy : false);
 app.get(READY_PATH, (req, res) => res.type('text/plain').send('ok'));
+// express-session sends a response's headers and all of its body but the last byte before
+// the session is saved, and the rest once the store answered. A browser follows a redirect
+// on its headers alone: the next request (a login's redirect to the apps, a refused login's
+// back to the form with its message) may reach another unit before the session it needs is
+// in parse-server. So the pages and JSON answers (not the static files, which never touch
+// a session) leave only once complete: headers and body held until `end`.
+const STATIC = /^\/(bundles\/|favicon\.ico$)/;
+app.use((req, res, next) => {
+  if (STATIC.test(req.path)) return next();
+  const write = res.write.bind(res);
+  const end = res.end.bind(res);
+  const held = [];
+  res.write = (chunk, encoding, cb) => {
+    held.push([chunk, typeof encoding === 'string' ? encoding : undefined]);
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done);
+    return true;
+  };
+  res.end = (chunk, encoding, cb) => {
+    for (const [c, e] of held.splice(0)) write(c, e);
+    return end(chunk, encoding, cb);
+  };
+  next();
+});
 app.use(
   '/',
   new ParseDashboard(config.dashboard, {

@@ -254,6 +254,24 @@ fn a_hook_killed_between_the_files_and_the_restart_restarts_at_the_next() {
 }
 
 #[test]
+fn on_before_a_database_waits_for_one_and_starts_nothing() {
+    let mut w = World::new("dash-no-db");
+    w.dashboard_installed();
+    w.set("dashboard", true);
+    let (w, exit) = run(w, "config-changed");
+    assert_eq!(exit, Exit::Ok);
+    w.assert_status(
+        StatusKind::Blocked,
+        "add a relation to mongodb or postgresql",
+    );
+    assert!(w.file(CONFIG).is_none() && !w.timers.contains(SERVICE));
+    assert!(
+        w.owned_secret("dashboard").is_none(),
+        "no keys before a database"
+    );
+}
+
+#[test]
 fn its_own_route_on_haproxy() {
     let mut w = with_dashboard("dash-route");
     w.set("dashboard-url", "https://dashboard.example.com");
