@@ -104,6 +104,25 @@ fn reveal(model: &Model, what: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// The median wall time (ms) and peak memory (MiB) of `n` update-status hooks on `unit`.
+fn update_status(model: &Model, unit: &str, n: usize) -> (f64, f64) {
+    let u = model.unit(unit);
+    for _ in 0..n {
+        u.hook("update-status", &[]);
+    }
+    let mut runs: Vec<(f64, f64)> = u
+        .read_unit_file("hook-times.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["hook"] == "update-status")
+        .filter_map(|v| Some((v["ms"].as_f64()?, v["max_rss_kb"].as_f64()? / 1024.0)))
+        .collect();
+    runs = runs.split_off(runs.len() - n);
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let peak = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    (runs[n / 2].0, peak)
+}
+
 /// PSS (MiB) of every process of a systemd service on a unit.
 fn service_pss_mib(model: &Model, unit: &str, service: &str) -> f64 {
     let script = format!(
@@ -397,6 +416,10 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
     let driver_log = std::fs::read_to_string(model.dir.join("browser.log")).unwrap_or_default();
     assert!(!driver_log.contains(&alice_password) && !driver_log.contains(&audit_password));
 
+    // update-status with the dashboard on (a full reconcile: users and keys live in the peer
+    // relation and in secrets) against off (the steady check), same run.
+    let (on_ms, on_mib) = update_status(&model, &leader, 5);
+
     // Off: the service stopped and disabled, its files and port gone, on every unit.
     model.config(&["dashboard=false"]);
     model.settle();
@@ -414,6 +437,31 @@ fn dashboard_on_three_units_behind_haproxy_in_a_real_browser() {
         assert_eq!(files.trim(), "0", "{u}: files left");
     }
     wait_serving(&model, &format!("{API}/health"));
+    let (off_ms, off_mib) = update_status(&model, &leader, 5);
+    record_figure(
+        "dashboard",
+        "update-status, dashboard on (median of 5)",
+        on_ms,
+        "ms",
+    );
+    record_figure(
+        "dashboard",
+        "update-status, dashboard off (median of 5)",
+        off_ms,
+        "ms",
+    );
+    record_figure(
+        "dashboard",
+        "update-status on/off wall time",
+        on_ms / off_ms,
+        "ratio",
+    );
+    record_figure(
+        "dashboard",
+        "update-status peak memory on / off",
+        on_mib / off_mib,
+        "ratio",
+    );
     model.teardown();
 
     record_figure(
