@@ -153,6 +153,9 @@ impl Charm<'_> {
                 .map(|r| (r.spec.url.clone(), r.spec.ca_pem.clone())),
             live_query_scope,
             rate_limit_caveat: redis.as_ref().and_then(|r| r.rate_limit_caveat.clone()),
+            // Remembered only while it runs: a dashboard that does not keeps every
+            // update-status reconciling (and the status saying so).
+            dashboard: dashboard.filter(|d| d.running),
         };
         let serving = Serving {
             port: config.port,

@@ -21,11 +21,12 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::status::{LiveQueryScope, Serving};
+use super::status::{DashboardNote, LiveQueryScope, Serving};
 use super::user_secrets::UserSecret;
 use super::Charm;
 use crate::juju::Status;
 use crate::uri::{DbUri, RedisUrl};
+use crate::workload::dashboard::DASHBOARD_UNIT;
 use crate::workload::files::{self, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use crate::workload::service_files;
 
@@ -49,9 +50,13 @@ pub struct Steady {
     /// with a hook: config, peers, relations).
     pub live_query_scope: Option<LiveQueryScope>,
     pub rate_limit_caveat: Option<String>,
+    /// The dashboard as the status showed it (its port, the `master-key-ips` hint): its users
+    /// and keys change only with a hook (an action on the leader, the peer relation
+    /// elsewhere); a steady hook checks that its service still runs.
+    pub dashboard: Option<DashboardNote>,
 }
 
-const FORMAT: u64 = 4;
+const FORMAT: u64 = 5;
 const RECORD: &str = "steady.json";
 
 impl Steady {
@@ -74,6 +79,10 @@ impl Steady {
                 Some(LiveQueryScope::Unit) => "unit".into(),
                 Some(LiveQueryScope::Process) => "process".into(),
             },
+            "dashboard": self.dashboard.map(|d| json!({
+                "port": d.port,
+                "master_key_local": d.master_key_local,
+            })),
         })
         .to_string()
     }
@@ -122,6 +131,14 @@ impl Steady {
                 Some("unit") => Some(LiveQueryScope::Unit),
                 Some("process") => Some(LiveQueryScope::Process),
                 _ => return None,
+            },
+            dashboard: match &v["dashboard"] {
+                Value::Null => None,
+                d => Some(DashboardNote {
+                    port: u16::try_from(d["port"].as_u64()?).ok()?,
+                    master_key_local: d["master_key_local"].as_bool()?,
+                    running: true,
+                }),
             },
         })
     }
@@ -184,9 +201,11 @@ impl Charm<'_> {
         if self.probes.health(port, &mount_path).is_err() {
             return Ok(None);
         }
-        // The dashboard's users and keys live in the peer relation and secrets: a unit that
-        // runs it reconciles at every update-status.
-        if self.paths.dashboard_unit_file().exists() {
+        // The dashboard: recorded on, its service running (or recorded off, and none there).
+        let dashboard_there = self.paths.dashboard_unit_file().exists();
+        if dashboard_there != steady.dashboard.is_some()
+            || (dashboard_there && !self.service.is_active(DASHBOARD_UNIT)?)
+        {
             return Ok(None);
         }
         let Ok(info) = self.probes.database(
@@ -232,7 +251,7 @@ impl Charm<'_> {
                 jobs_problem: self.jobs_problem(),
                 live_query_scope: steady.live_query_scope,
                 rate_limit_caveat: steady.rate_limit_caveat,
-                dashboard: None,
+                dashboard: steady.dashboard,
             }
             .into(),
         ))
@@ -264,6 +283,11 @@ mod tests {
             }),
             live_query_scope: hint.map(|_| LiveQueryScope::Process),
             rate_limit_caveat: hint.map(|_| "the Redis user may not run scripts".to_owned()),
+            dashboard: hint.map(|_| DashboardNote {
+                port: 4040,
+                master_key_local: true,
+                running: true,
+            }),
         }
     }
 
@@ -281,7 +305,7 @@ mod tests {
     fn another_format_or_a_damaged_record_is_none() {
         let text = steady(None).to_json();
         assert_eq!(
-            Steady::from_json(&text.replace("\"format\":4", "\"format\":3")),
+            Steady::from_json(&text.replace("\"format\":5", "\"format\":4")),
             None
         );
         assert_eq!(Steady::from_json(&text[..text.len() / 2]), None);

@@ -272,6 +272,27 @@ fn on_before_a_database_waits_for_one_and_starts_nothing() {
 }
 
 #[test]
+fn a_steady_update_status_checks_that_the_dashboard_runs() {
+    let w = with_dashboard("dash-steady");
+    let w = hook(w, "update-status");
+    w.tool_calls.borrow_mut().clear();
+    let w = hook(w, "update-status");
+    assert_eq!(
+        *w.tool_calls.borrow(),
+        ["status-set"],
+        "steady: nothing asked"
+    );
+    w.assert_status(StatusKind::Active, "dashboard on port 4040");
+    // The dashboard died between hooks: the next update-status reconciles and starts it.
+    let mut w = w;
+    w.timers.remove(SERVICE);
+    let w = hook(w, "update-status");
+    assert!(w.timers.contains(SERVICE), "{:?}", w.calls);
+    assert_eq!(w.count(&format!("enable --now {SERVICE}")), 2);
+    w.assert_status(StatusKind::Active, "dashboard on port 4040");
+}
+
+#[test]
 fn its_own_route_on_haproxy() {
     let mut w = with_dashboard("dash-route");
     w.set("dashboard-url", "https://dashboard.example.com");
