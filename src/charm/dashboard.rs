@@ -4,13 +4,11 @@
 //! the operator's actions on the leader, each password in its own application secret, the
 //! list in the peer relation; its own service, port and `dashboard-route` on haproxy.
 
-use std::io::Read;
-
 use anyhow::Context;
 use serde_json::Value;
 
 use super::endpoints::DASHBOARD_ROUTE_ENDPOINT;
-use super::master_key::random_hex;
+use super::master_key::{random_bytes, random_hex};
 use super::peers::Peers;
 use super::status::{Blocked, DashboardNote, Invalid, Waiting};
 use super::{blocked, waiting, Charm, Step};
@@ -25,6 +23,7 @@ use crate::workload::dashboard::{
 use crate::workload::files::{self, FileMode, ROOT_ONLY_DIR, ROOT_ONLY_FILE};
 use crate::workload::install::{self, DASHBOARD};
 use crate::workload::render::{source_digest, ServiceSpec};
+use crate::workload::user::Account;
 
 /// The secret holding the dashboard's keys (owned by the application).
 pub const DASHBOARD_SECRET: &str = "dashboard";
@@ -159,12 +158,12 @@ impl Charm<'_> {
         peers: &Peers,
         spec: &ServiceSpec,
         keys: Option<&DashboardKeys>,
+        account: Account,
     ) -> Step<Option<DashboardNote>> {
         let Some(keys) = keys.filter(|_| config.dashboard) else {
             self.remove_dashboard()?;
             return Ok(None);
         };
-        let account = self.ensure_service_account()?;
         let current_port = std::fs::read(self.paths.dashboard_config())
             .ok()
             .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
@@ -394,7 +393,7 @@ impl Charm<'_> {
             self.tools.action_fail(&format!("username: {why}"))?;
             return Ok(None);
         }
-        if !peers.set_dashboard_users(&peers.dashboard_users())? {
+        if !peers.exists() {
             self.tools
                 .action_fail("the peer relation does not exist yet: try again in a moment")?;
             return Ok(None);
@@ -428,18 +427,11 @@ pub fn user_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// 16 bytes from the OS CSPRNG (a bcrypt salt).
-fn random_salt() -> anyhow::Result<[u8; 16]> {
-    let mut buf = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("reading /dev/urandom")?;
-    Ok(buf)
-}
-
 /// `$2b$` bcrypt, as bcryptjs reads it.
 fn bcrypt_hash(password: &str) -> anyhow::Result<String> {
-    let salt = random_salt()?;
+    let salt: [u8; 16] = random_bytes(16)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a 16-byte salt"))?;
     Ok(bcrypt::hash_with_salt(password, BCRYPT_COST, salt)
         .context("hashing the password")?
         .format_for_version(bcrypt::Version::TwoB))

@@ -84,11 +84,19 @@ impl Charm<'_> {
     }
 }
 
-/// `bytes` bytes from the OS CSPRNG, as hex.
-pub(super) fn random_hex(bytes: usize) -> anyhow::Result<String> {
+/// `bytes` bytes from the OS CSPRNG.
+pub(super) fn random_bytes(bytes: usize) -> anyhow::Result<Vec<u8>> {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .context("reading /dev/urandom")?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(buf)
+}
+
+/// `bytes` bytes from the OS CSPRNG, as hex.
+pub(super) fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    Ok(random_bytes(bytes)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -147,18 +147,19 @@ impl<'a> Peers<'a> {
             .unwrap_or_default()
     }
 
-    /// Publishes the dashboard's users (leader only); `false` without the peer relation.
-    pub fn set_dashboard_users(&self, users: &[peers::DashboardUserEntry]) -> ToolResult<bool> {
-        if self.bags.borrow().is_none() {
-            return Ok(false);
-        }
+    /// Whether Juju created the relation yet.
+    pub fn exists(&self) -> bool {
+        self.bags.borrow().is_some()
+    }
+
+    /// Publishes the dashboard's users (leader only; no-op without the relation).
+    pub fn set_dashboard_users(&self, users: &[peers::DashboardUserEntry]) -> ToolResult<()> {
         let text = if users.is_empty() {
             String::new()
         } else {
             peers::DashboardUserEntry::list_to_json(users)
         };
-        self.set_app(&[(DASHBOARD_USERS, &text)])?;
-        Ok(true)
+        self.set_app(&[(DASHBOARD_USERS, &text)])
     }
 
     /// Publishes this unit's address for its peers.

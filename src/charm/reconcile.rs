@@ -119,7 +119,8 @@ impl Charm<'_> {
         self.ensure_serving(&rendered, &serving, account, peers)?;
 
         self.publish_to_load_balancers(&config, peers)?;
-        let dashboard = self.ensure_dashboard(&config, peers, &spec, dashboard_keys.as_ref())?;
+        let dashboard =
+            self.ensure_dashboard(&config, peers, &spec, dashboard_keys.as_ref(), account)?;
         let mut ports = vec![config.port];
         ports.extend(dashboard.map(|d| d.port));
         self.sync_ports(&ports)?;
@@ -312,7 +313,7 @@ impl Charm<'_> {
 
     /// The service's account, created if missing; an existing one that would share the
     /// service's secrets with others stops the charm until the operator fixes it.
-    pub(super) fn ensure_service_account(&self) -> Step<Account> {
+    fn ensure_service_account(&self) -> Step<Account> {
         let account = match user::ensure_service_account(&self.paths)? {
             Ok(a) => a,
             Err(why) => return blocked(Blocked::Account(why)),
