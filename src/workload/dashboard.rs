@@ -73,7 +73,7 @@ pub fn render(spec: &DashboardSpec) -> Result<DashboardFiles> {
         .collect();
     let config = json!({
         "version": DASHBOARD.version,
-        "tree": Paths::locked_tree_path(DASHBOARD),
+        "tree": DASHBOARD.tree_path(),
         "port": spec.port,
         "trustProxy": spec.trust_proxy,
         // Logins only over HTTPS (as haproxy says in X-Forwarded-Proto) or from the unit

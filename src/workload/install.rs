@@ -211,10 +211,17 @@ pub const DASHBOARD: Locked = Locked {
     dir: "parse-dashboard",
 };
 
+impl Locked {
+    /// Its tree as the service sees it.
+    pub fn tree_path(self) -> String {
+        Paths::locked_tree_path(self.dir, self.version)
+    }
+}
+
 /// Whether `pkg`'s tree is installed (its package.json names the pinned version).
 pub fn has_locked(paths: &Paths, pkg: Locked) -> bool {
     let manifest = paths
-        .locked_tree(pkg)
+        .locked_tree(pkg.dir, pkg.version)
         .join("node_modules")
         .join(pkg.name)
         .join("package.json");
@@ -233,7 +240,7 @@ pub fn install_locked(
     lock_dir: &Path,
     proxy_env: &[(&str, String)],
 ) -> Result<(), InstallError> {
-    let tree = paths.locked_tree(pkg);
+    let tree = paths.locked_tree(pkg.dir, pkg.version);
     let scratch = tree.with_extension("partial");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use super::install::Locked;
-
 /// The workload's paths below `root`. The constants are the paths as the service sees them
 /// (always absolute from `/`), for rendered files.
 #[derive(Debug, Clone)]
@@ -102,13 +100,13 @@ impl Paths {
         self.at(Self::S3_FILES_ADAPTER)
     }
     /// The S3 adapter's tree for `version`, as the service sees it.
-    /// The tree of a package installed from one of the charm's lockfiles, as the service
-    /// sees it.
-    pub fn locked_tree_path(pkg: Locked) -> String {
-        format!("{}/{}/{}", Self::INSTALL_DIR, pkg.dir, pkg.version)
+    /// The tree of a package installed from one of the charm's lockfiles (its directory
+    /// and pinned version: `install::Locked`), as the service sees it.
+    pub fn locked_tree_path(dir: &str, version: &str) -> String {
+        format!("{}/{dir}/{version}", Self::INSTALL_DIR)
     }
-    pub fn locked_tree(&self, pkg: Locked) -> PathBuf {
-        self.at(&Self::locked_tree_path(pkg))
+    pub fn locked_tree(&self, dir: &str, version: &str) -> PathBuf {
+        self.at(&Self::locked_tree_path(dir, version))
     }
 
     pub fn dashboard_config(&self) -> PathBuf {

@@ -454,7 +454,7 @@ pub fn render(spec: &ServiceSpec) -> Result<Rendered> {
 /// option file is root's and the service's only), the store read for older files.
 fn s3_adapter_options(store: &S3Store, fallback: Value) -> Value {
     let mut o = serde_json::json!({
-        "adapterDir": Paths::locked_tree_path(S3_ADAPTER),
+        "adapterDir": S3_ADAPTER.tree_path(),
         "revision": source_digest(S3_FILES_ADAPTER_JS),
         "bucket": store.bucket,
         "region": store.region,
@@ -694,10 +694,7 @@ mod tests {
         assert_eq!(o["secretAccessKey"], "S/K+");
         assert_eq!(o["ca"], "PEM");
         assert_eq!(o["awsChecksums"], false);
-        assert_eq!(
-            o["adapterDir"],
-            Paths::locked_tree_path(S3_ADAPTER).as_str()
-        );
+        assert_eq!(o["adapterDir"], S3_ADAPTER.tree_path().as_str());
         assert_eq!(o["fallback"]["gridfs"]["databaseURI"], v["databaseURI"]);
         assert_eq!(render(&s).unwrap().s3_store(), Some(bucket()));
         assert_eq!(render(&spec()).unwrap().s3_store(), None);
