@@ -14,9 +14,11 @@ use super::status::{Blocked, DashboardNote, Invalid, Waiting};
 use super::{blocked, waiting, Charm, Step};
 use crate::config::CharmConfig;
 use crate::juju::hook_tools::bag_of;
+
+/// An action's parameters (`action-get`).
+type ActionParams = std::collections::BTreeMap<String, Value>;
 use crate::relations::haproxy_route::{self, Route};
 use crate::relations::peers::DashboardUserEntry;
-use crate::relations::website;
 use crate::workload::dashboard::{
     self, DashboardSpec, DashboardUser, DASHBOARD_UNIT, READY_PATH, SERVER_JS,
 };
@@ -98,33 +100,6 @@ impl Charm<'_> {
         )?;
         peers.set_dashboard_secret(&uri)?;
         Ok(Some(keys))
-    }
-
-    /// An application secret made from `fields` (each value through a root-only file: none
-    /// on a command line).
-    fn add_secret(
-        &self,
-        label: &str,
-        description: &str,
-        fields: &[(&str, &str)],
-    ) -> anyhow::Result<String> {
-        let scratch = self.paths.charm_state();
-        files::ensure_dir(&scratch, ROOT_ONLY_DIR)?;
-        let mut written = Vec::new();
-        for (key, value) in fields {
-            let file = scratch.join(format!("{label}.{key}.new"));
-            files::write_if_changed(&file, value.as_bytes(), ROOT_ONLY_FILE)?;
-            written.push((*key, file));
-        }
-        let entries: Vec<(&str, &std::path::Path)> =
-            written.iter().map(|(k, f)| (*k, f.as_path())).collect();
-        let added = self
-            .tools
-            .secret_add_from_files(label, description, &entries);
-        for (_, f) in &written {
-            let _ = std::fs::remove_file(f);
-        }
-        Ok(added?)
     }
 
     /// The users the dashboard lets in: those the peer relation lists whose secret this unit
@@ -286,29 +261,20 @@ impl Charm<'_> {
             allow_http: false,
             check_path: READY_PATH.into(),
         });
-        let address = self.tools.ingress_address(DASHBOARD_ROUTE_ENDPOINT)?;
-        for id in ids {
-            if peers.is_leader() {
-                self.set_route(&id, &wanted_app)?;
-            }
-            if let Some(addr) = &address {
-                let wanted = haproxy_route::unit_databag(addr);
-                let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
-                if !website::is_published(&current, &wanted) {
-                    self.tools.relation_set(&id, &wanted)?;
-                }
+        if peers.is_leader() {
+            for id in &ids {
+                self.set_route(id, &wanted_app)?;
             }
         }
-        Ok(())
+        self.publish_route_address(DASHBOARD_ROUTE_ENDPOINT)
     }
 
     /// `add-dashboard-user username=<name> [read-only=true]` (leader): a generated password
     /// in a new application secret; returns where it is.
     pub(super) fn add_dashboard_user(&self) -> anyhow::Result<()> {
-        let Some((peers, name)) = self.dashboard_action("add-dashboard-user")? else {
+        let Some((peers, name, args)) = self.dashboard_action("add-dashboard-user")? else {
             return Ok(());
         };
-        let args = self.tools.action_get()?;
         let read_only = match args.get("read-only") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -353,7 +319,7 @@ impl Charm<'_> {
 
     /// `remove-dashboard-user username=<name>` (leader): the user and its secret go.
     pub(super) fn remove_dashboard_user(&self) -> anyhow::Result<()> {
-        let Some((peers, name)) = self.dashboard_action("remove-dashboard-user")? else {
+        let Some((peers, name, _)) = self.dashboard_action("remove-dashboard-user")? else {
             return Ok(());
         };
         let mut users = peers.dashboard_users();
@@ -373,8 +339,11 @@ impl Charm<'_> {
     }
 
     /// What both user actions check first: on the leader, with the peer relation, a valid
-    /// user name. `None`: the action failed with the reason.
-    fn dashboard_action(&self, action: &str) -> anyhow::Result<Option<(Peers<'_>, String)>> {
+    /// user name; with the action's parameters. `None`: the action failed with the reason.
+    fn dashboard_action(
+        &self,
+        action: &str,
+    ) -> anyhow::Result<Option<(Peers<'_>, String, ActionParams)>> {
         let app = &self.ctx.app_name;
         let peers = self.peers()?;
         if !peers.is_leader() {
@@ -398,7 +367,7 @@ impl Charm<'_> {
                 .action_fail("the peer relation does not exist yet: try again in a moment")?;
             return Ok(None);
         }
-        Ok(Some((peers, name)))
+        Ok(Some((peers, name, args)))
     }
 }
 

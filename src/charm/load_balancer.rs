@@ -156,8 +156,15 @@ impl Charm<'_> {
         peers: &Peers,
     ) -> Step<()> {
         self.publish_route(config, peers)?;
-        for id in self.tools.relation_ids(HAPROXY_ROUTE_ENDPOINT)? {
-            if let Some(addr) = self.tools.ingress_address(HAPROXY_ROUTE_ENDPOINT)? {
+        self.publish_route_address(HAPROXY_ROUTE_ENDPOINT)?;
+        self.publish_website(config.port)
+    }
+
+    /// This unit's address on every relation of `endpoint` (haproxy-route's kind), where it
+    /// is not already.
+    pub(super) fn publish_route_address(&self, endpoint: &str) -> Step<()> {
+        for id in self.tools.relation_ids(endpoint)? {
+            if let Some(addr) = self.tools.ingress_address(endpoint)? {
                 let wanted = haproxy_route::unit_databag(&addr);
                 let current = self.tools.relation_get(&id, &self.ctx.unit_name)?;
                 if !website::is_published(&current, &wanted) {
@@ -165,7 +172,7 @@ impl Charm<'_> {
                 }
             }
         }
-        self.publish_website(config.port)
+        Ok(())
     }
 
     /// Publishes `hostname`/`port` on every website relation whose databag lacks them.
